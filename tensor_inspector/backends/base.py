@@ -1,0 +1,326 @@
+"""The backend contract: what every format backend provides, in plain data.
+
+Everything crossing this boundary is plain data (paths, node ids, index tuples,
+numpy arrays, dicts), so backends can later move into a worker process without
+the GUI noticing. Nothing here imports Qt or a framework.
+"""
+
+from __future__ import annotations
+
+import enum
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable, Mapping, Sequence
+
+import numpy as np
+
+# An index is what numpy accepts in ``a[index]`` restricted to ints and slices.
+Index = tuple  # tuple[int | slice, ...]
+
+
+class InspectorError(Exception):
+    """An error the user should read: ``str(err)`` is one clear sentence."""
+
+
+class UnsupportedFormat(InspectorError):
+    """No backend recognises the file."""
+
+
+class CorruptFile(InspectorError):
+    """The file is recognised but damaged, truncated or inconsistent."""
+
+
+class MissingFramework(InspectorError):
+    """The file needs a framework that is not installed."""
+
+    def __init__(self, framework: str, extra: str):
+        self.framework = framework
+        self.extra = extra
+        super().__init__(
+            f"This file needs {framework}, which is not installed: "
+            f"install tensor-inspector[{extra}] (pip install 'tensor-inspector[{extra}]')."
+        )
+
+
+class TrustRequired(InspectorError):
+    """The file would run code (or load arbitrary objects) to open; the user must trust it."""
+
+    def __init__(self, message: str, globals_needed: Sequence[str] = ()):
+        self.globals_needed = list(globals_needed)
+        super().__init__(message)
+
+
+class NodeNotFound(InspectorError):
+    def __init__(self, node_id: str):
+        self.node_id = node_id
+        super().__init__(f"No node named {node_id!r} in this file.")
+
+
+class NotEvaluable(InspectorError):
+    """The node exists but has no value to show (a group, a resource handle, ...)."""
+
+
+class Cancelled(InspectorError):
+    def __init__(self) -> None:
+        super().__init__("Cancelled.")
+
+
+class NodeKind(str, enum.Enum):
+    TENSOR = "tensor"      # a stored tensor: read() gives its value
+    COMPUTED = "computed"  # a graph node output: evaluate() runs the graph to it
+    VALUE = "value"        # a non-tensor leaf (int, str, list of numbers) shown with its value
+    GROUP = "group"        # a container: a dict, a module, a name scope
+    SIGNATURE = "signature"  # a SavedModel signature / program entry point (a group with feeds)
+
+
+@dataclass(frozen=True)
+class Node:
+    """One entry of a file's tree.
+
+    ``id`` is the name the format itself uses (npz member, safetensors key,
+    state-dict key, checkpoint key); nested containers join with ``/``.
+    ``dtype`` is numpy's name (``"bfloat16"`` for ml_dtypes types) or None when
+    the value is not an array; ``framework_dtype`` is the format's own name.
+    ``shape`` entries are None where a dimension is unknown until evaluated.
+    """
+
+    id: str
+    name: str
+    kind: NodeKind
+    parent: str | None = None
+    dtype: str | None = None
+    framework_dtype: str | None = None
+    shape: tuple[int | None, ...] | None = None
+    nbytes: int | None = None
+    metadata: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def has_value(self) -> bool:
+        return self.kind in (NodeKind.TENSOR, NodeKind.COMPUTED, NodeKind.VALUE)
+
+    def to_plain(self) -> dict[str, Any]:
+        """A JSON-friendly dict (what ``ls --json`` prints, plus extras)."""
+        return {
+            "id": self.id,
+            "kind": self.kind.value,
+            "dtype": self.dtype,
+            "shape": list(self.shape) if self.shape is not None else None,
+            "name": self.name,
+            "parent": self.parent,
+            "framework_dtype": self.framework_dtype,
+            "nbytes": self.nbytes,
+            "metadata": {k: _plain(v) for k, v in self.metadata.items()},
+        }
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, (str, int, float, bool)) or value is None:
+        return value
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    return str(value)
+
+
+@dataclass(frozen=True)
+class FeedSpec:
+    """An input a computed node needs: name, numpy dtype name, shape (None = unknown dim)."""
+
+    name: str
+    dtype: str
+    shape: tuple[int | None, ...] | None
+    description: str = ""
+
+
+class Source:
+    """An opened file. Holds only the index/header after ``open``; values on demand.
+
+    Subclasses fill ``self._nodes`` (id -> Node, in file order, parents before
+    children) and implement ``_read``; graph formats implement ``_evaluate`` and
+    ``feed_specs``; writable formats implement ``_write``.
+    """
+
+    backend_name: str = "?"
+    format_name: str = "?"
+    writable: bool = False
+
+    def __init__(self, path: Path):
+        self.path = Path(path)
+        self._nodes: dict[str, Node] = {}
+        self._children: dict[str | None, list[str]] | None = None
+        self._lock = threading.RLock()  # one framework call at a time per source
+
+    # -- the tree -----------------------------------------------------------------
+    @property
+    def nodes(self) -> Mapping[str, Node]:
+        return self._nodes
+
+    def node(self, node_id: str) -> Node:
+        try:
+            return self._nodes[node_id]
+        except KeyError:
+            raise NodeNotFound(node_id) from None
+
+    def children(self, parent_id: str | None = None) -> list[Node]:
+        """Direct children of ``parent_id`` (None: the top level), in file order."""
+        if self._children is None:
+            children: dict[str | None, list[str]] = {}
+            for node in self._nodes.values():
+                children.setdefault(node.parent, []).append(node.id)
+            self._children = children
+        return [self._nodes[i] for i in self._children.get(parent_id, [])]
+
+    def value_nodes(self) -> list[Node]:
+        return [n for n in self._nodes.values() if n.has_value]
+
+    def _add(self, node: Node) -> Node:
+        self._nodes[node.id] = node
+        self._children = None
+        return node
+
+    def _add_with_groups(self, node: Node, sep: str = "/") -> Node:
+        """Add ``node`` and any missing ``GROUP`` ancestors implied by its ``/``-joined id."""
+        parts = node.id.split(sep)
+        parent = None
+        for depth in range(1, len(parts)):
+            gid = sep.join(parts[:depth])
+            if gid not in self._nodes:
+                self._add(Node(id=gid, name=parts[depth - 1], kind=NodeKind.GROUP, parent=parent))
+            parent = gid
+        if node.parent is None and parent is not None:
+            node = Node(**{**node.__dict__, "parent": parent, "name": parts[-1]})
+        return self._add(node)
+
+    # -- values -------------------------------------------------------------------
+    def get(self, node_id: str, index: Index | None = None,
+            feeds: Mapping[str, np.ndarray] | None = None) -> np.ndarray:
+        """The value of any node: stored tensors are read, computed nodes evaluated."""
+        node = self.node(node_id)
+        if node.kind is NodeKind.COMPUTED:
+            value = self.evaluate(node_id, feeds or {})
+            return value[index] if index is not None else value
+        return self.read(node_id, index)
+
+    def read(self, node_id: str, index: Index | None = None) -> np.ndarray:
+        """A stored value, or ``value[index]`` reading only that part where the format allows."""
+        node = self.node(node_id)
+        if node.kind is NodeKind.GROUP or node.kind is NodeKind.SIGNATURE:
+            raise NotEvaluable(f"{node_id!r} is a group; select one of its tensors.")
+        if node.kind is NodeKind.COMPUTED:
+            raise NotEvaluable(f"{node_id!r} is computed by the graph; evaluate it with feeds.")
+        with self._lock:
+            return self._read(node, index)
+
+    def evaluate(self, node_id: str, feeds: Mapping[str, np.ndarray]) -> np.ndarray:
+        """Run the graph up to ``node_id`` with ``feeds`` (input name -> array)."""
+        node = self.node(node_id)
+        if node.kind is not NodeKind.COMPUTED:
+            return self.read(node_id)
+        with self._lock:
+            return self._evaluate(node, dict(feeds))
+
+    def feed_specs(self, node_id: str | None = None) -> list[FeedSpec]:
+        """Inputs that evaluating ``node_id`` (or anything in the file) may need."""
+        return []
+
+    def default_feeds(self, node_id: str | None = None) -> dict[str, np.ndarray]:
+        """Feeds used when the user gives none: example inputs if the file has them, else zeros."""
+        feeds = {}
+        for spec in self.feed_specs(node_id):
+            shape = tuple(1 if d is None else d for d in (spec.shape or ()))
+            from tensor_inspector.core.dtypes import numpy_dtype
+            feeds[spec.name] = np.zeros(shape, dtype=numpy_dtype(spec.dtype))
+        return feeds
+
+    # -- writing ------------------------------------------------------------------
+    def write(self, path: Path, replacements: Mapping[str, np.ndarray]) -> None:
+        """Write a new file at ``path`` in this format with ``replacements`` applied.
+
+        ``path`` is a fresh location (``core.saving`` handles temp files, renames and
+        backups); everything not replaced is preserved, untouched tensors byte-identical.
+        """
+        if not self.writable:
+            raise InspectorError(f"Writing {self.format_name} files is not supported.")
+        for node_id, value in replacements.items():
+            self._check_replacement(self.node(node_id), value)
+        with self._lock:
+            self._write(Path(path), dict(replacements))
+
+    def _check_replacement(self, node: Node, value: np.ndarray) -> None:
+        if node.kind is not NodeKind.TENSOR:
+            raise InspectorError(f"{node.id!r} is not a stored tensor and cannot be replaced.")
+        if node.shape is not None and tuple(value.shape) != tuple(node.shape):
+            raise InspectorError(
+                f"Shape mismatch for {node.id!r}: the file has {tuple(node.shape)}, "
+                f"the new value has {tuple(value.shape)}.")
+        if node.dtype is not None and str(value.dtype) != node.dtype:
+            raise InspectorError(
+                f"Dtype mismatch for {node.id!r}: the file has {node.dtype}, "
+                f"the new value has {value.dtype}.")
+
+    def close(self) -> None:
+        """Release file handles and memory maps (required before overwriting the file)."""
+
+    def __enter__(self) -> "Source":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- for subclasses -----------------------------------------------------------
+    def _read(self, node: Node, index: Index | None) -> np.ndarray:
+        raise NotImplementedError
+
+    def _evaluate(self, node: Node, feeds: dict[str, np.ndarray]) -> np.ndarray:
+        raise NotEvaluable(f"{node.id!r} cannot be evaluated by the {self.backend_name} backend.")
+
+    def _write(self, path: Path, replacements: dict[str, np.ndarray]) -> None:
+        raise NotImplementedError
+
+
+class Backend:
+    """A format family. ``detect`` must not import the framework (read bytes only)."""
+
+    name: str = "?"
+    description: str = "?"           # shown in "supported formats" messages
+    extensions: tuple[str, ...] = ()
+    framework: str | None = None     # importable module name the backend needs, e.g. "torch"
+    extra: str | None = None         # pip extra that installs it, e.g. "torch"
+
+    def detect(self, path: Path) -> float:
+        """Confidence 0..1 that ``path`` is this format, judged by content."""
+        raise NotImplementedError
+
+    def open(self, path: Path, trust: bool = False) -> Source:
+        """Open ``path`` reading only metadata. ``trust`` allows code-running loads."""
+        raise NotImplementedError
+
+    def framework_available(self) -> bool:
+        if self.framework is None:
+            return True
+        import importlib.util
+        return importlib.util.find_spec(self.framework) is not None
+
+    def require_framework(self) -> None:
+        if not self.framework_available():
+            raise MissingFramework(self.framework or "?", self.extra or "all")
+
+
+def read_head(path: Path, size: int = 64) -> bytes:
+    """The first ``size`` bytes of a regular file (b"" for directories or unreadable files)."""
+    try:
+        with open(path, "rb") as fh:
+            return fh.read(size)
+    except (IsADirectoryError, PermissionError, FileNotFoundError, OSError):
+        return b""
+
+
+def index_shape(shape: Iterable[int], index: Index | None) -> tuple[int, ...]:
+    """The shape ``array[index]`` would have, computed on a zero-stride view (no allocation)."""
+    shape = tuple(int(d) for d in shape)
+    if index is None:
+        return shape
+    probe = np.lib.stride_tricks.as_strided(np.zeros(1, np.int8), shape, (0,) * len(shape))
+    return probe[index].shape

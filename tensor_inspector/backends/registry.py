@@ -1,0 +1,111 @@
+"""Format detection and lazy loading of backends.
+
+Built-in backends are named by ``module:Class`` strings, so importing this module
+imports no backend module, and backend modules import their framework only when a
+file is opened. Third parties add backends through the entry-point group
+``tensor_inspector.backends`` (each entry point loads a ``Backend`` subclass).
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+from functools import lru_cache
+from pathlib import Path
+
+from tensor_inspector.backends.base import Backend, InspectorError, Source, UnsupportedFormat
+
+log = logging.getLogger(__name__)
+
+ENTRY_POINT_GROUP = "tensor_inspector.backends"
+
+# name -> "module:Class". Order matters only for ties in detection confidence.
+BUILTIN_BACKENDS: dict[str, str] = {
+    "numpy": "tensor_inspector.backends.numpy_backend:NumpyBackend",
+    "safetensors": "tensor_inspector.backends.safetensors_backend:SafetensorsBackend",
+    "torch": "tensor_inspector.backends.torch_backend:TorchBackend",
+    "pickle": "tensor_inspector.backends.pickle_backend:PickleBackend",
+    "tensorflow": "tensor_inspector.backends.tf_backend:TensorFlowBackend",
+    "keras": "tensor_inspector.backends.keras_backend:KerasBackend",
+}
+
+
+def _load(spec: str) -> Backend:
+    module_name, _, class_name = spec.partition(":")
+    module = importlib.import_module(module_name)
+    return getattr(module, class_name)()
+
+
+@lru_cache(maxsize=1)
+def available_backends() -> dict[str, Backend]:
+    """All backends whose module imports (built-ins, then entry points), by name."""
+    backends: dict[str, Backend] = {}
+    for name, spec in BUILTIN_BACKENDS.items():
+        try:
+            backends[name] = _load(spec)
+        except ImportError as exc:  # a built-in not shipped in this build
+            log.debug("backend %s unavailable: %s", name, exc)
+    try:
+        from importlib.metadata import entry_points
+        for ep in entry_points(group=ENTRY_POINT_GROUP):
+            try:
+                backend_cls = ep.load()
+                backends[ep.name] = backend_cls() if isinstance(backend_cls, type) else backend_cls
+            except Exception as exc:  # a broken plugin must not break the app
+                log.warning("backend plugin %s failed to load: %s", ep.name, exc)
+    except Exception as exc:
+        log.debug("entry points unavailable: %s", exc)
+    return backends
+
+
+def get_backend(name: str) -> Backend:
+    try:
+        return available_backends()[name]
+    except KeyError:
+        raise InspectorError(f"No backend named {name!r}.") from None
+
+
+def supported_formats() -> str:
+    """One line listing the formats this installation knows."""
+    return "; ".join(b.description for b in available_backends().values())
+
+
+def detect(path: str | Path) -> list[tuple[float, Backend]]:
+    """Backends that recognise ``path``, most confident first."""
+    path = Path(path)
+    found = []
+    for backend in available_backends().values():
+        try:
+            confidence = backend.detect(path)
+        except Exception as exc:  # detection reads bytes only; a failure means "not mine"
+            log.debug("detect %s by %s failed: %s", path, backend.name, exc)
+            continue
+        if confidence > 0:
+            found.append((confidence, backend))
+    found.sort(key=lambda pair: -pair[0])
+    return found
+
+
+def open_path(path: str | Path, trust: bool = False, backend: str | None = None) -> Source:
+    """Open ``path`` with the best backend; one clear error if nothing fits."""
+    path = Path(path)
+    if not path.exists() and not _is_checkpoint_prefix(path):
+        raise InspectorError(f"{path} does not exist.")
+    if backend is not None:
+        chosen = get_backend(backend)
+    else:
+        candidates = detect(path)
+        if not candidates:
+            if path.is_file() and path.stat().st_size == 0:
+                raise UnsupportedFormat(f"{path} is empty (0 bytes).")
+            what = "directory" if path.is_dir() else "file"
+            raise UnsupportedFormat(
+                f"{path} is not a {what} any backend recognises. Supported: {supported_formats()}.")
+        chosen = candidates[0][1]
+    chosen.require_framework()
+    return chosen.open(path, trust=trust)
+
+
+def _is_checkpoint_prefix(path: Path) -> bool:
+    """TF checkpoints are named by a prefix that is not itself a file."""
+    return Path(str(path) + ".index").exists()

@@ -1,0 +1,1 @@
+"""Framework- and Qt-free helpers: dtypes, slicing, statistics, export/import, atomic writes."""
