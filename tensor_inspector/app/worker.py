@@ -1,0 +1,229 @@
+"""Background opening and evaluation: the GUI thread never reads a file or runs a framework.
+
+Every request carries an id. Jobs run on a thread pool and post their outcome back
+through a queued signal; the GUI-thread slot drops outcomes of stale requests, so
+the latest selection always wins. Backends are reached only with plain data (path,
+trust flag, source handle, node id, index tuple, feed arrays); results are numpy
+arrays, ``Node`` records and message strings. Moving the backends into a worker
+process later means replacing only this class.
+"""
+
+from __future__ import annotations
+
+import itertools
+import threading
+import traceback
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Mapping
+
+import numpy as np
+from PySide6.QtCore import QObject, QRunnable, QThreadPool, Signal, Slot
+
+from tensor_inspector.backends import (
+    FeedSpec,
+    InspectorError,
+    Node,
+    NodeKind,
+    Source,
+    TrustRequired,
+    open_path,
+)
+
+
+@dataclass
+class OpenedFile:
+    """What the GUI learns about an opened file: plain metadata only."""
+
+    handle: int
+    path: Path
+    format_name: str
+    backend_name: str
+    writable: bool
+    nodes: list[Node]
+
+
+@dataclass
+class EvalResult:
+    """A value for the GUI: the array, plus the feeds it was computed with (graph nodes)."""
+
+    handle: int
+    node_id: str
+    index: tuple | None
+    array: np.ndarray
+    feed_specs: list[FeedSpec] = field(default_factory=list)
+    feeds: dict[str, np.ndarray] = field(default_factory=dict)
+
+
+def user_message(exc: BaseException) -> str:
+    """One sentence for the user; unexpected exceptions are named but not dumped."""
+    if isinstance(exc, InspectorError):
+        return str(exc)
+    if isinstance(exc, MemoryError):
+        return "Not enough memory to load this value."
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    return f"Unexpected {type(exc).__name__}: {text}" if text else f"Unexpected {type(exc).__name__}."
+
+
+class _Job(QRunnable):
+    """Runs ``fn`` on a pool thread and posts (request id, ok, payload) back."""
+
+    def __init__(self, post: Callable[[int, str, bool, object], None], rid: int, kind: str,
+                 fn: Callable[[], Any]):
+        super().__init__()
+        self.setAutoDelete(True)
+        self._post, self._rid, self._kind, self._fn = post, rid, kind, fn
+
+    def run(self) -> None:  # noqa: D401 - Qt override
+        try:
+            payload, ok = self._fn(), True
+        except BaseException as exc:  # everything becomes a message, nothing crashes the app
+            exc.__traceback_text__ = traceback.format_exc()  # type: ignore[attr-defined]
+            payload, ok = exc, False
+        self._post(self._rid, self._kind, ok, payload)
+
+
+class Worker(QObject):
+    """Owns the opened sources; opens, evaluates and closes them off the GUI thread."""
+
+    opened = Signal(int, object)            # request id, OpenedFile
+    open_failed = Signal(int, str, object)  # request id, path, exception (TrustRequired carries globals)
+    result = Signal(int, object)            # request id, EvalResult
+    failed = Signal(int, str)               # request id, message
+    busy_changed = Signal(bool)             # an evaluation is (no longer) pending
+    _posted = Signal(int, str, bool, object)
+
+    def __init__(self, parent: QObject | None = None, max_threads: int = 4):
+        super().__init__(parent)
+        self._pool = QThreadPool(self)
+        # Stale evaluations keep running until their framework call returns; allow a few at once.
+        self._pool.setMaxThreadCount(max_threads)
+        self._ids = itertools.count(1)
+        self._handles = itertools.count(1)
+        self._sources: dict[int, Source] = {}
+        self._sources_lock = threading.Lock()
+        self._latest_eval: int | None = None
+        self._pending_opens: set[int] = set()
+        self._posted.connect(self._deliver)  # queued: emitted from pool threads
+
+    # -- requests (GUI thread) ------------------------------------------------------
+    def open(self, path: str | Path, trust: bool = False) -> int:
+        """Open ``path`` in the background; answers with ``opened`` or ``open_failed``."""
+        rid = next(self._ids)
+        path = Path(path)
+        self._pending_opens.add(rid)
+
+        def job() -> OpenedFile:
+            source = open_path(path, trust=trust)
+            handle = next(self._handles)
+            with self._sources_lock:
+                self._sources[handle] = source
+            return OpenedFile(handle, path, source.format_name, source.backend_name,
+                              bool(source.writable), list(source.nodes.values()))
+
+        self._start(rid, "open", job, path)
+        return rid
+
+    def evaluate(self, handle: int, node_id: str, index: tuple | None = None,
+                 feeds: Mapping[str, np.ndarray] | None = None) -> int:
+        """Ask for a node's value; any earlier evaluation becomes stale."""
+        rid = next(self._ids)
+        self._latest_eval = rid
+        self.busy_changed.emit(True)
+        feeds = dict(feeds) if feeds is not None else None
+
+        def job() -> EvalResult:
+            source = self._source(handle)
+            node = source.node(node_id)
+            specs: list[FeedSpec] = []
+            used: dict[str, np.ndarray] = {}
+            if node.kind is NodeKind.COMPUTED:
+                specs = list(source.feed_specs(node_id))
+                used = dict(feeds) if feeds is not None else dict(source.default_feeds(node_id))
+            value = source.get(node_id, index=index, feeds=used or None)
+            return EvalResult(handle, node_id, index, _as_array(value), specs, used)
+
+        self._start(rid, "eval", job)
+        return rid
+
+    def cancel(self) -> None:
+        """Drop the pending evaluation's result; the view returns to idle at once."""
+        if self._latest_eval is not None:
+            self._latest_eval = None
+            self.busy_changed.emit(False)
+
+    def close(self, handle: int) -> None:
+        """Forget a source and release its maps in the background (it may be mid-read)."""
+        with self._sources_lock:
+            source = self._sources.pop(handle, None)
+        if source is not None:
+            self._pool.start(_Job(lambda *a: None, 0, "close", source.close))
+
+    def is_busy(self) -> bool:
+        return self._latest_eval is not None
+
+    def pending_opens(self) -> int:
+        return len(self._pending_opens)
+
+    def handles(self) -> list[int]:
+        with self._sources_lock:
+            return list(self._sources)
+
+    def shutdown(self, wait_ms: int = 3000) -> None:
+        """Close every source and wait briefly for running jobs (used when the window closes)."""
+        self._latest_eval = None
+        for handle in self.handles():
+            with self._sources_lock:
+                source = self._sources.pop(handle, None)
+            if source is not None:
+                try:
+                    source.close()
+                except Exception:
+                    pass
+        self._pool.waitForDone(wait_ms)
+
+    # -- internals ------------------------------------------------------------------
+    def _source(self, handle: int) -> Source:
+        with self._sources_lock:
+            source = self._sources.get(handle)
+        if source is None:
+            raise InspectorError("This file has been closed.")
+        return source
+
+    def _start(self, rid: int, kind: str, fn: Callable[[], Any], path: Path | None = None) -> None:
+        def post(rid_: int, kind_: str, ok: bool, payload: object) -> None:
+            self._posted.emit(rid_, kind_ if path is None else f"{kind_}\0{path}", ok, payload)
+        self._pool.start(_Job(post, rid, kind, fn))
+
+    @Slot(int, str, bool, object)
+    def _deliver(self, rid: int, kind: str, ok: bool, payload: object) -> None:
+        kind, _, path = kind.partition("\0")
+        if kind == "open":
+            self._pending_opens.discard(rid)
+            if ok:
+                self.opened.emit(rid, payload)
+            else:
+                self.open_failed.emit(rid, path, payload)
+            return
+        if rid != self._latest_eval:
+            return  # a newer selection or a cancel made this stale
+        self._latest_eval = None
+        self.busy_changed.emit(False)
+        if ok:
+            self.result.emit(rid, payload)
+        else:
+            self.failed.emit(rid, user_message(payload))  # type: ignore[arg-type]
+
+
+def _as_array(value: object) -> np.ndarray:
+    """Backends return arrays; VALUE leaves may give scalars or lists, shown as arrays."""
+    if isinstance(value, np.ndarray):
+        return value
+    try:
+        return np.asarray(value)
+    except Exception:
+        return np.asarray(str(value))
+
+
+def is_trust_error(exc: object) -> bool:
+    return isinstance(exc, TrustRequired)

@@ -1,0 +1,81 @@
+"""Atomic writes: a temp file beside the target, fsync, rename. Never a half-written file.
+
+Why beside the target: ``os.replace`` is atomic only within one filesystem.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Iterator
+
+
+def _fsync_dir(directory: Path) -> None:
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def fsync_path(path: Path) -> None:
+    """fsync a file, or every file of a directory tree, so a rename publishes complete data."""
+    path = Path(path)
+    files = [path] if path.is_file() else [p for p in path.rglob("*") if p.is_file()]
+    for file in files:
+        with open(file, "rb+") as fh:
+            os.fsync(fh.fileno())
+    if path.is_dir():
+        for directory in [path, *(p for p in path.rglob("*") if p.is_dir())]:
+            _fsync_dir(directory)
+
+
+@contextlib.contextmanager
+def atomic_write(target: str | Path, directory: bool = False) -> Iterator[Path]:
+    """Yield a temporary path beside ``target``; on success fsync it and rename onto ``target``.
+
+    On any exception the temporary path is removed and ``target`` is untouched.
+    With ``directory=True`` the temporary path does not exist yet and may be
+    created as a directory (SavedModels); an existing target directory is moved
+    aside and removed only after the new one is in place.
+    """
+    target = Path(target).absolute()
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    os.close(fd)
+    tmp = Path(tmp_name)
+    if directory:
+        tmp.unlink()
+    try:
+        yield tmp
+        if not tmp.exists():
+            raise OSError(f"nothing was written to {tmp}")
+        fsync_path(tmp)
+        if directory and target.exists():
+            old = target.with_name(f".{target.name}.old")
+            _remove(old)
+            os.replace(target, old)
+            os.replace(tmp, target)
+            _remove(old)
+        else:
+            os.replace(tmp, target)
+        _fsync_dir(target.parent)
+    except BaseException:
+        _remove(tmp)
+        raise
+
+
+def _remove(path: Path) -> None:
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        with contextlib.suppress(FileNotFoundError):
+            path.unlink()
