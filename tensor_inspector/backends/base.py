@@ -145,6 +145,8 @@ class Source:
     backend_name: str = "?"
     format_name: str = "?"
     writable: bool = False
+    opened_signature: str | None = None  # set by registry.open_path (see core.saving)
+    trusted: bool = False
 
     def __init__(self, path: Path):
         self.path = Path(path)

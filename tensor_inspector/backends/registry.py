@@ -103,7 +103,13 @@ def open_path(path: str | Path, trust: bool = False, backend: str | None = None)
                 f"{path} is not a {what} any backend recognises. Supported: {supported_formats()}.")
         chosen = candidates[0][1]
     chosen.require_framework()
-    return chosen.open(path, trust=trust)
+    from tensor_inspector.core.saving import file_signature
+
+    signature = file_signature(path)  # taken before opening: a later change is noticed on save
+    source = chosen.open(path, trust=trust)
+    source.opened_signature = signature
+    source.trusted = trust
+    return source
 
 
 def _is_checkpoint_prefix(path: Path) -> bool:

@@ -39,13 +39,16 @@ def fsync_path(path: Path) -> None:
 
 
 @contextlib.contextmanager
-def atomic_write(target: str | Path, directory: bool = False) -> Iterator[Path]:
+def atomic_write(target: str | Path, directory: bool = False,
+                 backup: Path | None = None) -> Iterator[Path]:
     """Yield a temporary path beside ``target``; on success fsync it and rename onto ``target``.
 
     On any exception the temporary path is removed and ``target`` is untouched.
     With ``directory=True`` the temporary path does not exist yet and may be
     created as a directory (SavedModels); an existing target directory is moved
-    aside and removed only after the new one is in place.
+    aside and removed only after the new one is in place. With ``backup``, the
+    previous target is kept there (a hard link for files, so ``target`` never
+    disappears; the moved-aside directory for directories).
     """
     target = Path(target).absolute()
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -59,13 +62,21 @@ def atomic_write(target: str | Path, directory: bool = False) -> Iterator[Path]:
         if not tmp.exists():
             raise OSError(f"nothing was written to {tmp}")
         fsync_path(tmp)
+        if backup is not None and target.exists():
+            _remove(backup)
         if directory and target.exists():
-            old = target.with_name(f".{target.name}.old")
+            old = backup or target.with_name(f".{target.name}.old")
             _remove(old)
             os.replace(target, old)
             os.replace(tmp, target)
-            _remove(old)
+            if backup is None:
+                _remove(old)
         else:
+            if backup is not None and target.exists():
+                try:
+                    os.link(target, backup)
+                except OSError:  # filesystems without hard links
+                    shutil.copy2(target, backup)
             os.replace(tmp, target)
         _fsync_dir(target.parent)
     except BaseException:

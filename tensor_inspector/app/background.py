@@ -1,0 +1,156 @@
+"""Run a function off the GUI thread; deliver only the latest result per channel.
+
+API::
+
+    runner = BackgroundRunner(parent)            # one per widget; uses its own QThreadPool
+    rid = runner.submit("stats", compute_stats, array, bins=64,
+                        on_done=lambda result: ..., on_error=lambda message: ...,
+                        cancellable=True)        # fn also receives cancel=threading.Event
+    runner.finished.connect(slot)                # slot(channel: str, request_id: int, result)
+    runner.failed.connect(slot)                  # slot(channel: str, request_id: int, message: str)
+    runner.is_current("stats", rid); runner.pending("stats"); runner.cancel("stats")
+    runner.wait_idle(msecs)                      # for tests and shutdown
+
+Each submit on a channel makes every earlier request of that channel stale: its
+cancel event is set (if the function takes one) and its result, when it arrives,
+is dropped without a signal or callback. Results are delivered on the GUI thread
+through a queued signal, so slots and callbacks may touch widgets. Exceptions in
+the function arrive as ``failed`` with one sentence: ``str(err)`` for
+``InspectorError`` (already written for users), "Type: message" otherwise.
+"""
+
+from __future__ import annotations
+
+import itertools
+import threading
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from PySide6.QtCore import QObject, QRunnable, QThreadPool, Signal, Slot
+
+from tensor_inspector.backends.base import InspectorError
+
+
+def error_sentence(err: BaseException) -> str:
+    """One readable sentence for ``err`` (user-facing errors keep their own text)."""
+    if isinstance(err, InspectorError):
+        return str(err)
+    text = str(err).strip().splitlines()[0] if str(err).strip() else ""
+    name = type(err).__name__
+    return f"{name}: {text}" if text else f"{name}."
+
+
+class _Relay(QObject):
+    """Lives in the GUI thread; the worker emits on it, so delivery is queued."""
+
+    delivered = Signal(str, int, bool, object)  # channel, id, ok, result-or-message
+
+
+@dataclass
+class _Request:
+    channel: str
+    request_id: int
+    cancel: threading.Event = field(default_factory=threading.Event)
+    on_done: Callable[[Any], None] | None = None
+    on_error: Callable[[str], None] | None = None
+
+
+class _Task(QRunnable):
+    def __init__(self, relay: _Relay, request: _Request, fn: Callable, args: tuple,
+                 kwargs: dict) -> None:
+        super().__init__()
+        self.setAutoDelete(True)
+        self._relay, self._request = relay, request
+        self._fn, self._args, self._kwargs = fn, args, kwargs
+
+    def _send(self, ok: bool, payload: object) -> None:
+        try:
+            self._relay.delivered.emit(self._request.channel, self._request.request_id, ok, payload)
+        except RuntimeError:  # the widget was closed meanwhile: nobody is waiting
+            pass
+
+    def run(self) -> None:  # worker thread
+        req = self._request
+        if req.cancel.is_set():
+            self._send(False, "Cancelled.")
+            return
+        try:
+            result = self._fn(*self._args, **self._kwargs)
+        except BaseException as err:  # noqa: BLE001 - everything must come back as a message
+            self._send(False, error_sentence(err))
+        else:
+            self._send(True, result)
+        finally:
+            self._fn = self._args = self._kwargs = None  # drop references to big arrays early
+
+
+class BackgroundRunner(QObject):
+    """Latest-request-wins execution of plain functions on a thread pool."""
+
+    finished = Signal(str, int, object)
+    failed = Signal(str, int, str)
+
+    _ids = itertools.count(1)  # process-wide, so ids never repeat between runners
+
+    def __init__(self, parent: QObject | None = None, max_threads: int = 2) -> None:
+        super().__init__(parent)
+        self.pool = QThreadPool(self)
+        self.pool.setMaxThreadCount(max_threads)
+        self._relay = _Relay(self)
+        self._relay.delivered.connect(self._deliver)
+        self._latest: dict[str, _Request] = {}
+        self._running: dict[int, _Request] = {}
+        self.dropped = 0  # stale results ignored so far (tests read it)
+
+    def submit(self, channel: str, fn: Callable, *args: Any,
+               on_done: Callable[[Any], None] | None = None,
+               on_error: Callable[[str], None] | None = None,
+               cancellable: bool = False, **kwargs: Any) -> int:
+        """Run ``fn(*args, **kwargs)`` in the pool; returns the request id."""
+        self.cancel(channel)
+        request = _Request(channel, next(self._ids), on_done=on_done, on_error=on_error)
+        if cancellable:
+            kwargs["cancel"] = request.cancel
+        self._latest[channel] = request
+        self._running[request.request_id] = request
+        self.pool.start(_Task(self._relay, request, fn, args, kwargs))
+        return request.request_id
+
+    def cancel(self, channel: str | None = None) -> None:
+        """Make the current request of ``channel`` (or of every channel) stale and signal its cancel event."""
+        channels = list(self._latest) if channel is None else [channel]
+        for name in channels:
+            request = self._latest.pop(name, None)
+            if request is not None:
+                request.cancel.set()
+
+    def is_current(self, channel: str, request_id: int) -> bool:
+        request = self._latest.get(channel)
+        return request is not None and request.request_id == request_id
+
+    def pending(self, channel: str | None = None) -> bool:
+        """True while a current request (of ``channel``, or any) has not delivered yet."""
+        if channel is None:
+            return bool(self._latest)
+        return channel in self._latest
+
+    def wait_idle(self, msecs: int = -1) -> bool:
+        """Block until the pool's threads are done (deliveries still need the event loop)."""
+        return self.pool.waitForDone(msecs)
+
+    @Slot(str, int, bool, object)
+    def _deliver(self, channel: str, request_id: int, ok: bool, payload: object) -> None:
+        self._running.pop(request_id, None)
+        request = self._latest.get(channel)
+        if request is None or request.request_id != request_id:
+            self.dropped += 1
+            return
+        del self._latest[channel]
+        if ok:
+            if request.on_done is not None:
+                request.on_done(payload)
+            self.finished.emit(channel, request_id, payload)
+        else:
+            if request.on_error is not None:
+                request.on_error(str(payload))
+            self.failed.emit(channel, request_id, str(payload))

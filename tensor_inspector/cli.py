@@ -1,0 +1,229 @@
+"""Command line: ``tensor-inspector ls|show|export|import|gui|demo``.
+
+Scripts rely on these names and on the JSON keys. Errors are one sentence on
+stderr with exit code 1 (a traceback only with ``--debug``); usage errors exit 2.
+Qt is imported only by ``gui``/``demo``; frameworks only when a file needs them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import traceback
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+SUBCOMMANDS = ("ls", "show", "export", "import", "gui", "demo")
+
+
+def _common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--trust", action="store_true",
+                        help="vouch for the file: allow loads that can run code (pickles, TorchScript)")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks")
+
+
+def _feeds_and_slice(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--slice", metavar="EXPR", help="numpy index, e.g. '0,:,3:7'")
+    parser.add_argument("--feed", action="append", default=[], metavar="NAME=VALUE",
+                        help="graph input: a JSON literal (x=[1,2,3]) or @file.npy")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="tensor-inspector",
+        description="Open ML weight files, evaluate any node, view, export and edit tensors.")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    p = sub.add_parser("ls", help="list the nodes of a file")
+    p.add_argument("path")
+    p.add_argument("--json", action="store_true", help="print a JSON list of {id, kind, dtype, shape}")
+    p.add_argument("--all", action="store_true", help="include group nodes")
+    _common(p)
+
+    p = sub.add_parser("show", help="statistics and a preview of one node")
+    p.add_argument("path")
+    p.add_argument("node", nargs="?", help="node id (optional when the file holds one tensor)")
+    p.add_argument("--json", action="store_true")
+    _feeds_and_slice(p)
+    _common(p)
+
+    p = sub.add_parser("export", help="write a node's exact values to .npy (or .npz/.csv)")
+    p.add_argument("path")
+    p.add_argument("node", nargs="?")
+    p.add_argument("-o", "--output", required=True, metavar="OUT")
+    p.add_argument("--dtype", help="cast to this dtype (default: exactly as stored)")
+    _feeds_and_slice(p)
+    _common(p)
+
+    p = sub.add_parser("import", help="write a copy of a file with one tensor replaced by a .npy")
+    p.add_argument("path")
+    p.add_argument("node")
+    p.add_argument("input", metavar="IN.npy")
+    p.add_argument("-o", "--output", metavar="OUT", help="file to write (PATH only with --in-place)")
+    p.add_argument("--in-place", action="store_true",
+                   help="overwrite PATH, keeping the previous version as a backup (.bak)")
+    p.add_argument("--cast", action="store_true", help="allow a lossy dtype cast of IN.npy")
+    _common(p)
+
+    for name, text in (("gui", "open files in the window"), ("demo", "open the bundled demo files")):
+        p = sub.add_parser(name, help=text)
+        if name == "gui":
+            p.add_argument("paths", nargs="*")
+        p.add_argument("--select", metavar="NODE", help="node id to select after opening")
+        p.add_argument("--screenshot", metavar="OUT.png", help="render the window to OUT.png and exit")
+        _common(p)
+    return parser
+
+
+def _open(args: argparse.Namespace):
+    from tensor_inspector.backends import open_path
+    return open_path(args.path, trust=args.trust)
+
+
+def _pick_node(source, node_id: str | None) -> str:
+    from tensor_inspector.backends import InspectorError
+    if node_id:
+        source.node(node_id)  # NodeNotFound names it
+        return node_id
+    values = source.value_nodes()
+    if len(values) == 1:
+        return values[0].id
+    raise InspectorError(f"{source.path.name} holds {len(values)} nodes; name one "
+                         "(see 'tensor-inspector ls').")
+
+
+def _value(source, args: argparse.Namespace) -> tuple[str, np.ndarray]:
+    from tensor_inspector.core.feeds import parse_feeds
+    from tensor_inspector.core.slicing import parse_index
+
+    node_id = _pick_node(source, args.node)
+    index = parse_index(args.slice) if args.slice else None
+    feeds = parse_feeds(args.feed, source.feed_specs(node_id)) if args.feed else None
+    return node_id, np.asarray(source.get(node_id, index=index or None, feeds=feeds))
+
+
+def cmd_ls(args: argparse.Namespace) -> int:
+    with _open(args) as source:
+        nodes = [n for n in source.nodes.values() if args.all or n.has_value]
+        if args.json:
+            print(json.dumps([{"id": n.id, "kind": n.kind.value, "dtype": n.dtype,
+                               "shape": list(n.shape) if n.shape is not None else None}
+                              for n in nodes], indent=1))
+            return 0
+        from tensor_inspector.core.dtypes import short_name
+        rows = [(n.id, n.kind.value, short_name(n.dtype) or "-",
+                 "x".join("?" if d is None else str(d) for d in n.shape) if n.shape is not None else "-")
+                for n in nodes]
+        width = max((len(r[0]) for r in rows), default=2)
+        for r in rows:
+            print(f"{r[0]:<{width}}  {r[1]:<9} {r[2]:<8} {r[3] or 'scalar'}")
+        print(f"# {len(rows)} nodes, {source.format_name}", file=sys.stderr)
+    return 0
+
+
+def cmd_show(args: argparse.Namespace) -> int:
+    from tensor_inspector.core.stats import compute_stats
+
+    with _open(args) as source:
+        node_id, value = _value(source, args)
+        stats = compute_stats(value)
+        if args.json:
+            d = stats.as_dict()
+            print(json.dumps({"id": node_id, "dtype": d["dtype"], "shape": d["shape"],
+                              "min": d["min"], "max": d["max"], "mean": d["mean"], "std": d["std"],
+                              "nan": d["nan"], "inf": d["inf"], "zeros": d["zeros"]}))
+            return 0
+        node = source.node(node_id)
+        print(f"{node_id}  ({node.kind.value}, {source.format_name})")
+        print(f"dtype {stats.dtype}   shape {list(stats.shape)}   {stats.nbytes:,} bytes")
+        for key in ("min", "max", "mean", "std"):
+            print(f"{key:>5} {getattr(stats, key)}")
+        print(f"  nan {stats.nan}   +inf {stats.posinf}   -inf {stats.neginf}   zeros {stats.zeros}")
+        if stats.note:
+            print(f"note: {stats.note}")
+        for key, val in node.metadata.items():
+            print(f"{key}: {val}")
+        with np.printoptions(threshold=200, edgeitems=3, linewidth=100):
+            print(value)
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from tensor_inspector.core.export import export_array
+
+    with _open(args) as source:
+        node_id, value = _value(source, args)
+        out = export_array(value, args.output, dtype=args.dtype, key=node_id)
+    print(f"wrote {out} ({value.dtype}, shape {list(value.shape)})", file=sys.stderr)
+    return 0
+
+
+def cmd_import(args: argparse.Namespace) -> int:
+    from tensor_inspector.core.importing import load_replacement
+    from tensor_inspector.core.saving import save
+
+    from tensor_inspector.backends import InspectorError
+    target = Path(args.output) if args.output else None
+    same = target is not None and target.absolute() == Path(args.path).absolute()
+    if args.in_place:
+        target = Path(args.path)
+    elif target is None:
+        raise InspectorError("Give -o OUT (or --in-place to overwrite PATH with a backup).")
+    elif same:
+        raise InspectorError("OUT is PATH: add --in-place to overwrite it (a backup is kept).")
+    source = _open(args)
+    try:
+        node = source.node(args.node)
+        value = load_replacement(Path(args.input), node, allow_cast=args.cast)
+        report = save(source, {node.id: value}, target, opened_signature=source.opened_signature)
+    finally:
+        source.close()
+    backup = f"; previous version kept as {report.backup}" if report.backup else ""
+    print(f"wrote {report.target} with {args.node} replaced (verified){backup}", file=sys.stderr)
+    return 0
+
+
+def cmd_window(args: argparse.Namespace) -> int:
+    from tensor_inspector.app import launch
+    if args.command == "demo":
+        return launch.run_demo(screenshot=args.screenshot, select=args.select)
+    return launch.run_gui(args.paths, select=args.select, screenshot=args.screenshot,
+                          trust=args.trust)
+
+
+COMMANDS = {"ls": cmd_ls, "show": cmd_show, "export": cmd_export, "import": cmd_import,
+            "gui": cmd_window, "demo": cmd_window}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or (argv[0] not in SUBCOMMANDS and argv[0] not in ("-h", "--help", "--version")):
+        argv = ["gui", *argv]  # `tensor-inspector [PATH ...]` opens the window
+    if argv[0] == "--version":
+        from tensor_inspector import __version__
+        print(__version__)
+        return 0
+    args = build_parser().parse_args(argv)
+    try:
+        return COMMANDS[args.command](args)
+    except KeyboardInterrupt:
+        return 130
+    except Exception as exc:  # one sentence for users; details with --debug
+        from tensor_inspector.backends import InspectorError
+        if args.debug:
+            traceback.print_exc()
+        if isinstance(exc, InspectorError):
+            message = str(exc)
+        elif isinstance(exc, MemoryError):
+            message = "Not enough memory for this value; use --slice to read part of it."
+        else:
+            message = f"Unexpected error ({type(exc).__name__}: {exc}); run with --debug for details."
+        print(f"tensor-inspector: error: {message}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,137 @@
+"""Saving a source with replaced tensors: atomic, with a backup, verified bit for bit.
+
+Layouts and their backups (``--in-place`` / Save over the original):
+- a single file ``w.pt``: the new file is renamed over it; the previous one stays as
+  ``w.pt.bak`` (a hard link taken before the rename, so ``w.pt`` always exists).
+- a directory (SavedModel): the previous directory becomes ``model.bak/``.
+- a TF checkpoint prefix ``ckpt-1``: the previous files become the checkpoint
+  ``ckpt-1.bak`` (``ckpt-1.bak.index``, ``ckpt-1.bak.data-...``), itself loadable.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Mapping
+
+import numpy as np
+
+from tensor_inspector.backends.base import InspectorError, Source
+from tensor_inspector.core.atomic import _fsync_dir, atomic_write, fsync_path
+
+
+def source_files(path: Path) -> list[Path]:
+    """The files that make up ``path``: itself, a directory's files, or a checkpoint prefix's."""
+    path = Path(path)
+    if path.is_file():
+        return [path]
+    if path.is_dir():
+        return sorted(p for p in path.rglob("*") if p.is_file())
+    return sorted(p for p in path.parent.glob(path.name + ".*")
+                  if p.name == path.name + ".index" or p.name.startswith(path.name + ".data-"))
+
+
+def file_signature(path: Path) -> str:
+    """Cheap fingerprint (names, sizes, mtimes) to notice a file changed on disk since opening."""
+    digest = hashlib.sha1()
+    for file in source_files(path):
+        st = file.stat()
+        digest.update(f"{file.name}:{st.st_size}:{st.st_mtime_ns};".encode())
+    return digest.hexdigest()
+
+
+@dataclass
+class SaveReport:
+    target: Path
+    backup: Path | None
+    verified: list[str]
+
+
+def save(source: Source, replacements: Mapping[str, np.ndarray], target: str | Path,
+         opened_signature: str | None = None, backup: bool = True) -> SaveReport:
+    """Write ``source`` with ``replacements`` to ``target`` and verify the result.
+
+    Saving onto ``source.path`` needs ``opened_signature`` (from ``file_signature`` at
+    open time): if the file changed on disk since, nothing is written.
+    """
+    target = Path(target).absolute()
+    in_place = target == source.path.absolute()
+    if in_place and opened_signature is not None and file_signature(target) != opened_signature:
+        raise InspectorError(f"{target.name} changed on disk since it was opened; "
+                             "not overwriting it. Reopen it, or save under another name.")
+    kind = "prefix" if not source.path.is_file() and not source.path.is_dir() else \
+        ("dir" if source.path.is_dir() else "file")
+    if kind == "prefix":
+        backup_path = _save_prefix(source, replacements, target, backup and in_place)
+    else:
+        backup_path = _save_path(source, replacements, target, kind == "dir", backup and in_place)
+    verified = verify(source, replacements, target)
+    return SaveReport(target, backup_path, verified)
+
+
+def _save_path(source: Source, replacements: Mapping[str, np.ndarray], target: Path,
+               is_dir: bool, make_backup: bool) -> Path | None:
+    backup_path = target.with_name(target.name + ".bak") if make_backup else None
+    with atomic_write(target, directory=is_dir, backup=backup_path) as tmp:
+        source.write(tmp, replacements)
+        source.close()  # release memory maps before the file is replaced
+    return backup_path
+
+
+def _save_prefix(source: Source, replacements: Mapping[str, np.ndarray], target: Path,
+                 make_backup: bool) -> Path | None:
+    """Checkpoint prefixes are several files: write them all in a temp dir, then move them."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp_dir = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+    backup_path = target.with_name(target.name + ".bak") if make_backup else None
+    try:
+        source.write(tmp_dir / target.name, replacements)
+        new_files = source_files(tmp_dir / target.name)
+        if not new_files:
+            raise InspectorError("The checkpoint writer produced no files.")
+        for file in new_files:
+            fsync_path(file)
+        source.close()
+        old_files = source_files(target)
+        for old in old_files:
+            if backup_path is not None:
+                os.replace(old, old.with_name(backup_path.name + old.name[len(target.name):]))
+            else:
+                old.unlink()
+        # data shards first, the index last: a reader never sees an index without its data
+        for file in sorted(new_files, key=lambda p: p.name.endswith(".index")):
+            os.replace(file, target.parent / file.name)
+        _fsync_dir(target.parent)
+    finally:
+        shutil.rmtree(tmp_dir, ignore_errors=True)
+    return backup_path
+
+
+def verify(source: Source, replacements: Mapping[str, np.ndarray], target: Path) -> list[str]:
+    """Reopen ``target`` with the same backend; every replaced tensor must match bit for bit."""
+    from tensor_inspector.backends.registry import get_backend
+
+    if not replacements:
+        return []
+    backend = get_backend(source.backend_name)
+    reopened = backend.open(target, trust=getattr(source, "trusted", False))
+    try:
+        checked = []
+        for node_id, expected in replacements.items():
+            got = np.asarray(reopened.read(node_id))
+            expected = np.asarray(expected)
+            same = (got.dtype == expected.dtype and got.shape == expected.shape
+                    and np.ascontiguousarray(got).tobytes() == np.ascontiguousarray(expected).tobytes())
+            if not same:
+                raise InspectorError(
+                    f"Verification failed: {node_id!r} in the saved file differs from the value "
+                    f"written ({got.dtype}{list(got.shape)} vs {expected.dtype}{list(expected.shape)}).")
+            checked.append(node_id)
+        return checked
+    finally:
+        reopened.close()
+
