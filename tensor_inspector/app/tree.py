@@ -135,8 +135,8 @@ class NodeTree(QWidget):
             QGuiApplication.clipboard().setText(node.id)
 
     # -- files ------------------------------------------------------------------------------
-    def add_file(self, handle: int, path, format_name: str, nodes: list[Node]) -> None:
-        source_index = self.model.add_file(handle, path, format_name, nodes)
+    def add_file(self, handle: int, path, format_name: str, nodes: list[Node], order: int | None = None) -> None:
+        source_index = self.model.add_file(handle, path, format_name, nodes, order)
         index = self.proxy.mapFromSource(source_index)
         # small files open expanded; big graphs stay collapsed so the tree appears at once
         if len(nodes) <= 200:

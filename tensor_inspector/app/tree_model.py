@@ -98,6 +98,7 @@ class TreeItem:
     format_name: str = ""
     children: list["TreeItem"] = field(default_factory=list)
     row: int = 0
+    order: int = 0
 
     @property
     def node_id(self) -> str | None:
@@ -113,10 +114,15 @@ class NodeTreeModel(QAbstractItemModel):
         self._by_id: dict[tuple[int, str], TreeItem] = {}
 
     # -- building -------------------------------------------------------------------
-    def add_file(self, handle: int, path: Path, format_name: str, nodes: list[Node]) -> QModelIndex:
-        """Append a file root with its nodes (parents are listed before children)."""
+    def add_file(self, handle: int, path: Path, format_name: str, nodes: list[Node],
+                 order: int | None = None) -> QModelIndex:
+        """Add a file root with its nodes (parents are listed before children).
+
+        ``order`` (the open request's sequence number) keeps roots in the order the
+        user asked for, although files finish opening in any order.
+        """
         root = TreeItem(handle, None, None, label=Path(path).name or str(path), path=Path(path),
-                        format_name=format_name)
+                        format_name=format_name, order=handle if order is None else order)
         by_id: dict[str, TreeItem] = {}
         for node in nodes:
             parent = by_id.get(node.parent) if node.parent is not None else None
@@ -124,10 +130,11 @@ class NodeTreeModel(QAbstractItemModel):
             item = TreeItem(handle, node, parent, row=len(parent.children))
             parent.children.append(item)
             by_id[node.id] = item
-        row = len(self._roots)
+        row = sum(1 for r in self._roots if r.order <= root.order)
         self.beginInsertRows(QModelIndex(), row, row)
-        root.row = row
-        self._roots.append(root)
+        self._roots.insert(row, root)
+        for i, r in enumerate(self._roots):
+            r.row = i
         self._by_id.update({(handle, k): v for k, v in by_id.items()})
         self.endInsertRows()
         return self.index(row, 0)

@@ -139,7 +139,10 @@ class Worker(QObject):
             used: dict[str, np.ndarray] = {}
             if node.kind is NodeKind.COMPUTED:
                 specs = list(source.feed_specs(node_id))
-                used = dict(feeds) if feeds is not None else dict(source.default_feeds(node_id))
+                used = dict(source.default_feeds(node_id))
+                if feeds:  # the user's arrays win; inputs they did not set keep defaults
+                    names = {spec.name for spec in specs} or set(feeds)
+                    used.update({k: v for k, v in feeds.items() if k in names})
             value = source.get(node_id, index=index, feeds=used or None)
             return EvalResult(handle, node_id, index, _as_array(value), specs, used)
 

@@ -19,10 +19,12 @@ from tensor_inspector.backends.base import MissingFramework
 _NUMPY_ALLOWED = {
     ("numpy._core.multiarray", "_reconstruct"), ("numpy.core.multiarray", "_reconstruct"),
     ("numpy._core.multiarray", "scalar"), ("numpy.core.multiarray", "scalar"),
+    ("numpy._core.numeric", "_frombuffer"), ("numpy.core.numeric", "_frombuffer"),
     ("numpy", "ndarray"), ("numpy", "dtype"),
 }
 _BUILTINS_ALLOWED = {"set", "frozenset", "complex", "slice", "range", "bytearray"}
-_MODULE_ALIASES = {"numpy.core.multiarray": "numpy._core.multiarray", "__builtin__": "builtins"}
+_MODULE_ALIASES = {"numpy.core.multiarray": "numpy._core.multiarray",
+                   "numpy.core.numeric": "numpy._core.numeric", "__builtin__": "builtins"}
 
 
 class Refused(pickle.UnpicklingError):

@@ -38,6 +38,9 @@ def short_repr(value: Any) -> str:
 
 
 def _is_container(value: Any) -> bool:
+    if isinstance(value, (list, tuple)) and value and all(
+            isinstance(v, (int, float, bool)) for v in value):
+        return False  # a list of numbers is one value, shown as an array
     return isinstance(value, (dict, list, tuple)) or is_torch_module(value)
 
 

@@ -169,3 +169,30 @@ def quantization_info(t: torch.Tensor) -> dict[str, Any]:
 
 def is_tensor(value: Any) -> bool:
     return isinstance(value, torch.Tensor)
+
+
+def tensor_from_array(array: np.ndarray) -> "torch.Tensor":
+    """A fresh tensor holding ``array`` (a feed), bf16/fp8 through their bit patterns."""
+    array = np.ascontiguousarray(array)
+    name = array.dtype.name
+    if name in _BY_NUMPY_NAME:
+        tdt, view = _BY_NUMPY_NAME[name]
+        int_dtype = {torch.int16: np.int16, torch.uint8: np.uint8}[view]
+        return torch.from_numpy(array.view(int_dtype).copy()).view(tdt)
+    if array.dtype.kind not in "biufc":
+        raise InspectorError(f"A feed of dtype {name} cannot become a tensor.")
+    return torch.from_numpy(array.copy())
+
+
+def numpy_name_of(dtype: "torch.dtype | None") -> str:
+    """numpy's name for a torch dtype (float32 when unknown)."""
+    if dtype is None:
+        return "float32"
+    if dtype in _BIT_VIEWS:
+        return _BIT_VIEWS[dtype][0]
+    if dtype is torch.complex32:
+        return "complex64"
+    try:
+        return torch.empty((), dtype=dtype).numpy().dtype.name
+    except (TypeError, RuntimeError):
+        return "float32"

@@ -1,0 +1,193 @@
+"""Starting the app: QApplication set-up, the window first, then files; headless screenshots.
+
+The window is shown before any file is opened, so it paints before a framework
+(TensorFlow takes seconds to import) is loaded by the worker. ``--screenshot`` runs
+the same window to completion: open, select, wait for the value, its statistics and
+a paint, grab the window to PNG, exit with 0 or 1 (reason on stderr).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Sequence
+
+from PySide6.QtCore import QTimer
+
+DEMO_DIR = Path(__file__).resolve().parent.parent / "resources" / "demo"
+_NOT_DEMO_DATA = {".py", ".md", ".txt", ".pyc"}
+POLL_MS = 20
+HEADLESS_TIMEOUT_S = 900.0  # a wedged backend must not hang a docs build forever
+
+
+def ensure_platform() -> None:
+    """Use the offscreen platform when there is no display (servers, CI, ssh)."""
+    if os.environ.get("QT_QPA_PLATFORM"):
+        return
+    if sys.platform.startswith("linux") and not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
+        os.environ["QT_QPA_PLATFORM"] = "offscreen"
+
+
+def make_app():
+    """The QApplication (created once), named for QSettings and the desktop file."""
+    ensure_platform()
+    from PySide6.QtWidgets import QApplication
+    app = QApplication.instance()
+    if app is None:
+        app = QApplication(sys.argv[:1])
+    app.setOrganizationName("TensorInspector")
+    app.setApplicationName("tensor-inspector")
+    app.setApplicationDisplayName("Tensor Inspector")
+    app.setDesktopFileName("tensor-inspector")
+    return app
+
+
+class _Headless:
+    """Drives a window to a screenshot by polling its state (no timed waits on results)."""
+
+    def __init__(self, window, select: str | None, screenshot: str | Path | None,
+                 select_file: str | None = None, prefer_2d: bool = False):
+        self.window, self.select, self.screenshot = window, select, screenshot
+        self.select_file, self.prefer_2d = select_file, prefer_2d
+        self.errors: list[str] = []
+        self.code: int | None = None
+        self._stage = "opening"
+        self._start = time.monotonic()
+        window.open_error.connect(lambda path, message: self.errors.append(message))
+        window.value_failed.connect(lambda message: self.errors.append(message))
+        self.timer = QTimer()
+        self.timer.setInterval(POLL_MS)
+        self.timer.timeout.connect(self._tick)
+
+    def _tick(self) -> None:
+        window = self.window
+        if time.monotonic() - self._start > HEADLESS_TIMEOUT_S:
+            return self._finish(1, "Timed out waiting for the window to finish loading.")
+        if not window.is_idle():
+            return
+        if self._stage == "opening":
+            self._stage = "waiting"
+            if self.errors and not window.files:
+                return self._finish(1, self.errors[0])
+            target = self._target()
+            if target is not None:
+                handle, node_id = target
+                if not window.select_node(node_id, handle):
+                    names = ", ".join(f.path.name for f in window.files.values()) or "the open files"
+                    return self._finish(1, f"No node named {node_id!r} in {names}.")
+            elif self.select is not None:
+                names = ", ".join(f.path.name for f in window.files.values()) or "the open files"
+                return self._finish(1, f"No node named {self.select!r} in {names}.")
+            return
+        view = window.view
+        if view.array() is not None and window._shown is not None and not view.stats_ready():
+            return
+        if self.errors:
+            return self._finish(1, self.errors[-1])
+        self._finish(0)
+
+    def _target(self) -> tuple[int | None, str] | None:
+        files = self.window.files
+        if self.select is not None:
+            if self.select_file is not None:
+                handle = next((h for h, f in files.items() if f.path.name == self.select_file), None)
+                return handle, self.select
+            handles = self.window.tree.model.handles_with(self.select)
+            return (handles[0] if handles else None), self.select
+        if self.prefer_2d:
+            for handle, opened in files.items():
+                for node in opened.nodes:
+                    if node.has_value and node.shape is not None and len(node.shape) == 2:
+                        return handle, node.id
+        return None  # keep whatever auto-selection chose
+
+    def _finish(self, code: int, message: str = "") -> None:
+        self.timer.stop()
+        if message:
+            print(f"tensor-inspector: {message}", file=sys.stderr)
+        if self.screenshot is not None:
+            from PySide6.QtWidgets import QApplication
+            QApplication.processEvents()
+            path = Path(self.screenshot)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            if not self.window.grab().save(str(path)):
+                print(f"tensor-inspector: could not write {path}.", file=sys.stderr)
+                code = code or 1
+        self.code = code
+        from PySide6.QtWidgets import QApplication
+        QApplication.instance().exit(code)
+
+
+def _run(paths: Sequence[str | Path], select: str | None, screenshot: str | Path | None, trust: bool,
+         select_file: str | None = None, prefer_2d: bool = False) -> int:
+    app = make_app()
+    from tensor_inspector.app.main_window import MainWindow
+    window = MainWindow()
+    headless = screenshot is not None
+    if headless:
+        # never trust silently: without --trust a file that needs it is an error
+        window.trust_prompt = lambda path, err: False
+        window.auto_select = select is None and not prefer_2d
+    window.show()
+    app.processEvents()  # paint before any file (and framework) is touched
+    window.open_paths(paths, trust=trust)
+    if not headless:
+        if select is not None:
+            _select_when_open(window, select)
+        code = app.exec()
+        return int(code)
+    driver = _Headless(window, select, screenshot, select_file, prefer_2d)
+    driver.timer.start()
+    app.exec()
+    window.close()
+    return int(driver.code if driver.code is not None else 1)
+
+
+def _select_when_open(window, node_id: str) -> None:
+    """Interactive ``--select``: select as soon as a file that has the node is open."""
+    window.auto_select = False
+
+    def try_select(_handle: int) -> None:
+        if window.select_node(node_id):
+            window.file_opened.disconnect(try_select)
+
+    window.file_opened.connect(try_select)
+
+
+def run_gui(paths: Sequence[str | Path], select: str | None = None, screenshot: str | Path | None = None,
+            trust: bool = False) -> int:
+    """Open ``paths`` in the window; with ``screenshot``, render once to PNG and exit."""
+    return _run(list(paths), select, screenshot, trust)
+
+
+def demo_files() -> list[Path]:
+    if not DEMO_DIR.is_dir():
+        return []
+    return sorted(p for p in DEMO_DIR.iterdir()
+                  if p.name != "DEFAULT_NODE" and not p.name.startswith((".", "_"))
+                  and p.suffix.lower() not in _NOT_DEMO_DATA)
+
+
+def _default_node() -> tuple[str, str] | None:
+    marker = DEMO_DIR / "DEFAULT_NODE"
+    if not marker.is_file():
+        return None
+    line = marker.read_text(encoding="utf-8").strip().splitlines()
+    if not line or "\t" not in line[0]:
+        return None
+    filename, node_id = line[0].split("\t", 1)
+    return filename.strip(), node_id.strip()
+
+
+def run_demo(screenshot: str | Path | None = None) -> int:
+    """Open the bundled demo files with a 2-D node selected."""
+    files = demo_files()
+    if not files:
+        print(f"tensor-inspector: no demo files in {DEMO_DIR}.", file=sys.stderr)
+        return 1
+    default = _default_node()
+    if default is not None:
+        return _run(files, default[1], screenshot, False, select_file=default[0])
+    return _run(files, None, screenshot, False, prefer_2d=True)

@@ -1,0 +1,462 @@
+"""The main window: node tree on the left, the array view on the right, status below.
+
+The window holds no file handles itself: the ``Worker`` opens and evaluates in the
+background and answers with plain data. Every failure becomes a sentence in the view
+and the status bar; other open files stay open.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+from PySide6.QtCore import QSettings, Qt, QTimer, Signal
+from PySide6.QtGui import QAction, QCloseEvent, QDragEnterEvent, QDropEvent, QKeySequence
+from PySide6.QtWidgets import (
+    QFileDialog, QHBoxLayout, QLabel, QMainWindow, QMessageBox, QProgressBar, QSplitter, QToolButton,
+    QVBoxLayout, QWidget,
+)
+
+from tensor_inspector.app.array_view import ArrayView
+from tensor_inspector.app.export_dialog import ExportDialog
+from tensor_inspector.app.feeds_panel import FeedsPanel
+from tensor_inspector.app.icons import app_icon, standard
+from tensor_inspector.app.tree import NodeTree
+from tensor_inspector.app.tree_model import format_shape
+from tensor_inspector.app.trust_dialog import ask_trust
+from tensor_inspector.app.worker import EvalResult, OpenedFile, Worker, user_message
+from tensor_inspector.backends import InspectorError, Node, NodeKind, TrustRequired
+
+ORGANISATION, APPLICATION = "TensorInspector", "tensor-inspector"
+MAX_RECENT = 12
+BUSY_DELAY_MS = 200  # fast reads never flash a "Loading" message
+
+
+def settings() -> QSettings:
+    return QSettings(ORGANISATION, APPLICATION)
+
+
+class MainWindow(QMainWindow):
+    """Tensor Inspector's window. Public methods are what the CLI, the demo and tests drive."""
+
+    file_opened = Signal(int)           # handle
+    open_error = Signal(str, str)       # path, message
+    value_shown = Signal(str)           # node id whose value is now in the view
+    value_failed = Signal(str)          # message
+
+    def __init__(self, parent: QWidget | None = None):
+        super().__init__(parent)
+        self.setWindowIcon(app_icon())
+        self.setAcceptDrops(True)
+        self.auto_select = True  # select the first tensor of a file opened into an empty view
+        # replaceable so tests never block on a modal dialog
+        self.trust_prompt: Callable[[Path, TrustRequired], bool] = lambda p, e: ask_trust(self, p, e)
+        self.files: dict[int, OpenedFile] = {}
+        self._open_requests: dict[int, Path] = {}
+        self._eval_rid: int | None = None
+        self._shown: tuple[int, str] | None = None      # (handle, node id) in the view
+        self._pending: tuple[int, Node] | None = None   # what is being read
+        self._user_feeds: dict[int, dict[str, np.ndarray]] = {}
+        self._export_dir = ""
+
+        self.worker = Worker(self)
+        self.worker.opened.connect(self._on_opened)
+        self.worker.open_failed.connect(self._on_open_failed)
+        self.worker.result.connect(self._on_result)
+        self.worker.failed.connect(self._on_failed)
+        self.worker.busy_changed.connect(self._on_busy_changed)
+
+        self.tree = NodeTree()
+        self.tree.node_selected.connect(self._on_node_selected)
+        self.tree.close_requested.connect(self.close_file)
+        self.view = ArrayView()
+        self.view.show_message("Open a file (Ctrl+O) or drop files and folders here.")
+        self.feeds_panel = FeedsPanel()
+        self.feeds_panel.setVisible(False)
+        self.feeds_panel.evaluate_requested.connect(self.evaluate_with_panel_feeds)
+        right = QWidget()
+        right_layout = QVBoxLayout(right)
+        right_layout.setContentsMargins(0, 0, 0, 0)
+        right_layout.addWidget(self.view, 1)
+        right_layout.addWidget(self.feeds_panel)
+        self.splitter = QSplitter(Qt.Horizontal)
+        self.splitter.addWidget(self.tree)
+        self.splitter.addWidget(right)
+        self.splitter.setStretchFactor(1, 1)
+        self.splitter.setSizes([340, 900])
+        self.setCentralWidget(self.splitter)
+
+        self._build_status_bar()
+        self._build_actions()
+        self._busy_timer = QTimer(self)
+        self._busy_timer.setSingleShot(True)
+        self._busy_timer.setInterval(BUSY_DELAY_MS)
+        self._busy_timer.timeout.connect(self._show_busy)
+        self.resize(1280, 800)
+        self._restore_settings()
+        self._update_title()
+
+    # -- building -------------------------------------------------------------------------
+    def _build_status_bar(self) -> None:
+        bar = self.statusBar()
+        self.busy = QWidget()
+        layout = QHBoxLayout(self.busy)
+        layout.setContentsMargins(0, 0, 0, 0)
+        self.busy_label = QLabel()
+        self.busy_progress = QProgressBar()
+        self.busy_progress.setRange(0, 0)  # indeterminate: backends report no progress
+        self.busy_progress.setMaximumWidth(120)
+        self.busy_progress.setMaximumHeight(14)
+        self.cancel_button = QToolButton()
+        self.cancel_button.setText("Cancel")
+        self.cancel_button.setToolTip("Stop waiting for this value (Esc)")
+        self.cancel_button.clicked.connect(self.cancel)
+        for widget in (self.busy_label, self.busy_progress, self.cancel_button):
+            layout.addWidget(widget)
+        self.busy.setVisible(False)
+        bar.addPermanentWidget(self.busy)
+
+    def _action(self, text: str, slot, shortcut=None, icon: str | None = None, tip: str = "") -> QAction:
+        action = QAction(text, self)
+        if shortcut is not None:
+            action.setShortcut(QKeySequence(shortcut))
+        if icon:
+            action.setIcon(standard(icon))
+        action.setStatusTip(tip or text.replace("&", "").rstrip("…"))
+        action.triggered.connect(slot)
+        return action
+
+    def _build_actions(self) -> None:
+        self.open_action = self._action("&Open…", self.open_dialog, QKeySequence.Open, "SP_DialogOpenButton",
+                                        "Open tensor files")
+        self.open_folder_action = self._action("Open &Folder…", self.open_folder_dialog, "Ctrl+Shift+O",
+                                               "SP_DirOpenIcon", "Open a SavedModel or checkpoint folder")
+        self.export_action = self._action("&Export…", self.show_export_dialog, "Ctrl+E", "SP_DialogSaveButton",
+                                          "Export the shown tensor to .npy, .npz or .csv")
+        self.close_action = self._action("&Close File", self.close_current_file, QKeySequence.Close,
+                                         "SP_DialogCloseButton", "Close the selected file")
+        self.reload_action = self._action("&Re-evaluate", self.reevaluate, QKeySequence.Refresh,
+                                          "SP_BrowserReload", "Read or evaluate the selected node again")
+        self.cancel_action = self._action("Cancel", self.cancel, Qt.Key_Escape)
+        quit_action = self._action("&Quit", self.close, QKeySequence.Quit)
+        filter_action = self._action("&Filter Nodes", self.focus_filter, QKeySequence.Find)
+        file_menu = self.menuBar().addMenu("&File")
+        file_menu.addActions([self.open_action, self.open_folder_action])
+        self.recent_menu = file_menu.addMenu("Open &Recent")
+        self.recent_menu.aboutToShow.connect(self._fill_recent_menu)
+        file_menu.addSeparator()
+        file_menu.addActions([self.export_action, self.close_action])
+        file_menu.addSeparator()
+        file_menu.addAction(quit_action)
+        view_menu = self.menuBar().addMenu("&View")
+        view_menu.addActions([filter_action, self.reload_action, self.cancel_action])
+        help_menu = self.menuBar().addMenu("&Help")
+        help_menu.addAction(self._action("Supported &Formats", self._show_formats))
+        help_menu.addAction(self._action("&About", self._show_about))
+        toolbar = self.addToolBar("Main")
+        toolbar.setObjectName("main_toolbar")
+        toolbar.setMovable(False)
+        toolbar.setToolButtonStyle(Qt.ToolButtonTextBesideIcon)
+        toolbar.addActions([self.open_action, self.open_folder_action, self.export_action, self.reload_action])
+        self.export_action.setEnabled(False)
+        self.reload_action.setEnabled(False)
+
+    # -- opening --------------------------------------------------------------------------
+    def open_paths(self, paths, trust: bool = False) -> list[int]:
+        """Open each path in the background; returns the request ids."""
+        rids = []
+        for path in paths:
+            path = Path(path).expanduser()
+            rid = self.worker.open(path, trust=trust)
+            self._open_requests[rid] = path
+            rids.append(rid)
+            self.statusBar().showMessage(f"Opening {path.name}…")
+        return rids
+
+    def open_dialog(self) -> None:
+        paths, _ = QFileDialog.getOpenFileNames(self, "Open tensor files", self._last_dir())
+        self.open_paths(paths)
+
+    def open_folder_dialog(self) -> None:
+        path = QFileDialog.getExistingDirectory(self, "Open a SavedModel or checkpoint folder", self._last_dir())
+        if path:
+            self.open_paths([path])
+
+    def _on_opened(self, rid: int, opened: OpenedFile) -> None:
+        self._open_requests.pop(rid, None)
+        self.files[opened.handle] = opened
+        self.tree.add_file(opened.handle, opened.path, opened.format_name, opened.nodes, order=rid)
+        self.add_recent(opened.path)
+        values = sum(1 for n in opened.nodes if n.has_value)
+        self.statusBar().showMessage(f"Opened {opened.path.name}: {opened.format_name}, {values} values.", 8000)
+        self.file_opened.emit(opened.handle)
+        if self.auto_select and self._shown is None and self._pending is None:
+            first = next((n for n in opened.nodes if n.has_value), None)
+            if first is not None:
+                self.tree.select(opened.handle, first.id)
+
+    def _on_open_failed(self, rid: int, path: str, exc: object) -> None:
+        requested = self._open_requests.pop(rid, Path(path))
+        if isinstance(exc, TrustRequired):
+            if self.trust_prompt(requested, exc):
+                self.open_paths([requested], trust=True)
+                return
+            message = f"{requested.name} was not opened: it is not trusted. {exc}"
+        else:
+            message = f"Could not open {requested.name}: {user_message(exc)}"  # type: ignore[arg-type]
+        self.statusBar().showMessage(message, 15000)
+        if self._pending is None:
+            self.view.show_message(message, error=True)
+            self._shown = None
+        self.open_error.emit(str(requested), message)
+
+    # -- files ------------------------------------------------------------------------------
+    def close_file(self, handle: int) -> None:
+        opened = self.files.pop(handle, None)
+        if opened is None:
+            return
+        if self._pending is not None and self._pending[0] == handle:
+            self.cancel()
+        self.tree.remove_file(handle)
+        self.worker.close(handle)
+        self._user_feeds.pop(handle, None)
+        if self._shown is not None and self._shown[0] == handle:
+            self._shown = None
+            self.view.show_message("Select a tensor.")
+            self.feeds_panel.setVisible(False)
+            self.export_action.setEnabled(False)
+        self.statusBar().showMessage(f"Closed {opened.path.name}.", 5000)
+        self._update_title()
+
+    def close_current_file(self) -> None:
+        handle = self.tree.current_handle()
+        if handle is None and len(self.files) == 1:
+            handle = next(iter(self.files))
+        if handle is not None:
+            self.close_file(handle)
+
+    # -- selection and evaluation ------------------------------------------------------------
+    def select_node(self, node_id: str, handle: int | None = None) -> bool:
+        """Select ``node_id`` (in ``handle``, else the first open file that has it)."""
+        handles = [handle] if handle is not None else self.tree.model.handles_with(node_id)
+        return any(self.tree.select(h, node_id) for h in handles)
+
+    def _on_node_selected(self, handle: int, node: Node | None) -> None:
+        self._update_title(handle)
+        if node is None or not node.has_value:
+            self._pending = None
+            self._eval_rid = None
+            self.worker.cancel()
+            self._shown = None
+            self.export_action.setEnabled(False)
+            self.reload_action.setEnabled(False)
+            self.feeds_panel.setVisible(False)
+            self.view.show_message(self._describe(handle, node))
+            return
+        self._request(handle, node, self._user_feeds.get(handle))
+
+    def _request(self, handle: int, node: Node, feeds: dict[str, np.ndarray] | None) -> None:
+        self._pending = (handle, node)
+        self._eval_rid = self.worker.evaluate(handle, node.id, None, feeds)
+        self.reload_action.setEnabled(True)
+        self._busy_timer.start()
+
+    def _describe(self, handle: int, node: Node | None) -> str:
+        opened = self.files.get(handle)
+        if node is None:
+            if opened is None:
+                return "Select a tensor."
+            count = sum(1 for n in opened.nodes if n.has_value)
+            return f"{opened.path.name}\n{opened.format_name} · {count} values\n\nSelect a tensor in the tree."
+        children = len(self.tree.model.find(handle, node.id).internalPointer().children)
+        what = "a signature" if node.kind is NodeKind.SIGNATURE else "a group"
+        return f"{node.id}\n{what} of {children} entries\n\nSelect one of its tensors."
+
+    def reevaluate(self) -> None:
+        handle, node = self.tree.current()
+        if handle is not None and node is not None and node.has_value:
+            self._request(handle, node, self._user_feeds.get(handle))
+
+    def evaluate_with_panel_feeds(self) -> None:
+        """The feeds panel's Evaluate: build the arrays, remember them for this file, run."""
+        handle, node = self.tree.current()
+        if handle is None or node is None:
+            return
+        try:
+            feeds = self.feeds_panel.feeds()
+        except InspectorError as exc:
+            self.feeds_panel.show_error(str(exc))
+            return
+        self.feeds_panel.show_error("")
+        self._user_feeds[handle] = feeds
+        self._request(handle, node, feeds)
+
+    def cancel(self) -> None:
+        """Drop the pending read; the view returns to idle at once."""
+        if self._pending is None:
+            return
+        name = self._pending[1].id
+        self._pending = None
+        self._eval_rid = None
+        self.worker.cancel()
+        self._shown = None
+        self.view.show_message(f"Cancelled reading {name}.\nSelect it again (or press F5) to retry.")
+        self.statusBar().showMessage("Cancelled.", 5000)
+
+    def _on_result(self, rid: int, result: EvalResult) -> None:
+        if rid != self._eval_rid or self._pending is None:
+            return
+        handle, node = self._pending
+        self._pending = None
+        self._eval_rid = None
+        self._shown = (handle, node.id)
+        opened = self.files.get(handle)
+        title = f"{opened.path.name} › {node.id}" if opened else node.id
+        self.view.set_array(result.array, title=title)
+        self.export_action.setEnabled(True)
+        if result.feed_specs:
+            self.feeds_panel.set_specs(result.feed_specs, result.feeds)
+        self.feeds_panel.setVisible(bool(result.feed_specs))
+        self.statusBar().showMessage(
+            f"{node.id}: {format_shape(result.array.shape)} {result.array.dtype.name}", 8000)
+        self.value_shown.emit(node.id)
+
+    def _on_failed(self, rid: int, message: str) -> None:
+        if rid != self._eval_rid or self._pending is None:
+            return
+        node = self._pending[1]
+        self._pending = None
+        self._eval_rid = None
+        self._shown = None
+        text = f"{node.id}: {message}"
+        self.view.show_message(text, error=True)
+        self.statusBar().showMessage(text, 15000)
+        self.export_action.setEnabled(False)
+        self.value_failed.emit(message)
+
+    def _on_busy_changed(self, busy: bool) -> None:
+        if not busy:
+            self._busy_timer.stop()
+            self.busy.setVisible(False)
+
+    def _show_busy(self) -> None:
+        if self._pending is None or not self.worker.is_busy():
+            return
+        name = self._pending[1].id
+        kind = "Evaluating" if self._pending[1].kind is NodeKind.COMPUTED else "Reading"
+        self.busy_label.setText(f"{kind} {name}…")
+        self.busy.setVisible(True)
+        self.view.show_message(f"{kind} {name}…")
+
+    def is_idle(self) -> bool:
+        return self._pending is None and self.worker.pending_opens() == 0
+
+    # -- export ----------------------------------------------------------------------------------
+    def show_export_dialog(self) -> ExportDialog | None:
+        """Open the export dialog window-modally (non-blocking) for the shown value."""
+        array = self.view.array()
+        if array is None or self._shown is None:
+            self.statusBar().showMessage("Select a tensor to export first.", 5000)
+            return None
+        handle, node_id = self._shown
+        opened = self.files.get(handle)
+        directory = self._export_dir or (str(opened.path.parent) if opened else "")
+        dialog = ExportDialog(array, self.view.current_index(), name=node_id, directory=directory, parent=self)
+        dialog.exported.connect(self._on_exported)
+        dialog.open()
+        return dialog
+
+    def _on_exported(self, path: str) -> None:
+        self._export_dir = str(Path(path).parent)
+        self.statusBar().showMessage(f"Exported to {path}.", 8000)
+
+    # -- drag and drop ----------------------------------------------------------------------------
+    def dragEnterEvent(self, event: QDragEnterEvent) -> None:
+        if event.mimeData().hasUrls() and any(u.isLocalFile() for u in event.mimeData().urls()):
+            event.acceptProposedAction()
+        else:
+            event.ignore()
+
+    def dragMoveEvent(self, event) -> None:
+        if event.mimeData().hasUrls():
+            event.acceptProposedAction()
+
+    def dropEvent(self, event: QDropEvent) -> None:
+        paths = [u.toLocalFile() for u in event.mimeData().urls() if u.isLocalFile()]
+        if paths:
+            self.open_paths(paths)
+            event.acceptProposedAction()
+
+    # -- settings, recent files, title --------------------------------------------------------------
+    def recent_files(self) -> list[str]:
+        value = settings().value("recent_files", [])
+        if isinstance(value, str):  # QSettings gives a bare string for a one-item list
+            value = [value]
+        return [str(v) for v in (value or [])]
+
+    def add_recent(self, path: Path) -> None:
+        text = str(Path(path).absolute())
+        recent = [text] + [p for p in self.recent_files() if p != text]
+        settings().setValue("recent_files", recent[:MAX_RECENT])
+
+    def _fill_recent_menu(self) -> None:
+        self.recent_menu.clear()
+        recent = self.recent_files()
+        for path in recent:
+            action = self.recent_menu.addAction(path)
+            action.triggered.connect(lambda _=False, p=path: self.open_paths([p]))
+            action.setEnabled(Path(path).exists() or Path(path + ".index").exists())
+        if recent:
+            self.recent_menu.addSeparator()
+            self.recent_menu.addAction("Clear Menu", lambda: settings().setValue("recent_files", []))
+        else:
+            self.recent_menu.addAction("(no recent files)").setEnabled(False)
+
+    def _last_dir(self) -> str:
+        recent = self.recent_files()
+        return str(Path(recent[0]).parent) if recent else str(Path.home())
+
+    def _restore_settings(self) -> None:
+        store = settings()
+        geometry = store.value("window/geometry")
+        if geometry is not None:
+            self.restoreGeometry(geometry)
+        state = store.value("window/state")
+        if state is not None:
+            self.restoreState(state)
+        splitter = store.value("window/splitter")
+        if splitter is not None:
+            self.splitter.restoreState(splitter)
+
+    def save_settings(self) -> None:
+        store = settings()
+        store.setValue("window/geometry", self.saveGeometry())
+        store.setValue("window/state", self.saveState())
+        store.setValue("window/splitter", self.splitter.saveState())
+        store.sync()
+
+    def _update_title(self, handle: int | None = None) -> None:
+        opened = self.files.get(handle) if handle is not None else None
+        if opened is None and len(self.files) == 1:
+            opened = next(iter(self.files.values()))
+        name = f"{opened.path.name} — " if opened else ""
+        self.setWindowTitle(f"{name}Tensor Inspector[*]")
+
+    def focus_filter(self) -> None:
+        self.tree.filter_edit.setFocus()
+        self.tree.filter_edit.selectAll()
+
+    def _show_formats(self) -> None:
+        from tensor_inspector.backends import supported_formats
+        QMessageBox.information(self, "Supported formats", supported_formats())
+
+    def _show_about(self) -> None:
+        QMessageBox.about(self, "About Tensor Inspector",
+                          "Tensor Inspector: open ML weight files, evaluate any node, "
+                          "view, export and edit tensors.")
+
+    def closeEvent(self, event: QCloseEvent) -> None:
+        self.save_settings()
+        self.worker.shutdown()
+        super().closeEvent(event)
