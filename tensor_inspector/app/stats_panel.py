@@ -85,7 +85,7 @@ class StatsPanel(QWidget):
         self.histogram.setMenuEnabled(False)
         self.histogram.setMouseEnabled(x=False, y=False)
         self.histogram.hideButtons()
-        self.histogram.setTitle("histogram", color="#333", size="9pt")
+        self.histogram.setTitle("histogram (density of finite values)", color="#333", size="9pt")
         for name in ("left", "bottom"):
             self.histogram.getAxis(name).setPen("#444")
             self.histogram.getAxis(name).setTextPen("#444")
@@ -129,6 +129,9 @@ class StatsPanel(QWidget):
             self.table.setItem(r, column, item)
         curve = self.curves[column]
         if stats is not None and stats.hist_counts.size:
-            curve.setData(stats.hist_edges, stats.hist_counts)
+            # densities: whole and slice have different counts and bin widths
+            widths = np.diff(stats.hist_edges)
+            total = max(int(stats.hist_counts.sum()), 1)
+            curve.setData(stats.hist_edges, stats.hist_counts / (total * np.where(widths > 0, widths, 1)))
         else:
             curve.setData([], [])
