@@ -68,7 +68,7 @@ def test_export_is_bit_identical_for_every_dtype(capsys, tmp_path, dtype):
     array = (np.arange(-6, 6).reshape(3, 4) * 1.75).astype(dtype)
     with open(tmp_path / "in.npy", "wb") as fh:
         write_npy(fh, array)
-    code, _, err = run(capsys, "export", tmp_path / "in.npy", "in", "-o", tmp_path / "out.npy")
+    code, _, err = run(capsys, "export", tmp_path / "in.npy", "array", "-o", tmp_path / "out.npy")
     assert code == 0, err
     back = np.load(tmp_path / "out.npy")
     assert back.dtype == array.dtype and back.tobytes() == array.tobytes()

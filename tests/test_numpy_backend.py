@@ -42,9 +42,10 @@ def test_npy_every_dtype_reads_exactly(tmp_path, dtype):
     array = sample(dtype)
     save_npy(tmp_path / "a.npy", array)
     source = open_path(tmp_path / "a.npy")
-    node = source.node("a")
+    node = source.node("array")
+    assert node.name == "a"  # the tree shows the file name
     assert (node.kind, node.dtype, node.shape, node.nbytes) == (NodeKind.TENSOR, dtype.name, (3, 4), array.nbytes)
-    assert same_bits(np.asarray(source.read("a")), array)
+    assert same_bits(np.asarray(source.read("array")), array)
 
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: d.name)
@@ -68,27 +69,27 @@ def test_ranks_0_to_5_and_empty(tmp_path, shape):
     array = np.arange(int(np.prod(shape)), dtype=np.float32).reshape(shape)
     np.save(tmp_path / "x.npy", array)
     np.savez_compressed(tmp_path / "x.npz", x=array)
-    for name in ("x.npy", "x.npz"):
+    for name, node_id in (("x.npy", "array"), ("x.npz", "x")):
         source = open_path(tmp_path / name)
-        assert source.node("x").shape == shape
-        assert same_bits(np.asarray(source.read("x")), array)
+        assert source.node(node_id).shape == shape
+        assert same_bits(np.asarray(source.read(node_id)), array)
 
 
 def test_npy_is_memory_mapped_and_slices_lazily(tmp_path):
     array = np.arange(1000 * 300, dtype=np.float64).reshape(1000, 300)
     np.save(tmp_path / "big.npy", array)
     source = open_path(tmp_path / "big.npy")
-    whole = source.read("big")
+    whole = source.read("array")
     assert isinstance(whole, np.memmap)
-    np.testing.assert_array_equal(source.read("big", (slice(10, 12), 5)), array[10:12, 5])
+    np.testing.assert_array_equal(source.read("array", (slice(10, 12), 5)), array[10:12, 5])
 
 
 def test_fortran_order_npy(tmp_path):
     array = np.asfortranarray(np.arange(12, dtype=np.int32).reshape(3, 4))
     np.save(tmp_path / "f.npy", array)
     source = open_path(tmp_path / "f.npy")
-    np.testing.assert_array_equal(source.read("f"), array)
-    np.testing.assert_array_equal(source.read("f", (1,)), array[1])
+    np.testing.assert_array_equal(source.read("array"), array)
+    np.testing.assert_array_equal(source.read("array", (1,)), array[1])
 
 
 def test_stored_npz_members_are_mapped_not_copied(tmp_path):
@@ -158,7 +159,7 @@ def test_write_npy_and_npz_replace_one_tensor(tmp_path):
     with pytest.raises(InspectorError, match="Dtype mismatch"):
         source.write(tmp_path / "bad.npz", {"b": np.ones(2, np.int16)})
     single = NpySource(_saved(tmp_path / "s.npy", np.arange(4, dtype=np.uint16)))
-    single.write(tmp_path / "s2.npy", {"s": np.full(4, 9, np.uint16)})
+    single.write(tmp_path / "s2.npy", {"array": np.full(4, 9, np.uint16)})
     np.testing.assert_array_equal(np.load(tmp_path / "s2.npy"), np.full(4, 9, np.uint16))
 
 

@@ -33,9 +33,9 @@ def test_in_place_save_keeps_backup_even_while_memory_mapped(tmp_path):
     np.save(path, np.arange(10_000, dtype=np.float64))
     original = path.read_bytes()
     source = open_path(path)
-    mapped = source.read("big")  # a live memory map of the file being replaced
+    mapped = source.read("array")  # a live memory map of the file being replaced
     new = np.arange(10_000, dtype=np.float64) * 2
-    save(source, {"big": new}, path, opened_signature=source.opened_signature)
+    save(source, {"array": new}, path, opened_signature=source.opened_signature)
     assert (tmp_path / "big.npy.bak").read_bytes() == original
     np.testing.assert_array_equal(np.load(path), new)
     np.testing.assert_array_equal(mapped[:5], np.arange(5.0))  # the old map still reads old data

@@ -127,8 +127,11 @@ class AxesSelector(QWidget):
                 label.setVisible(ndim > 2)
         while self._grid.count():
             item = self._grid.takeAt(0)
-            if item.widget() is not None:
-                item.widget().deleteLater()
+            widget = item.widget()
+            if widget is not None:
+                widget.hide()  # deleteLater alone leaves it painted until the loop runs
+                widget.setParent(None)
+                widget.deleteLater()
         self.sliders.clear()
         self.spins.clear()
         row = 0

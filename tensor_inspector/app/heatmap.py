@@ -157,7 +157,9 @@ class HeatmapView(QWidget):
 
     # -- content -------------------------------------------------------------------------
     def set_plane(self, plane: np.ndarray, reset_view: bool = True) -> None:
-        """Draw ``plane`` (0-, 1- or 2-D, oriented as displayed)."""
+        """Draw ``plane`` (0-, 1- or 2-D, oriented as displayed); a new shape resets the zoom."""
+        old = self._plane
+        reset_view = reset_view or old is None or old.shape != plane.shape
         self._plane = plane
         self._kind = value_kind(plane.dtype)
         self._reset_view = reset_view

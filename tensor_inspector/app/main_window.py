@@ -134,7 +134,7 @@ class MainWindow(QMainWindow):
                                                "SP_DirOpenIcon", "Open a SavedModel or checkpoint folder")
         self.export_action = self._action("&Export…", self.show_export_dialog, "Ctrl+E", "SP_DialogSaveButton",
                                           "Export the shown tensor to .npy, .npz or .csv")
-        self.close_action = self._action("&Close File", self.close_current_file, QKeySequence.Close,
+        self.close_action = self._action("&Close File", self.close_current_file, "Ctrl+W",
                                          "SP_DialogCloseButton", "Close the selected file")
         self.reload_action = self._action("&Re-evaluate", self.reevaluate, QKeySequence.Refresh,
                                           "SP_BrowserReload", "Read or evaluate the selected node again")

@@ -68,13 +68,15 @@ def token_matches(token: str, node: Node) -> bool:
     if _SHAPE_TOKEN.match(low) and "x" in low:
         if node.shape is None:
             return False
-        padded = "x" + "x".join("?" if d is None else str(d) for d in node.shape) + "x"
+        # a leading/trailing "x" stands for more dimensions on that side: "4096x" needs rank >= 2
+        text = "x".join("?" if d is None else str(d) for d in node.shape)
+        padded = f"x{text}x"
         if low.startswith("x") and low.endswith("x"):
-            return low in padded
+            return low in text
         if low.endswith("x"):
-            return padded.startswith("x" + low)
+            return text.startswith(low)
         if low.startswith("x"):
-            return padded.endswith(low + "x")
+            return text.endswith(low)
         return f"x{low}x" in padded
     name, nid = node.name.lower(), node.id.lower()
     if any(ch in low for ch in "*?["):

@@ -21,6 +21,9 @@ from tensor_inspector.backends.base import (
 from tensor_inspector.core.npy_format import MAGIC, NpyHeader, read_header, write_npy
 
 
+NPY_NODE_ID = "array"
+
+
 def _node_for(node_id: str, header: NpyHeader, **meta: object) -> Node:
     return Node(id=node_id, name=node_id.rsplit("/", 1)[-1], kind=NodeKind.TENSOR,
                 dtype=header.dtype.name, framework_dtype=str(header.dtype),
@@ -52,8 +55,11 @@ class NpySource(Source):
                 f"{path.name} is truncated: its header declares {self.header.shape} "
                 f"{self.header.dtype} ({self.header.nbytes:,} bytes) but only "
                 f"{size - self.header.data_offset:,} bytes of data follow.")
-        self.node_id = path.stem
-        self._add(_node_for(self.node_id, self.header, file_size=size))
+        # A fixed id (not the file name) so Save As under another name keeps node ids stable;
+        # the tree shows the file name.
+        self.node_id = NPY_NODE_ID
+        node = _node_for(self.node_id, self.header, file_size=size)
+        self._add(Node(**{**node.__dict__, "name": path.stem}))
         self._array: np.ndarray | None = None
 
     def _read(self, node: Node, index: Index | None) -> np.ndarray:

@@ -24,8 +24,7 @@ def tf_dtype_names(dtype: Any) -> tuple[str | None, str]:
     """(numpy dtype name or None, TensorFlow dtype name) for a tf.DType or DataType enum."""
     tf = import_tf()
     dtype = tf.dtypes.as_dtype(dtype)
-    if dtype.is_ref_dtype:
-        dtype = dtype.base_dtype
+    dtype = dtype.base_dtype  # TF1 reference types read as their value type
     name = dtype.name
     if name == "string":
         return "str", name

@@ -8,6 +8,7 @@ pickle only, and a tensor's pages are read when it is selected.
 from __future__ import annotations
 
 import pickle
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -65,8 +66,10 @@ def open_checkpoint(path: Path, trust: bool, is_zip: bool) -> CheckpointSource:
         return storage  # keep it on the CPU whatever device it was saved from
 
     try:
-        obj = torch.load(path, map_location=remember_location, weights_only=not trust,
-                         mmap=is_zip)
+        with warnings.catch_warnings():  # TypedStorage / quantized deprecation chatter
+            warnings.simplefilter("ignore")
+            obj = torch.load(path, map_location=remember_location, weights_only=not trust,
+                             mmap=is_zip)
     except pickle.UnpicklingError as exc:
         raise _refusal_or_damage(path, exc, is_zip) from None
     except InspectorError:

@@ -7,6 +7,7 @@ graph, making the chosen value its only output and running that graph on the mod
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -36,12 +37,13 @@ class ScriptSource(Source):
     def _build(self) -> None:
         from tensor_inspector.backends import torch_convert
         module = self._module
-        for name, tensor in list(module.named_parameters()) + list(module.named_buffers()):
+        parameters = dict(module.named_parameters())
+        for name, tensor in list(parameters.items()) + list(module.named_buffers()):
             if name in self._tensors:
                 continue
             self._tensors[name] = tensor
             info = torch_convert.tensor_info(tensor)
-            info["metadata"]["parameter"] = name in dict(module.named_parameters())
+            info["metadata"]["parameter"] = name in parameters
             self._add(Node(id=name, name=name, kind=NodeKind.TENSOR, **info))
         if not hasattr(module, "forward"):
             return
@@ -153,7 +155,9 @@ def open_script(path: Path, trust: bool) -> ScriptSource:
             "loaded, so open it only if you trust where it came from.", ["TorchScript code"])
     import torch
     try:
-        module = torch.jit.load(str(path), map_location="cpu")
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            module = torch.jit.load(str(path), map_location="cpu")
     except Exception as exc:
         raise CorruptFile(
             f"{path.name} could not be loaded as TorchScript: {_first_line(exc)}.") from None

@@ -1,0 +1,71 @@
+"""Builders of small files per format, made by each format's own library, for round-trip tests.
+
+Each builder writes ``tensors`` (name -> numpy array) to a file in ``directory`` and
+returns the path to open; ``dtypes`` lists what the format can hold.
+"""
+
+from __future__ import annotations
+
+import zipfile
+from pathlib import Path
+
+import numpy as np
+
+from tensor_inspector.core.dtypes import all_test_dtypes
+from tensor_inspector.core.npy_format import write_npy
+
+ALL = [d.name for d in all_test_dtypes()]
+ML = {"bfloat16", "float8_e4m3fn", "float8_e5m2"}
+
+
+def build_npy(directory: Path, tensors: dict[str, np.ndarray]) -> Path:
+    (name, array), = tensors.items()
+    path = directory / f"{name}.npy"
+    if array.dtype.name in ML:  # np.save would write raw 'V2' bytes
+        with open(path, "wb") as fh:
+            write_npy(fh, array)
+    else:
+        np.save(path, array)
+    return path
+
+
+def build_npz(directory: Path, tensors: dict[str, np.ndarray]) -> Path:
+    path = directory / "t.npz"
+    if any(a.dtype.name in ML for a in tensors.values()):
+        with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+            for key, value in tensors.items():
+                with zf.open(key + ".npy", "w") as fh:
+                    write_npy(fh, value)
+    else:
+        np.savez(path, **tensors)
+    return path
+
+
+def build_safetensors(directory: Path, tensors: dict[str, np.ndarray]) -> Path:
+    import torch
+    from safetensors.torch import save_file
+
+    path = directory / "t.safetensors"
+    save_file({k: _to_torch(v) for k, v in tensors.items()}, path, metadata={"origin": "test"})
+    return path
+
+
+def _to_torch(array: np.ndarray):
+    """numpy -> torch with identical bits (bf16/fp8 through their bit patterns)."""
+    import torch
+
+    name = array.dtype.name
+    if name in ML:
+        bits = array.view(np.int16 if name == "bfloat16" else np.uint8)
+        target = {"bfloat16": torch.bfloat16, "float8_e4m3fn": torch.float8_e4m3fn,
+                  "float8_e5m2": torch.float8_e5m2}[name]
+        return torch.from_numpy(bits.copy()).view(target)
+    return torch.from_numpy(np.array(array, copy=True))
+
+
+FORMATS: dict[str, tuple] = {
+    # name: (builder, dtypes it holds, can hold several tensors)
+    "npy": (build_npy, ALL, False),
+    "npz": (build_npz, ALL, True),
+    "safetensors": (build_safetensors, [d for d in ALL if d != "complex128"], True),
+}
