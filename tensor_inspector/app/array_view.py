@@ -16,7 +16,6 @@ from PySide6.QtWidgets import (QComboBox, QHBoxLayout, QLabel, QSpinBox, QSplitt
 
 from tensor_inspector.app.axes_selector import AxesSelector
 from tensor_inspector.app.background import BackgroundRunner
-from tensor_inspector.app.colormaps import plane_sample
 from tensor_inspector.app.heatmap import HeatmapView
 from tensor_inspector.app.number_format import MODES, NumberFormat, exact_text
 from tensor_inspector.app.stats_panel import SLICE, WHOLE, StatsPanel
@@ -34,7 +33,7 @@ def stats_job(array: np.ndarray, cancel=None) -> Stats:
     """Statistics of ``array`` (worker thread); estimates for huge non-contiguous views."""
     if array.flags.c_contiguous or array.size <= MAX_COPY_FOR_STATS:
         return compute_stats(array, cancel=cancel)
-    sample = np.ascontiguousarray(plane_sample(array) if array.ndim <= 2 else _nd_sample(array))
+    sample = np.ascontiguousarray(_nd_sample(array))
     stats = compute_stats(sample, cancel=cancel)
     stats.shape, stats.nbytes, stats.count = tuple(array.shape), int(array.nbytes), int(array.size)
     stats.nan = stats.posinf = stats.neginf = stats.zeros = 0  # counts of a sample would mislead
@@ -44,9 +43,14 @@ def stats_job(array: np.ndarray, cancel=None) -> Stats:
 
 
 def _nd_sample(array: np.ndarray, target: int = 1 << 20) -> np.ndarray:
-    """A strided N-D sub-grid of about ``target`` values (a view)."""
-    step = max(1, int(np.ceil((array.size / target) ** (1.0 / array.ndim))))
-    return array[(slice(None, None, step),) * array.ndim]
+    """A strided N-D sub-grid of at most ~``target`` values (a view); short axes stay whole."""
+    steps = [1] * array.ndim
+    counts = list(array.shape)
+    while int(np.prod(counts, dtype=np.float64)) > target:
+        axis = int(np.argmax(counts))  # thin the longest remaining axis
+        steps[axis] *= 2
+        counts[axis] = -(-array.shape[axis] // steps[axis])
+    return array[tuple(slice(None, None, s) for s in steps)]
 
 
 class ArrayView(QWidget):
@@ -100,6 +104,8 @@ class ArrayView(QWidget):
         self.main_splitter.addWidget(self.stats_panel)
         self.main_splitter.setStretchFactor(0, 3)
         self.main_splitter.setStretchFactor(1, 1)
+        self.views_splitter.setSizes([1000, 1000])
+        self.main_splitter.setSizes([2600, 1000])
 
         content = QWidget()
         content_layout = QVBoxLayout(content)
@@ -213,6 +219,13 @@ class ArrayView(QWidget):
         if array is None:
             return
         plane = self.current_slice()
+        if array.ndim > 2:
+            self.heatmap.set_axis_names(f"row (axis {self.axes.row_axis})",
+                                        f"column (axis {self.axes.col_axis})")
+        elif array.ndim == 2:
+            transposed = self.axes.row_axis > self.axes.col_axis
+            self.heatmap.set_axis_names("row (axis 1)" if transposed else "row",
+                                        "column (axis 0)" if transposed else "column")
         self.table.array_model.set_plane(plane, array.ndim, self.axes.row_axis, self.axes.col_axis,
                                          self.axes.positions)
         self.heatmap.set_plane(plane, reset_view=reset_view)

@@ -155,6 +155,8 @@ class AxesSelector(QWidget):
             self.sliders[axis], self.spins[axis] = slider, spin
             row += 1
         self._grid.setColumnStretch(1, 1)
+        self.layout().activate()  # sizes change with the number of sliders: relayout now
+        self.updateGeometry()
 
     def _on_slider(self, axis: int, value: int) -> None:
         spin = self.spins[axis]

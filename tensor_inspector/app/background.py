@@ -21,7 +21,9 @@ the function arrive as ``failed`` with one sentence: ``str(err)`` for
 
 from __future__ import annotations
 
+import ctypes
 import itertools
+import sys
 import threading
 from dataclasses import dataclass, field
 from typing import Any, Callable
@@ -29,6 +31,38 @@ from typing import Any, Callable
 from PySide6.QtCore import QObject, QRunnable, QThreadPool, Signal, Slot
 
 from tensor_inspector.backends.base import InspectorError
+
+_PINNED = False
+
+
+def pin_singletons() -> bool:
+    """Keep None/True/False alive despite PySide6's missing references; True if it was needed.
+
+    PySide6 6.12 on CPython 3.11 returns None from every void method (and True from
+    ``Signal.emit``) without a new reference, so each call drops the refcount of the
+    singleton by one; after a few thousand calls CPython aborts with "deallocating
+    None". CPython 3.12+ makes these objects immortal, which hides the bug there; this
+    gives them the same immortality on 3.11. Must run before the GUI starts.
+    """
+    global _PINNED
+    if _PINNED or sys.version_info >= (3, 12) or sys.implementation.name != "cpython" \
+            or hasattr(sys, "gettotalrefcount"):  # debug builds lay objects out differently
+        return _PINNED
+    probe = QObject()
+    before = sys.getrefcount(None)
+    for _ in range(8):
+        probe.setObjectName("probe")  # a void method
+    leaked = before - sys.getrefcount(None)
+    if leaked <= 0:
+        return False
+    for singleton in (None, True, False):
+        # ob_refcnt is the first field of every PyObject in release builds
+        ctypes.c_ssize_t.from_address(id(singleton)).value += 1 << 40
+    _PINNED = True
+    return True
+
+
+pin_singletons()
 
 
 def error_sentence(err: BaseException) -> str:

@@ -139,9 +139,9 @@ class _FeedRow:
 
     def choice(self) -> FeedChoice:
         shape = parse_shape(self.shape.text()) if self.shape.isEnabled() else default_shape(self.spec)
-        if self.spec.shape is not None and len(shape) != len(self.spec.shape):
-            raise InspectorError(f"Input {self.spec.name!r} needs {len(self.spec.shape)} dimensions, "
-                                 f"got {len(shape)}.")
+        if self.spec.shape is not None and not _shape_fits(self.spec.shape, shape):
+            raise InspectorError(f"Input {self.spec.name!r} needs shape {_spec_shape_text(self.spec.shape)}, "
+                                 f"got {shape}.")
         return FeedChoice(self.fill.currentText(), shape, self.seed.value(), self.path.text().strip())
 
 

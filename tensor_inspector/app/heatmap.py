@@ -87,8 +87,10 @@ class HeatmapView(QWidget):
         self.levels_combo.addItems(list(LEVEL_MODES))
         self.levels_combo.setToolTip("Colour levels: min-max, symmetric around 0, "
                                      "0.5-99.5 percentiles, or typed in")
-        self.lo_spin = pg.SpinBox(value=0.0, dec=True, minStep=0, format="{value:.6g}")
-        self.hi_spin = pg.SpinBox(value=1.0, dec=True, minStep=0, format="{value:.6g}")
+        self.lo_spin = pg.SpinBox(value=0.0, dec=True, minStep=0, format="{value:.6g}",
+                                  compactHeight=False)
+        self.hi_spin = pg.SpinBox(value=1.0, dec=True, minStep=0, format="{value:.6g}",
+                                  compactHeight=False)
         for spin, tip in ((self.lo_spin, "Lowest level"), (self.hi_spin, "Highest level")):
             spin.setToolTip(tip)
             spin.setFixedWidth(86)
@@ -200,13 +202,23 @@ class HeatmapView(QWidget):
         self._ready = True
         self.image_ready.emit()
 
+    def set_axis_names(self, rows: str, columns: str) -> None:
+        """Axis titles of the image (e.g. "row (axis 1)")."""
+        self._axis_names = (rows, columns)
+        if self._plane is not None and self._plane.ndim == 2:
+            self.plot.setLabel("left", rows)
+            self.plot.setLabel("bottom", columns)
+
     def _update_controls(self) -> None:
+        image = self._plane is None or self._plane.ndim == 2
+        for widget in (self.cmap_combo, self.levels_combo, self.aspect_button):
+            widget.setEnabled(image)
         is_complex = self._kind == "complex"
         self.complex_combo.setVisible(is_complex)
         self.complex_label.setVisible(is_complex)
         manual = self.levels_combo.currentText() == "manual"
-        self.lo_spin.setEnabled(manual)
-        self.hi_spin.setEnabled(manual)
+        self.lo_spin.setEnabled(manual and image)
+        self.hi_spin.setEnabled(manual and image)
 
     def _schedule(self) -> None:
         plane = self._plane
@@ -243,15 +255,16 @@ class HeatmapView(QWidget):
             self.curve.setVisible(False)
             self.curve.clear()
             self.plot.invertY(True)
-            self.plot.setLabel("left", "row")
-            self.plot.setLabel("bottom", "column")
+            row_name, col_name = getattr(self, "_axis_names", ("row", "column"))
+            self.plot.setLabel("left", row_name)
+            self.plot.setLabel("bottom", col_name)
             rows, cols = plane.shape
             self.image_item.setVisible(True)
             self.colorbar.setVisible(True)
             self.image_item.setImage(prepared.image, levels=levels)
             self.image_item.setRect(QRectF(0, 0, cols, rows))
             if prepared.mask is not None:
-                self.mask_item.setImage(prepared.mask, levels=None)
+                self.mask_item.setImage(prepared.mask, levels=(0, 255))  # block means make it float
                 self.mask_item.setRect(QRectF(0, 0, cols, rows))
                 self.mask_item.setVisible(True)
             else:

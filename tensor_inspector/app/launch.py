@@ -19,7 +19,28 @@ from PySide6.QtCore import QTimer
 DEMO_DIR = Path(__file__).resolve().parent.parent / "resources" / "demo"
 _NOT_DEMO_DATA = {".py", ".md", ".txt", ".pyc"}
 POLL_MS = 20
+SCREENSHOT_SIZE = (1400, 880)
 HEADLESS_TIMEOUT_S = 900.0  # a wedged backend must not hang a docs build forever
+
+
+_NONE_PINNED = False
+
+
+def pin_none_refcount() -> None:
+    """Keep ``None`` alive despite PySide6 6.12's reference leak on CPython < 3.12.
+
+    Every call of a void Qt method (``setObjectName``, ``processEvents``, ``setWidth``)
+    releases one reference to ``None`` that it never took. From 3.12 on ``None`` is
+    immortal; on 3.11 its count reaches zero after some thousands of calls and the
+    interpreter aborts ("none_dealloc: deallocating None"). Adding 2**40 references
+    once puts that out of reach of any session.
+    """
+    global _NONE_PINNED
+    if _NONE_PINNED or sys.version_info >= (3, 12) or sys.implementation.name != "cpython":
+        return
+    import ctypes
+    ctypes.c_ssize_t.from_address(id(None)).value += 1 << 40
+    _NONE_PINNED = True
 
 
 def ensure_platform() -> None:
@@ -30,9 +51,21 @@ def ensure_platform() -> None:
         os.environ["QT_QPA_PLATFORM"] = "offscreen"
 
 
+def _quiet_offscreen_messages() -> None:
+    """Drop the offscreen plugin's harmless "propagateSizeHints" warning from stderr."""
+    from PySide6.QtCore import qInstallMessageHandler
+
+    def handler(_mode, _context, message: str) -> None:
+        if "propagateSizeHints" not in message:
+            print(message, file=sys.stderr)
+
+    qInstallMessageHandler(handler)
+
+
 def make_app():
     """The QApplication (created once), named for QSettings and the desktop file."""
     ensure_platform()
+    pin_none_refcount()
     from PySide6.QtWidgets import QApplication
     app = QApplication.instance()
     if app is None:
@@ -41,16 +74,22 @@ def make_app():
     app.setApplicationName("tensor-inspector")
     app.setApplicationDisplayName("Tensor Inspector")
     app.setDesktopFileName("tensor-inspector")
+    if app.platformName() == "offscreen":
+        _quiet_offscreen_messages()
     return app
 
 
-class _Headless:
-    """Drives a window to a screenshot by polling its state (no timed waits on results)."""
+class _Driver:
+    """Selects the requested node once the files are open; headless, also waits and grabs.
+
+    It polls the window's state every few ms instead of sleeping for a fixed time, so
+    it is as fast as the work and never races it.
+    """
 
     def __init__(self, window, select: str | None, screenshot: str | Path | None,
-                 select_file: str | None = None, prefer_2d: bool = False):
+                 select_file: str | None = None, prefer_2d: bool = False, headless: bool = True):
         self.window, self.select, self.screenshot = window, select, screenshot
-        self.select_file, self.prefer_2d = select_file, prefer_2d
+        self.select_file, self.prefer_2d, self.headless = select_file, prefer_2d, headless
         self.errors: list[str] = []
         self.code: int | None = None
         self._stage = "opening"
@@ -63,7 +102,7 @@ class _Headless:
 
     def _tick(self) -> None:
         window = self.window
-        if time.monotonic() - self._start > HEADLESS_TIMEOUT_S:
+        if self.headless and time.monotonic() - self._start > HEADLESS_TIMEOUT_S:
             return self._finish(1, "Timed out waiting for the window to finish loading.")
         if not window.is_idle():
             return
@@ -72,14 +111,11 @@ class _Headless:
             if self.errors and not window.files:
                 return self._finish(1, self.errors[0])
             target = self._target()
-            if target is not None:
-                handle, node_id = target
-                if not window.select_node(node_id, handle):
-                    names = ", ".join(f.path.name for f in window.files.values()) or "the open files"
-                    return self._finish(1, f"No node named {node_id!r} in {names}.")
-            elif self.select is not None:
+            if target is not None and not window.select_node(target[1], target[0]):
                 names = ", ".join(f.path.name for f in window.files.values()) or "the open files"
-                return self._finish(1, f"No node named {self.select!r} in {names}.")
+                return self._finish(1, f"No node named {target[1]!r} in {names}.")
+            if not self.headless:
+                self.timer.stop()  # interactive: the user takes over from here
             return
         view = window.view
         if view.array() is not None and window._shown is not None and not view.stats_ready():
@@ -93,20 +129,24 @@ class _Headless:
         if self.select is not None:
             if self.select_file is not None:
                 handle = next((h for h, f in files.items() if f.path.name == self.select_file), None)
-                return handle, self.select
+                if handle is not None:
+                    return handle, self.select
             handles = self.window.tree.model.handles_with(self.select)
             return (handles[0] if handles else None), self.select
         if self.prefer_2d:
-            for handle, opened in files.items():
-                for node in opened.nodes:
+            for root in self.window.tree.model.roots():  # in the order the files were given
+                for node in files[root.handle].nodes:
                     if node.has_value and node.shape is not None and len(node.shape) == 2:
-                        return handle, node.id
+                        return root.handle, node.id
         return None  # keep whatever auto-selection chose
 
     def _finish(self, code: int, message: str = "") -> None:
         self.timer.stop()
         if message:
             print(f"tensor-inspector: {message}", file=sys.stderr)
+            self.window.statusBar().showMessage(message)
+        if not self.headless:
+            return  # the window stays up and shows the message
         if self.screenshot is not None:
             from PySide6.QtWidgets import QApplication
             QApplication.processEvents()
@@ -124,36 +164,23 @@ def _run(paths: Sequence[str | Path], select: str | None, screenshot: str | Path
          select_file: str | None = None, prefer_2d: bool = False) -> int:
     app = make_app()
     from tensor_inspector.app.main_window import MainWindow
-    window = MainWindow()
     headless = screenshot is not None
+    window = MainWindow(persist=not headless)
     if headless:
+        window.resize(*SCREENSHOT_SIZE)  # the same picture whatever the user's saved geometry
         # never trust silently: without --trust a file that needs it is an error
         window.trust_prompt = lambda path, err: False
-        window.auto_select = select is None and not prefer_2d
+    window.auto_select = select is None and not prefer_2d
     window.show()
     app.processEvents()  # paint before any file (and framework) is touched
     window.open_paths(paths, trust=trust)
-    if not headless:
-        if select is not None:
-            _select_when_open(window, select)
-        code = app.exec()
-        return int(code)
-    driver = _Headless(window, select, screenshot, select_file, prefer_2d)
+    driver = _Driver(window, select, screenshot, select_file, prefer_2d, headless)
     driver.timer.start()
-    app.exec()
-    window.close()
-    return int(driver.code if driver.code is not None else 1)
-
-
-def _select_when_open(window, node_id: str) -> None:
-    """Interactive ``--select``: select as soon as a file that has the node is open."""
-    window.auto_select = False
-
-    def try_select(_handle: int) -> None:
-        if window.select_node(node_id):
-            window.file_opened.disconnect(try_select)
-
-    window.file_opened.connect(try_select)
+    code = app.exec()
+    if headless:
+        window.close()
+        return int(driver.code if driver.code is not None else 1)
+    return int(code)
 
 
 def run_gui(paths: Sequence[str | Path], select: str | None = None, screenshot: str | Path | None = None,
@@ -181,12 +208,14 @@ def _default_node() -> tuple[str, str] | None:
     return filename.strip(), node_id.strip()
 
 
-def run_demo(screenshot: str | Path | None = None) -> int:
-    """Open the bundled demo files with a 2-D node selected."""
+def run_demo(screenshot: str | Path | None = None, select: str | None = None) -> int:
+    """Open the bundled demo files with a 2-D node (or ``select``) selected."""
     files = demo_files()
     if not files:
         print(f"tensor-inspector: no demo files in {DEMO_DIR}.", file=sys.stderr)
         return 1
+    if select is not None:
+        return _run(files, select, screenshot, False)
     default = _default_node()
     if default is not None:
         return _run(files, default[1], screenshot, False, select_file=default[0])

@@ -22,11 +22,14 @@ from tensor_inspector.app.array_view import ArrayView
 from tensor_inspector.app.export_dialog import ExportDialog
 from tensor_inspector.app.feeds_panel import FeedsPanel
 from tensor_inspector.app.icons import app_icon, standard
+from tensor_inspector.app.launch import pin_none_refcount
 from tensor_inspector.app.tree import NodeTree
 from tensor_inspector.app.tree_model import format_shape
 from tensor_inspector.app.trust_dialog import ask_trust
 from tensor_inspector.app.worker import EvalResult, OpenedFile, Worker, user_message
 from tensor_inspector.backends import InspectorError, Node, NodeKind, TrustRequired
+
+pin_none_refcount()  # before any widget exists; see launch.pin_none_refcount
 
 ORGANISATION, APPLICATION = "TensorInspector", "tensor-inspector"
 MAX_RECENT = 12
@@ -45,8 +48,9 @@ class MainWindow(QMainWindow):
     value_shown = Signal(str)           # node id whose value is now in the view
     value_failed = Signal(str)          # message
 
-    def __init__(self, parent: QWidget | None = None):
+    def __init__(self, parent: QWidget | None = None, persist: bool = True):
         super().__init__(parent)
+        self.persist = persist  # False: neither read nor write geometry (headless screenshots)
         self.setWindowIcon(app_icon())
         self.setAcceptDrops(True)
         self.auto_select = True  # select the first tensor of a file opened into an empty view
@@ -83,8 +87,10 @@ class MainWindow(QMainWindow):
         self.splitter = QSplitter(Qt.Horizontal)
         self.splitter.addWidget(self.tree)
         self.splitter.addWidget(right)
+        self.splitter.setStretchFactor(0, 0)
         self.splitter.setStretchFactor(1, 1)
-        self.splitter.setSizes([340, 900])
+        self.splitter.setCollapsible(1, False)
+        self.tree.setMinimumWidth(220)
         self.setCentralWidget(self.splitter)
 
         self._build_status_bar()
@@ -93,8 +99,10 @@ class MainWindow(QMainWindow):
         self._busy_timer.setSingleShot(True)
         self._busy_timer.setInterval(BUSY_DELAY_MS)
         self._busy_timer.timeout.connect(self._show_busy)
-        self.resize(1280, 800)
-        self._restore_settings()
+        self.resize(1400, 880)
+        self.splitter.setSizes([420, 980])
+        if persist:
+            self._restore_settings()
         self._update_title()
 
     # -- building -------------------------------------------------------------------------
@@ -269,7 +277,8 @@ class MainWindow(QMainWindow):
                 return "Select a tensor."
             count = sum(1 for n in opened.nodes if n.has_value)
             return f"{opened.path.name}\n{opened.format_name} · {count} values\n\nSelect a tensor in the tree."
-        children = len(self.tree.model.find(handle, node.id).internalPointer().children)
+        item = self.tree.model.item_for(handle, node.id)
+        children = len(item.children) if item is not None else 0
         what = "a signature" if node.kind is NodeKind.SIGNATURE else "a group"
         return f"{node.id}\n{what} of {children} entries\n\nSelect one of its tensors."
 
@@ -396,6 +405,8 @@ class MainWindow(QMainWindow):
         return [str(v) for v in (value or [])]
 
     def add_recent(self, path: Path) -> None:
+        if not self.persist:
+            return
         text = str(Path(path).absolute())
         recent = [text] + [p for p in self.recent_files() if p != text]
         settings().setValue("recent_files", recent[:MAX_RECENT])
@@ -457,6 +468,7 @@ class MainWindow(QMainWindow):
                           "view, export and edit tensors.")
 
     def closeEvent(self, event: QCloseEvent) -> None:
-        self.save_settings()
+        if self.persist:
+            self.save_settings()
         self.worker.shutdown()
         super().closeEvent(event)

@@ -49,7 +49,8 @@ class NodeTree(QWidget):
         self.view.setModel(self.proxy)
         self.view.setSortingEnabled(True)
         self.view.sortByColumn(-1, Qt.AscendingOrder)  # file order until a header is clicked
-        self.view.setUniformRowHeights(True)  # lets Qt skip measuring every row of big graphs
+        self.view.setUniformRowHeights(True)
+        self.view.setTextElideMode(Qt.ElideMiddle)  # keep the distinctive end of long dotted names  # lets Qt skip measuring every row of big graphs
         self.view.setSelectionMode(QAbstractItemView.SingleSelection)
         self.view.setAlternatingRowColors(True)
         self.view.setContextMenuPolicy(Qt.CustomContextMenu)

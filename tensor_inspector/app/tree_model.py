@@ -101,6 +101,7 @@ class TreeItem:
     children: list["TreeItem"] = field(default_factory=list)
     row: int = 0
     order: int = 0
+    uid: int = 0
 
     @property
     def node_id(self) -> str | None:
@@ -108,12 +109,28 @@ class TreeItem:
 
 
 class NodeTreeModel(QAbstractItemModel):
-    """All open files as a tree. Items are plain Python objects kept alive by ``_roots``."""
+    """All open files as a tree.
+
+    Indexes carry an integer uid (``internalId``), not a Python object pointer: Qt may
+    still hold indexes of a closed file for a moment, and a uid that is no longer in
+    ``_items`` is harmless where a dangling object pointer would crash the interpreter.
+    """
 
     def __init__(self, parent=None):
         super().__init__(parent)
         self._roots: list[TreeItem] = []
         self._by_id: dict[tuple[int, str], TreeItem] = {}
+        self._items: dict[int, TreeItem] = {}
+        self._next_uid = 1
+
+    def _register(self, item: TreeItem) -> TreeItem:
+        item.uid = self._next_uid
+        self._next_uid += 1
+        self._items[item.uid] = item
+        return item
+
+    def _index_of(self, item: TreeItem, column: int = 0) -> QModelIndex:
+        return self.createIndex(item.row, column, item.uid)
 
     # -- building -------------------------------------------------------------------
     def add_file(self, handle: int, path: Path, format_name: str, nodes: list[Node],
@@ -123,13 +140,14 @@ class NodeTreeModel(QAbstractItemModel):
         ``order`` (the open request's sequence number) keeps roots in the order the
         user asked for, although files finish opening in any order.
         """
-        root = TreeItem(handle, None, None, label=Path(path).name or str(path), path=Path(path),
-                        format_name=format_name, order=handle if order is None else order)
+        root = self._register(TreeItem(handle, None, None, label=Path(path).name or str(path),
+                                       path=Path(path), format_name=format_name,
+                                       order=handle if order is None else order))
         by_id: dict[str, TreeItem] = {}
         for node in nodes:
             parent = by_id.get(node.parent) if node.parent is not None else None
             parent = parent or root
-            item = TreeItem(handle, node, parent, row=len(parent.children))
+            item = self._register(TreeItem(handle, node, parent, row=len(parent.children)))
             parent.children.append(item)
             by_id[node.id] = item
         row = sum(1 for r in self._roots if r.order <= root.order)
@@ -149,6 +167,7 @@ class NodeTreeModel(QAbstractItemModel):
                 for later in self._roots[row:]:
                     later.row -= 1
                 self._by_id = {k: v for k, v in self._by_id.items() if k[0] != handle}
+                self._items = {k: v for k, v in self._items.items() if v.handle != handle}
                 self.endRemoveRows()
                 return
 
@@ -160,35 +179,41 @@ class NodeTreeModel(QAbstractItemModel):
 
     def find(self, handle: int, node_id: str) -> QModelIndex:
         item = self._by_id.get((handle, node_id))
-        return self.createIndex(item.row, 0, item) if item is not None else QModelIndex()
+        return self._index_of(item) if item is not None else QModelIndex()
 
     def handles_with(self, node_id: str) -> list[int]:
         return [r.handle for r in self._roots if (r.handle, node_id) in self._by_id]
 
     def item(self, index: QModelIndex) -> TreeItem | None:
-        return index.internalPointer() if index.isValid() else None
+        return self._items.get(index.internalId()) if index.isValid() else None
+
+    def item_for(self, handle: int, node_id: str) -> TreeItem | None:
+        return self._by_id.get((handle, node_id))
 
     # -- Qt model API -------------------------------------------------------------------
     def index(self, row: int, column: int, parent: QModelIndex | QPersistentModelIndex = QModelIndex()):
-        siblings = self._roots if not parent.isValid() else parent.internalPointer().children
+        if parent.isValid():
+            owner = self.item(parent)
+            siblings = owner.children if owner is not None else []
+        else:
+            siblings = self._roots
         if 0 <= row < len(siblings) and 0 <= column < len(COLUMNS):
-            return self.createIndex(row, column, siblings[row])
+            return self._index_of(siblings[row], column)
         return QModelIndex()
 
     def parent(self, index=QModelIndex()):  # type: ignore[override]
-        if not index.isValid():
+        item = self.item(index)
+        if item is None or item.parent is None:
             return QModelIndex()
-        parent = index.internalPointer().parent
-        if parent is None:
-            return QModelIndex()
-        return self.createIndex(parent.row, 0, parent)
+        return self._index_of(item.parent)
 
     def rowCount(self, parent=QModelIndex()) -> int:
         if not parent.isValid():
             return len(self._roots)
         if parent.column() != 0:
             return 0
-        return len(parent.internalPointer().children)
+        item = self.item(parent)
+        return len(item.children) if item is not None else 0
 
     def columnCount(self, parent=QModelIndex()) -> int:
         return len(COLUMNS)
@@ -201,9 +226,9 @@ class NodeTreeModel(QAbstractItemModel):
         return None
 
     def data(self, index, role=Qt.DisplayRole) -> Any:
-        if not index.isValid():
+        item = self.item(index)
+        if item is None:
             return None
-        item: TreeItem = index.internalPointer()
         col = index.column()
         node = item.node
         if role == Qt.DisplayRole:
@@ -286,8 +311,7 @@ class NodeFilterProxy(QSortFilterProxyModel):
         if not self._query:
             return True
         model = self.sourceModel()
-        index = model.index(source_row, 0, source_parent)
-        item: TreeItem = index.internalPointer()
-        if item.node is None:
+        item = model.item(model.index(source_row, 0, source_parent))
+        if item is None or item.node is None:
             return True  # file roots stay, so open files never vanish from view
         return query_matches(self._query, item.node)

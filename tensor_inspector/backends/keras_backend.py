@@ -138,18 +138,15 @@ class KerasSource(Source):
     def _read(self, node: Node, index: Index | None) -> np.ndarray:
         dataset = self._h5[node.id]
         dtype, _ = _dataset_dtype(dataset)
-        try:
-            # h5py reads only the selected hyperslab for int/slice indexes.
-            value = dataset[index] if index is not None and dtype == dataset.dtype else dataset[()]
-        except (ValueError, TypeError):
-            value = dataset[()]
-            index_after = index
-        else:
-            index_after = None if (index is not None and dtype == dataset.dtype) else index
-        array = np.asarray(value)
+        if index is not None and dtype == dataset.dtype:
+            try:  # h5py reads only the selected hyperslab for int/slice indexes
+                return np.asarray(dataset[index])
+            except (ValueError, TypeError):  # e.g. negative steps: read all, slice in numpy
+                pass
+        array = np.asarray(dataset[()])
         if array.dtype != dtype:
             array = array.view(dtype)
-        return array[index_after] if index_after is not None else array
+        return array[index] if index is not None else array
 
     def _write(self, path: Path, replacements: dict[str, np.ndarray]) -> None:
         """A copy with datasets overwritten in place (same shape and dtype, so the layout is kept)."""

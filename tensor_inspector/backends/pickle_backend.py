@@ -73,6 +73,7 @@ class PickleBackend(Backend):
             raise InspectorError(f"Cannot read {path.name}: {exc.strerror or exc}.") from None
         head = data[:2]
         source = PickleSource(path, pickle_protocol(head) or 2)
+        source.trusted = trust  # a re-open (verification after saving) uses the same trust
         source._populate(load_pickle_bytes(data, path.name, trust))
         return source
 
@@ -84,8 +85,8 @@ def load_pickle_bytes(data: bytes, name: str, trust: bool) -> Any:
         if trust:
             return pickle.loads(data)  # the user trusts this file
         return safe_load(io.BytesIO(data))
-    except Refused:
-        wanted = disallowed_globals(data) or ["<unknown>"]
+    except Refused as refused:
+        wanted = disallowed_globals(data) or [refused.name]
         raise TrustRequired(
             f"{name} is a pickle that loads {', '.join(wanted[:8])}"
             f"{' and more' if len(wanted) > 8 else ''}, which could run code: "

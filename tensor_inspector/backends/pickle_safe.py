@@ -75,7 +75,14 @@ def _torch_global(module: str, name: str) -> Any:
 def _load_storage_bytes(data: bytes) -> Any:
     """A storage pickled by value: torch's own helper would load it unsafely."""
     import torch
-    return torch.load(io.BytesIO(data), weights_only=True, map_location="cpu")
+    try:
+        return torch.load(io.BytesIO(data), weights_only=True, map_location="cpu")
+    except pickle.UnpicklingError:
+        try:
+            wanted = torch.serialization.get_unsafe_globals_in_checkpoint(io.BytesIO(data))
+        except Exception:
+            wanted = []
+        raise Refused(", ".join(wanted) or "an unsafe object inside a pickled torch storage") from None
 
 
 class AllowListUnpickler(pickle.Unpickler):

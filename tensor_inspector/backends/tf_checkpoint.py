@@ -44,7 +44,9 @@ class CheckpointVariables:
         except Exception as exc:
             raise CorruptFile(f"TensorFlow cannot read the checkpoint {self.prefix.name}: "
                               f"{_tf_error_sentence(exc)}.") from None
-        self.keys = [e.key for e in entries]  # index order (sorted by key)
+        # Index order; sliced variables also have internal per-slice entries, which are skipped.
+        self.keys = [e.key for e in entries if e.key in self.shapes]
+        self.keys += sorted(set(self.shapes) - set(self.keys))
         if OBJECT_GRAPH_KEY in self.shapes:
             try:
                 graph_bytes = self._reader.get_tensor(OBJECT_GRAPH_KEY)

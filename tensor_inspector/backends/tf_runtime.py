@@ -23,8 +23,12 @@ from tensor_inspector.backends.tf_graph import SignatureGraph
 
 
 def _sentence(exc: Exception) -> str:
-    text = (getattr(exc, "message", None) or str(exc)).strip()
-    return (text.splitlines()[0] if text else type(exc).__name__).rstrip(".")
+    """The informative line of a TF error (its first lines are often headers like "Graph execution error:")."""
+    text = getattr(exc, "message", None) or str(exc)
+    for line in (line.strip() for line in text.splitlines()):
+        if line and not line.endswith(":") and not line.startswith(("Detected at", "Node:", "[[")):
+            return line.rstrip(".")
+    return type(exc).__name__
 
 
 def scope_name(key: str) -> str:
@@ -48,7 +52,9 @@ class GraphRunner:
             graph = tf.Graph()
             sess = tf.compat.v1.Session(graph=graph)
             try:
-                with graph.as_default():
+                from tensorflow.python.util import deprecation
+                # The TF1 loader is deprecated but is the only way to reach every op of a TF1 graph.
+                with graph.as_default(), deprecation.silence():
                     tf.compat.v1.saved_model.loader.load(sess, self.tags, str(self.export_dir))
             except Exception as exc:
                 sess.close()

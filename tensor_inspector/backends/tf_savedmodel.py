@@ -132,6 +132,10 @@ class SavedModelSource(Source):
                                       description=f"input {key!r} of signature {sig.key!r} ({tf_dtype})")
         return list(specs.values())
 
+    def _signature_specs(self, sig: SignatureGraph) -> list[FeedSpec]:
+        base = next(k for k, v in self.signatures.items() if v is sig)
+        return self.feed_specs(base)
+
     def _evaluate(self, node: Node, feeds: dict[str, np.ndarray]) -> np.ndarray:
         sig, op = self._ops[node.id]
         if node.framework_dtype in HANDLE_DTYPES:
@@ -147,7 +151,9 @@ class SavedModelSource(Source):
                 f"({', '.join(sorted(set(self.risky))[:3])}); open it as trusted to evaluate.",
                 self.risky)
         run_feeds = {}
-        for spec in self.feed_specs(node.id):
+        # Every input of the signature is fed: control edges of a frozen function can reach
+        # inputs the value does not depend on. Inputs not given are zeros (unknown dims 1).
+        for spec in self._signature_specs(sig):
             if spec.name in feeds:
                 run_feeds[spec.name] = self._cast_feed(spec, feeds[spec.name])
             else:

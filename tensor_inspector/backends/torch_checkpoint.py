@@ -60,6 +60,7 @@ def _same_file(a: Path, b: Path) -> bool:
 def open_checkpoint(path: Path, trust: bool, is_zip: bool) -> CheckpointSource:
     import torch
     source = CheckpointSource(path, is_zip)
+    source.trusted = trust  # a re-open (verification after saving) uses the same trust
 
     def remember_location(storage: Any, location: str) -> Any:
         source._locations[storage.data_ptr()] = str(location)

@@ -89,7 +89,7 @@ def exposed_dtype(t: torch.Tensor) -> np.dtype:
 def from_numpy(array: np.ndarray, like: torch.Tensor) -> torch.Tensor:
     """A new tensor with ``array``'s values and ``like``'s dtype, layout, quantization,
     ``requires_grad`` and Parameter-ness."""
-    array = np.ascontiguousarray(array)
+    array = np.array(array, copy=True, order="C")  # ascontiguousarray would make 0-d 1-d
     name = array.dtype.name
     if name in _BY_NUMPY_NAME:
         tdt, view = _BY_NUMPY_NAME[name]
@@ -173,7 +173,7 @@ def is_tensor(value: Any) -> bool:
 
 def tensor_from_array(array: np.ndarray) -> "torch.Tensor":
     """A fresh tensor holding ``array`` (a feed), bf16/fp8 through their bit patterns."""
-    array = np.ascontiguousarray(array)
+    array = np.array(array, copy=True, order="C")  # ascontiguousarray would make 0-d 1-d
     name = array.dtype.name
     if name in _BY_NUMPY_NAME:
         tdt, view = _BY_NUMPY_NAME[name]

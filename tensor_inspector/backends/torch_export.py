@@ -200,4 +200,6 @@ def open_export(path: Path, trust: bool) -> ExportSource:
         lines = [line for line in str(exc).strip().splitlines() if line.strip()]
         text = (lines[0][:200] if lines else type(exc).__name__).rstrip(".")
         raise CorruptFile(f"{path.name} could not be loaded as a torch.export program: {text}.") from None
-    return ExportSource(path, program)
+    source = ExportSource(path, program)
+    source.trusted = trust  # a re-open (verification after saving) uses the same trust
+    return source

@@ -118,9 +118,11 @@ def archive_problems(path: Path) -> list[str]:
             elif tail.startswith(("data/weights/", "data/constants/")) and tail.endswith(".pt"):
                 problems.append(f"legacy pickled payload {tail}")
             elif tail.startswith("data/sample_inputs/"):
+                data = archive.read(name)
+                if not data:
+                    continue  # no example inputs were saved
                 try:
-                    torch.load(io.BytesIO(archive.read(name)), weights_only=True,
-                               map_location="cpu")
+                    torch.load(io.BytesIO(data), weights_only=True, map_location="cpu")
                 except Exception:
                     problems.append(f"sample inputs {tail} that need unsafe unpickling")
     return problems

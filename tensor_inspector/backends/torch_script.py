@@ -161,4 +161,6 @@ def open_script(path: Path, trust: bool) -> ScriptSource:
     except Exception as exc:
         raise CorruptFile(
             f"{path.name} could not be loaded as TorchScript: {_first_line(exc)}.") from None
-    return ScriptSource(path, module)
+    source = ScriptSource(path, module)
+    source.trusted = True  # a re-open (verification after saving) uses the same trust
+    return source
