@@ -31,9 +31,10 @@ app = make_app()
 from tensor_inspector.app.main_window import MainWindow
 w = MainWindow(persist=False)
 w.show()
-w.repaint()
+w.repaint()  # synchronous: the window is on screen when this returns
+painted = time.time()
 app.processEvents()
-print(time.time())
+print(painted)
 """
 
 

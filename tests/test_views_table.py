@@ -5,7 +5,7 @@ from __future__ import annotations
 import ml_dtypes
 import numpy as np
 import pytest
-from PySide6.QtCore import Qt
+from PySide6.QtCore import QItemSelection, QItemSelectionModel, Qt
 from PySide6.QtGui import QGuiApplication
 from PySide6.QtWidgets import QApplication
 
@@ -136,11 +136,8 @@ def test_copy_selection_as_tsv(qtbot, view):
     show(qtbot, view, a)
     table = view.table
     model = table.model()
-    table.selectionModel().select(
-        __import__("PySide6.QtCore", fromlist=["QItemSelection"]).QItemSelection(
-            model.index(1, 1), model.index(2, 3)),
-        __import__("PySide6.QtCore", fromlist=["QItemSelectionModel"]).QItemSelectionModel
-        .SelectionFlag.ClearAndSelect)
+    table.selectionModel().select(QItemSelection(model.index(1, 1), model.index(2, 3)),
+                                  QItemSelectionModel.SelectionFlag.ClearAndSelect)
     expected = "1.25\t1.5\t1.75\n2.25\t2.5\t2.75"
     assert view.selected_tsv() == expected
     QGuiApplication.clipboard().clear()

@@ -18,7 +18,6 @@ from PySide6.QtWidgets import (
     QVBoxLayout, QWidget,
 )
 
-from tensor_inspector.app.array_view import ArrayView
 from tensor_inspector.app.export_dialog import ExportDialog
 from tensor_inspector.app.feeds_panel import FeedsPanel
 from tensor_inspector.app.icons import app_icon, standard
@@ -34,6 +33,7 @@ pin_none_refcount()  # before any widget exists; see launch.pin_none_refcount
 ORGANISATION, APPLICATION = "TensorInspector", "tensor-inspector"
 MAX_RECENT = 12
 BUSY_DELAY_MS = 200  # fast reads never flash a "Loading" message
+WELCOME = "Open a file (Ctrl+O) or drop files and folders here."
 
 
 def settings() -> QSettings:
@@ -74,15 +74,20 @@ class MainWindow(QMainWindow):
         self.tree = NodeTree()
         self.tree.node_selected.connect(self._on_node_selected)
         self.tree.close_requested.connect(self.close_file)
-        self.view = ArrayView()
-        self.view.show_message("Open a file (Ctrl+O) or drop files and folders here.")
+        # The array view (pyqtgraph: ~0.15 s to import) is built right after the first
+        # paint, so the window appears at once; ``self.view`` builds it on first use.
+        self._view = None
+        self._placeholder = QLabel(WELCOME)
+        self._placeholder.setAlignment(Qt.AlignCenter)
+        self._placeholder.setStyleSheet("color: #555; font-size: 14px;")
         self.feeds_panel = FeedsPanel()
         self.feeds_panel.setVisible(False)
         self.feeds_panel.evaluate_requested.connect(self.evaluate_with_panel_feeds)
         right = QWidget()
         right_layout = QVBoxLayout(right)
         right_layout.setContentsMargins(0, 0, 0, 0)
-        right_layout.addWidget(self.view, 1)
+        right_layout.addWidget(self._placeholder, 1)
+        self._right_layout = right_layout
         right_layout.addWidget(self.feeds_panel)
         self.splitter = QSplitter(Qt.Horizontal)
         self.splitter.addWidget(self.tree)
@@ -169,6 +174,22 @@ class MainWindow(QMainWindow):
         toolbar.addActions([self.open_action, self.open_folder_action, self.export_action, self.reload_action])
         self.export_action.setEnabled(False)
         self.reload_action.setEnabled(False)
+
+    @property
+    def view(self):
+        """The ``ArrayView``; imported and built on first use (see ``__init__``)."""
+        if self._view is None:
+            from tensor_inspector.app.array_view import ArrayView
+            self._view = ArrayView()
+            self._view.show_message(self._placeholder.text())
+            self._right_layout.replaceWidget(self._placeholder, self._view)
+            self._placeholder.deleteLater()
+        return self._view
+
+    def showEvent(self, event) -> None:
+        super().showEvent(event)
+        if self._view is None:
+            QTimer.singleShot(0, lambda: self.view)  # after the first paint, before files arrive
 
     # -- opening --------------------------------------------------------------------------
     def open_paths(self, paths, trust: bool = False) -> list[int]:
