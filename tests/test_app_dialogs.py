@@ -10,7 +10,8 @@ import pytest
 
 from tensor_inspector.app.export_dialog import ExportDialog
 from tensor_inspector.app.feeds_panel import FeedChoice, FeedsPanel, build_feed, parse_shape
-from tensor_inspector.app.main_window import MainWindow, settings
+from tensor_inspector.app.main_window import MainWindow
+from tensor_inspector.app.window_support import settings
 from tensor_inspector.app.trust_dialog import TrustDialog
 from tensor_inspector.backends import FeedSpec, InspectorError, TrustRequired
 from tensor_inspector.core.export import export_array

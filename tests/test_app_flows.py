@@ -9,7 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tensor_inspector.app.main_window import MainWindow, settings
+from tensor_inspector.app.main_window import MainWindow
+from tensor_inspector.app.window_support import settings
 from tensor_inspector.backends import TrustRequired
 
 

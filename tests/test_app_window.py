@@ -6,11 +6,15 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from PySide6.QtCore import QMimeData, QPointF, Qt, QUrl
-from PySide6.QtGui import QDropEvent
+from PySide6.QtCore import QMimeData, QPoint, QPointF, Qt, QUrl
+from PySide6.QtGui import QDragEnterEvent, QDropEvent
 from safetensors.numpy import save_file
 
-from tensor_inspector.app.main_window import MainWindow, settings
+from tensor_inspector.app.launch import _Driver
+from tensor_inspector.app.main_window import MainWindow
+from tensor_inspector.app.tree_model import format_bytes, query_matches
+from tensor_inspector.backends import Node, NodeKind
+from tensor_inspector.app.window_support import settings
 
 
 @pytest.fixture
@@ -62,6 +66,9 @@ def test_open_by_drop_event_opens_every_file(qtbot, window, files):
     event = QDropEvent(QPointF(50, 50), Qt.CopyAction, mime, Qt.LeftButton, Qt.NoModifier)
     opened = []
     window.file_opened.connect(opened.append)
+    enter = QDragEnterEvent(QPoint(50, 50), Qt.CopyAction, mime, Qt.LeftButton, Qt.NoModifier)
+    window.dragEnterEvent(enter)
+    assert enter.isAccepted()
     window.dropEvent(event)
     qtbot.waitUntil(lambda: len(opened) == 2)
     # roots keep the dropped order, whichever file finished opening first
@@ -135,9 +142,12 @@ def test_cancel_drops_the_pending_result_and_returns_to_idle(qtbot, window, file
     shown: list[str] = []
     window.value_shown.connect(shown.append)
     window.select_node("weight")
-    window.cancel()
+    window._show_busy()  # what the delay timer does when a read takes long
+    assert window.busy.isVisible() and "weight" in window.busy.label.text()
+    window.busy.cancel_button.click()
     assert window.is_idle()
     assert not window.busy.isVisible()
+    assert "Cancelled" in window.statusBar().currentMessage()
     window.worker._pool.waitForDone(10_000)
     qtbot.wait(50)
     assert shown == []
@@ -229,3 +239,26 @@ def test_tree_columns_and_sorting(qtbot, window, files):
     assert [proxy.index(r, 0, root).data() for r in range(2)] == ["bias", "weight"]
     window.tree.view.sortByColumn(3, Qt.DescendingOrder)
     assert [proxy.index(r, 0, root).data() for r in range(2)] == ["weight", "bias"]
+
+
+def test_filter_tokens_on_plain_nodes():
+    node = Node("enc/layer_0/kernel", "kernel", NodeKind.TENSOR, dtype="bfloat16", shape=(4096, 128))
+    for query in ("bf16", "bfloat16", "kern", "*layer_?/kernel", "4096x", "x128", "4096x128", "enc bf16 x128"):
+        assert query_matches(query, node), query
+    for query in ("f32", "128x", "x4096", "40x", "bias", "kernel f16", "*bias*"):
+        assert not query_matches(query, node), query
+    vector = Node("b", "b", NodeKind.TENSOR, dtype="float32", shape=(128,))
+    assert query_matches("f32", vector) and not query_matches("x128", vector)  # x128 needs rank >= 2
+    assert format_bytes(1536) == "1.5 KiB" and format_bytes(10) == "10 B"
+
+
+def test_interactive_select_waits_for_the_files(qtbot, window, files):
+    window.auto_select = False
+    window.open_paths([files["cube"], files["pair"]])
+    driver = _Driver(window, "bias", None, select_file="pair.npz", headless=False)
+    driver.timer.start()
+    with qtbot.waitSignal(window.value_shown) as shown:
+        pass
+    assert shown.args == ["bias"]
+    qtbot.waitUntil(lambda: not driver.timer.isActive())
+    assert window.isVisible() and driver.code is None  # the window stays up

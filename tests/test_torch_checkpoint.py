@@ -193,3 +193,53 @@ def test_importing_and_detecting_do_not_import_torch(tmp_path: Path) -> None:
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
+
+
+def test_pickled_module_needs_trust_and_shows_its_state(tmp_path: Path) -> None:
+    from tensor_inspector.backends import InspectorError, TrustRequired
+    from torch_fixtures import three_layer
+    model = three_layer()
+    path = tmp_path / "full_model.pt"
+    torch.save({"model": model, "epoch": 1}, path)
+    with pytest.raises(TrustRequired) as info:
+        open_path(path)
+    assert "torch_fixtures.ThreeLayer" in info.value.globals_needed
+    with open_path(path, trust=True) as source:
+        assert np.array_equal(source.read("model/fc1.bias"), model.fc1.bias.detach().numpy())
+        assert source.node("model/fc1.bias").metadata["parameter"] is True
+        with pytest.raises(InspectorError):
+            source.write(tmp_path / "out.pt", {"model/fc1.bias": np.zeros(6, np.float32)})
+
+
+def test_lightning_style_checkpoint(tmp_path: Path) -> None:
+    checkpoint = {
+        "epoch": 4, "global_step": 800, "pytorch-lightning_version": "2.4.0",
+        "state_dict": {"net.weight": torch.ones(2, 2)},
+        "optimizer_states": [{"state": {}, "param_groups": [{"lr": 0.01, "params": [0]}]}],
+        "lr_schedulers": [{"last_epoch": 4, "_last_lr": [0.01]}],
+        "callbacks": {"ModelCheckpoint{'monitor': 'val_loss'}": {"best_model_score": torch.tensor(0.25)}},
+        "hyper_parameters": {"hidden": 32, "dropout": 0.1},
+    }
+    path = tmp_path / "last.ckpt"
+    torch.save(checkpoint, path)
+    with open_path(path) as source:
+        assert source.read("state_dict/net.weight").tolist() == [[1.0, 1.0], [1.0, 1.0]]
+        assert source.read("optimizer_states/0/param_groups/0/lr") == 0.01
+        assert source.read("pytorch-lightning_version") == np.asarray("2.4.0")
+        score = "callbacks/ModelCheckpoint{'monitor': 'val_loss'}/best_model_score"
+        assert source.read(score) == np.float32(0.25)
+        assert source.node("optimizer_states/0/state").kind is NodeKind.GROUP
+
+
+@pytest.mark.parametrize("zip_format", [True, False])
+def test_pickle_protocol_4_checkpoints_open_safely(tmp_path: Path, zip_format: bool) -> None:
+    """torch's weights-only unpickler speaks protocol 2 only; our allow-list reads the rest."""
+    path = tmp_path / "p4.pt"
+    state = {"w": torch.arange(4.0), "b": torch.ones(2, dtype=torch.bfloat16), "step": 9}
+    torch.save(state, path, pickle_protocol=4, _use_new_zipfile_serialization=zip_format)
+    with pytest.raises(Exception):
+        torch.load(path, weights_only=True)  # why the fallback exists
+    with open_path(path) as source:
+        assert source.read("w").tolist() == [0.0, 1.0, 2.0, 3.0]
+        assert source.read("b").dtype == np.dtype(ml_dtypes.bfloat16)
+        assert source.read("step") == 9

@@ -70,6 +70,9 @@ def test_export_evaluates_with_feeds(export_file: tuple[Path, np.ndarray]) -> No
     expected = hidden_values(three_layer(), x)
     with open_path(path) as source:
         np.testing.assert_allclose(source.evaluate("graph/tanh", {"x": x}), expected["tanh"], rtol=1e-6)
+        # a float64 feed (e.g. typed on the command line) is cast to the declared float32
+        np.testing.assert_allclose(source.evaluate("graph/tanh", {"x": x.astype(np.float64)}),
+                                   expected["tanh"], rtol=1e-6)
         np.testing.assert_allclose(source.get("graph/linear_2", feeds={"x": x}), expected["out"],
                                    rtol=1e-5)
         with pytest.raises(InspectorError) as info:
@@ -143,3 +146,17 @@ def test_torchscript_write(script_file: Path, tmp_path: Path) -> None:
     assert np.array_equal(loaded.fc3.weight.detach().numpy(), new)
     assert loaded.fc3.weight.requires_grad
     assert np.array_equal(loaded.fc1.weight.detach().numpy(), three_layer().fc1.weight.detach().numpy())
+
+
+def test_demo_files(tmp_path: Path) -> None:
+    from tensor_inspector.backends.torch_demo import make_demo_torch
+    paths = make_demo_torch(tmp_path)
+    assert [p.name for p in paths] == ["demo_checkpoint.pt", "demo_program.pt2"]
+    assert all(p.stat().st_size < 150 * 1024 for p in paths)
+    with open_path(paths[0]) as checkpoint:
+        assert checkpoint.read("epoch") == 3
+        assert checkpoint.node("ema/head.weight").dtype == "bfloat16"
+        assert checkpoint.node("model/head.weight").dtype == "float32"
+    with open_path(paths[1]) as program:
+        relu = program.evaluate("graph/relu", {})
+        assert relu.shape == (1, 4, 8, 8) and (relu >= 0).all()

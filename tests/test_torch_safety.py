@@ -62,11 +62,12 @@ def test_trusting_runs_the_payload(tmp_path: Path) -> None:
     assert canary.exists()
 
 
-def test_legacy_file_with_payload_is_refused(tmp_path: Path) -> None:
+@pytest.mark.parametrize("protocol", [2, 4])
+def test_legacy_file_with_payload_is_refused(tmp_path: Path, protocol: int) -> None:
     canary = tmp_path / "canary"
     path = tmp_path / "legacy.pt"
     torch.save({"w": torch.ones(2), "evil": SystemPayload(canary)}, path,
-               _use_new_zipfile_serialization=False)
+               _use_new_zipfile_serialization=False, pickle_protocol=protocol)
     with pytest.raises(TrustRequired) as info:
         open_path(path)
     assert_clear(info.value)

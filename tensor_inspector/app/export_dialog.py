@@ -11,9 +11,9 @@ from pathlib import Path
 from typing import Callable
 
 import numpy as np
-from PySide6.QtCore import Signal
+from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
-    QButtonGroup, QComboBox, QDialog, QDialogButtonBox, QFileDialog, QFormLayout, QHBoxLayout,
+    QApplication, QButtonGroup, QComboBox, QDialog, QDialogButtonBox, QFileDialog, QFormLayout, QHBoxLayout,
     QLabel, QLineEdit, QMessageBox, QRadioButton, QToolButton, QVBoxLayout, QWidget,
 )
 
@@ -178,12 +178,15 @@ class ExportDialog(QDialog):
             return
         if path.exists() and not self.confirm_overwrite(self, path):
             return
+        QApplication.setOverrideCursor(Qt.WaitCursor)  # big tensors take a moment to write
         try:
             export_array(self.chosen_array(), path, fmt=self.fmt(), dtype=self.dtype_combo.currentData(),
                          key=self.key_edit.text().strip() or "array")
         except InspectorError as exc:
             self._fail(str(exc))
             return
+        finally:
+            QApplication.restoreOverrideCursor()
         self.error = ""
         self.exported.emit(str(path))
         super().accept()

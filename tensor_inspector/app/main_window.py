@@ -11,12 +11,9 @@ from pathlib import Path
 from typing import Callable
 
 import numpy as np
-from PySide6.QtCore import QSettings, Qt, QTimer, Signal
+from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtGui import QAction, QCloseEvent, QDragEnterEvent, QDropEvent, QKeySequence
-from PySide6.QtWidgets import (
-    QFileDialog, QHBoxLayout, QLabel, QMainWindow, QMessageBox, QProgressBar, QSplitter, QToolButton,
-    QVBoxLayout, QWidget,
-)
+from PySide6.QtWidgets import QFileDialog, QLabel, QMainWindow, QMessageBox, QSplitter, QVBoxLayout, QWidget
 
 from tensor_inspector.app.export_dialog import ExportDialog
 from tensor_inspector.app.feeds_panel import FeedsPanel
@@ -25,19 +22,16 @@ from tensor_inspector.app.launch import pin_none_refcount
 from tensor_inspector.app.tree import NodeTree
 from tensor_inspector.app.tree_model import format_shape
 from tensor_inspector.app.trust_dialog import ask_trust
+from tensor_inspector.app.window_support import (
+    BusyIndicator, add_recent, fill_recent_menu, last_directory, recent_files, restore_window, save_window,
+)
 from tensor_inspector.app.worker import EvalResult, OpenedFile, Worker, user_message
 from tensor_inspector.backends import InspectorError, Node, NodeKind, TrustRequired
 
 pin_none_refcount()  # before any widget exists; see launch.pin_none_refcount
 
-ORGANISATION, APPLICATION = "TensorInspector", "tensor-inspector"
-MAX_RECENT = 12
 BUSY_DELAY_MS = 200  # fast reads never flash a "Loading" message
 WELCOME = "Open a file (Ctrl+O) or drop files and folders here."
-
-
-def settings() -> QSettings:
-    return QSettings(ORGANISATION, APPLICATION)
 
 
 class MainWindow(QMainWindow):
@@ -107,28 +101,15 @@ class MainWindow(QMainWindow):
         self.resize(1400, 880)
         self.splitter.setSizes([420, 980])
         if persist:
-            self._restore_settings()
+            restore_window(self, self.splitter)
         self._update_title()
 
     # -- building -------------------------------------------------------------------------
     def _build_status_bar(self) -> None:
-        bar = self.statusBar()
-        self.busy = QWidget()
-        layout = QHBoxLayout(self.busy)
-        layout.setContentsMargins(0, 0, 0, 0)
-        self.busy_label = QLabel()
-        self.busy_progress = QProgressBar()
-        self.busy_progress.setRange(0, 0)  # indeterminate: backends report no progress
-        self.busy_progress.setMaximumWidth(120)
-        self.busy_progress.setMaximumHeight(14)
-        self.cancel_button = QToolButton()
-        self.cancel_button.setText("Cancel")
-        self.cancel_button.setToolTip("Stop waiting for this value (Esc)")
-        self.cancel_button.clicked.connect(self.cancel)
-        for widget in (self.busy_label, self.busy_progress, self.cancel_button):
-            layout.addWidget(widget)
-        self.busy.setVisible(False)
-        bar.addPermanentWidget(self.busy)
+        self.busy = BusyIndicator()
+        self.busy.cancel_requested.connect(self.cancel)
+        self.cancel_button = self.busy.cancel_button
+        self.statusBar().addPermanentWidget(self.busy)
 
     def _action(self, text: str, slot, shortcut=None, icon: str | None = None, tip: str = "") -> QAction:
         action = QAction(text, self)
@@ -204,11 +185,11 @@ class MainWindow(QMainWindow):
         return rids
 
     def open_dialog(self) -> None:
-        paths, _ = QFileDialog.getOpenFileNames(self, "Open tensor files", self._last_dir())
+        paths, _ = QFileDialog.getOpenFileNames(self, "Open tensor files", last_directory())
         self.open_paths(paths)
 
     def open_folder_dialog(self) -> None:
-        path = QFileDialog.getExistingDirectory(self, "Open a SavedModel or checkpoint folder", self._last_dir())
+        path = QFileDialog.getExistingDirectory(self, "Open a SavedModel or checkpoint folder", last_directory())
         if path:
             self.open_paths([path])
 
@@ -368,15 +349,14 @@ class MainWindow(QMainWindow):
     def _on_busy_changed(self, busy: bool) -> None:
         if not busy:
             self._busy_timer.stop()
-            self.busy.setVisible(False)
+            self.busy.stop()
 
     def _show_busy(self) -> None:
         if self._pending is None or not self.worker.is_busy():
             return
         name = self._pending[1].id
         kind = "Evaluating" if self._pending[1].kind is NodeKind.COMPUTED else "Reading"
-        self.busy_label.setText(f"{kind} {name}…")
-        self.busy.setVisible(True)
+        self.busy.start(f"{kind} {name}…")
         self.view.show_message(f"{kind} {name}…")
 
     def is_idle(self) -> bool:
@@ -420,53 +400,17 @@ class MainWindow(QMainWindow):
 
     # -- settings, recent files, title --------------------------------------------------------------
     def recent_files(self) -> list[str]:
-        value = settings().value("recent_files", [])
-        if isinstance(value, str):  # QSettings gives a bare string for a one-item list
-            value = [value]
-        return [str(v) for v in (value or [])]
+        return recent_files()
 
     def add_recent(self, path: Path) -> None:
-        if not self.persist:
-            return
-        text = str(Path(path).absolute())
-        recent = [text] + [p for p in self.recent_files() if p != text]
-        settings().setValue("recent_files", recent[:MAX_RECENT])
+        if self.persist:
+            add_recent(path)
 
     def _fill_recent_menu(self) -> None:
-        self.recent_menu.clear()
-        recent = self.recent_files()
-        for path in recent:
-            action = self.recent_menu.addAction(path)
-            action.triggered.connect(lambda _=False, p=path: self.open_paths([p]))
-            action.setEnabled(Path(path).exists() or Path(path + ".index").exists())
-        if recent:
-            self.recent_menu.addSeparator()
-            self.recent_menu.addAction("Clear Menu", lambda: settings().setValue("recent_files", []))
-        else:
-            self.recent_menu.addAction("(no recent files)").setEnabled(False)
-
-    def _last_dir(self) -> str:
-        recent = self.recent_files()
-        return str(Path(recent[0]).parent) if recent else str(Path.home())
-
-    def _restore_settings(self) -> None:
-        store = settings()
-        geometry = store.value("window/geometry")
-        if geometry is not None:
-            self.restoreGeometry(geometry)
-        state = store.value("window/state")
-        if state is not None:
-            self.restoreState(state)
-        splitter = store.value("window/splitter")
-        if splitter is not None:
-            self.splitter.restoreState(splitter)
+        fill_recent_menu(self.recent_menu, lambda path: self.open_paths([path]))
 
     def save_settings(self) -> None:
-        store = settings()
-        store.setValue("window/geometry", self.saveGeometry())
-        store.setValue("window/state", self.saveState())
-        store.setValue("window/splitter", self.splitter.saveState())
-        store.sync()
+        save_window(self, self.splitter)
 
     def _update_title(self, handle: int | None = None) -> None:
         opened = self.files.get(handle) if handle is not None else None

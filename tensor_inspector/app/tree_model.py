@@ -18,7 +18,7 @@ from typing import Any
 from PySide6.QtCore import QAbstractItemModel, QModelIndex, QPersistentModelIndex, QSortFilterProxyModel, Qt
 
 from tensor_inspector.app.icons import file_icon, kind_icon
-from tensor_inspector.backends import Node, NodeKind
+from tensor_inspector.backends import Node
 from tensor_inspector.core.dtypes import ALIASES, SHORT_NAMES, ML_DTYPES, short_name
 
 COLUMNS = ("Name", "DType", "Shape", "Size")

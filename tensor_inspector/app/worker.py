@@ -11,8 +11,8 @@ process later means replacing only this class.
 from __future__ import annotations
 
 import itertools
+import logging
 import threading
-import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Mapping
@@ -26,9 +26,10 @@ from tensor_inspector.backends import (
     Node,
     NodeKind,
     Source,
-    TrustRequired,
     open_path,
 )
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -74,11 +75,11 @@ class _Job(QRunnable):
         self.setAutoDelete(True)
         self._post, self._rid, self._kind, self._fn = post, rid, kind, fn
 
-    def run(self) -> None:  # noqa: D401 - Qt override
+    def run(self) -> None:
         try:
             payload, ok = self._fn(), True
         except BaseException as exc:  # everything becomes a message, nothing crashes the app
-            exc.__traceback_text__ = traceback.format_exc()  # type: ignore[attr-defined]
+            log.debug("%s job failed", self._kind, exc_info=True)
             payload, ok = exc, False
         self._post(self._rid, self._kind, ok, payload)
 
@@ -227,6 +228,3 @@ def _as_array(value: object) -> np.ndarray:
     except Exception:
         return np.asarray(str(value))
 
-
-def is_trust_error(exc: object) -> bool:
-    return isinstance(exc, TrustRequired)

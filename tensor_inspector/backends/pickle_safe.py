@@ -96,6 +96,33 @@ class AllowListUnpickler(pickle.Unpickler):
         raise pickle.UnpicklingError("persistent ids are not allowed in plain pickles")
 
 
+class TorchArchiveUnpickler(pickle.Unpickler):
+    """The allow-list for torch.load's ``pickle_module``: torch supplies persistent_load
+    (storages from the archive); globals are checked here, in any pickle protocol."""
+
+    def find_class(self, module: str, name: str) -> Any:
+        value = allowed_global(module, name)
+        if value is None and "torch" in __import__("sys").modules:
+            from torch._weights_only_unpickler import _get_allowed_globals
+            value = _get_allowed_globals().get(f"{module}.{name}")
+        if value is None:
+            raise Refused(f"{module}.{name}")
+        return value
+
+
+class TorchPickleModule:
+    """Passed as ``torch.load(pickle_module=...)`` for archives torch's weights-only
+    unpickler cannot parse (pickle protocols above 2)."""
+
+    __name__ = "tensor_inspector_allow_list_pickle"
+    Unpickler = TorchArchiveUnpickler
+    UnpicklingError = pickle.UnpicklingError
+
+    @staticmethod
+    def load(fh: IO[bytes], **kwargs: Any) -> Any:
+        return TorchArchiveUnpickler(fh, **kwargs).load()
+
+
 def safe_load(fh: IO[bytes]) -> Any:
     """Unpickle with the allow-list; raises Refused naming the first disallowed global."""
     value = AllowListUnpickler(fh).load()

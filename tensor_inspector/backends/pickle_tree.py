@@ -168,10 +168,9 @@ class ContainerSource(Source):
         return obj
 
     def close(self) -> None:
+        # the last references to the storages go: their memory maps are unmapped now
         self._obj = None
         self._leaves = {}
-        import gc
-        gc.collect()  # drop storages now so their memory maps are unmapped
 
 
 def _is_empty(value: Any) -> bool:

@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from tensor_inspector.backends.base import CorruptFile, InspectorError, TrustRequired
+from tensor_inspector.backends.pickle_safe import Refused
 from tensor_inspector.backends.pickle_tree import ContainerSource
 
 
@@ -69,16 +70,36 @@ def open_checkpoint(path: Path, trust: bool, is_zip: bool) -> CheckpointSource:
     try:
         with warnings.catch_warnings():  # TypedStorage / quantized deprecation chatter
             warnings.simplefilter("ignore")
-            obj = torch.load(path, map_location=remember_location, weights_only=not trust,
-                             mmap=is_zip)
-    except pickle.UnpicklingError as exc:
-        raise _refusal_or_damage(path, exc, is_zip) from None
+            try:
+                obj = torch.load(path, map_location=remember_location, weights_only=not trust,
+                                 mmap=is_zip)
+            except pickle.UnpicklingError as exc:
+                if trust:
+                    raise
+                refusal = _refusal_or_damage(path, exc, is_zip)
+                if isinstance(refusal, TrustRequired):
+                    raise refusal from None
+                # nothing unsafe named: maybe a pickle protocol torch's checker does not speak
+                source._locations.clear()
+                obj = _load_with_allow_list(path, remember_location, is_zip)
+    except Refused as refused:
+        raise TrustRequired(
+            f"{path.name} needs {refused.name} to load, which could run code: "
+            "open it only if you trust where it came from.", [refused.name]) from None
     except InspectorError:
         raise
     except Exception as exc:
         raise _damage(path, exc, is_zip) from None
     source._populate(obj)
     return source
+
+
+def _load_with_allow_list(path: Path, map_location: Any, is_zip: bool) -> Any:
+    """torch.load through our own allow-list unpickler, which reads every pickle protocol."""
+    import torch
+    from tensor_inspector.backends.pickle_safe import TorchPickleModule
+    return torch.load(path, map_location=map_location, pickle_module=TorchPickleModule,
+                      weights_only=False, mmap=is_zip)
 
 
 def _refusal_or_damage(path: Path, exc: Exception, is_zip: bool) -> InspectorError:

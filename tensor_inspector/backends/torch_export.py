@@ -97,6 +97,17 @@ class ExportSource(Source):
             return None
         return leaves
 
+    def _as_declared(self, name: str, value: Any) -> np.ndarray:
+        """A feed in the input's declared dtype when numpy can cast it within its kind."""
+        from tensor_inspector.core.dtypes import numpy_dtype
+        array = np.asarray(value)
+        spec = next((s for s in self._inputs if s.name == name), None)
+        if spec is not None and array.dtype.name != spec.dtype:
+            declared = numpy_dtype(spec.dtype)
+            if np.can_cast(array.dtype, declared, "same_kind"):
+                array = array.astype(declared)
+        return array
+
     def _evaluate(self, node: Node, feeds: dict[str, np.ndarray]) -> np.ndarray:
         import torch
         from tensor_inspector.backends import torch_convert
@@ -112,7 +123,7 @@ class ExportSource(Source):
                 value = feeds.get(name, defaults.get(name))
                 if value is None:
                     raise NotEvaluable(f"Give a value for the input {name!r}.")
-                args.append(torch_convert.tensor_from_array(np.asarray(value)))
+                args.append(torch_convert.tensor_from_array(self._as_declared(name, value)))
             elif spec.target in program.state_dict:
                 args.append(program.state_dict[spec.target])
             elif spec.target in program.constants:

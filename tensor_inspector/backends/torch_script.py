@@ -18,6 +18,8 @@ from tensor_inspector.backends.base import (
     TrustRequired)
 
 GRAPH_GROUP = "forward"
+# forward() argument types a feed can supply -> the numpy dtype of that feed
+_FEEDABLE = {"Tensor": "float32", "int": "int64", "float": "float64", "bool": "bool"}
 _SKIPPED_OPS = {"prim::GetAttr", "prim::Constant"}
 
 
@@ -32,6 +34,7 @@ class ScriptSource(Source):
         self._tensors: dict[str, Any] = {}
         self._positions: dict[str, tuple[int, int]] = {}  # node id -> (node index, output index)
         self._inputs: list[FeedSpec] = []
+        self._unfeedable: list[str] = []
         self._build()
 
     def _build(self) -> None:
@@ -50,10 +53,12 @@ class ScriptSource(Source):
         import torch
         schema_args = module.forward.schema.arguments[1:]  # skip self
         for arg in schema_args:
-            is_tensor = isinstance(arg.type, torch._C.TensorType)
-            self._inputs.append(FeedSpec(
-                name=arg.name, dtype="float32" if is_tensor else str(arg.type), shape=None,
-                description=str(arg.type)))
+            kind = "Tensor" if isinstance(arg.type, torch._C.TensorType) else str(arg.type)
+            if kind not in _FEEDABLE:
+                self._unfeedable.append(f"{arg.name} ({kind})")
+                continue
+            self._inputs.append(FeedSpec(name=arg.name, dtype=_FEEDABLE[kind], shape=None,
+                                         description=kind))
         graph = module.inlined_graph
         self._add(Node(id=GRAPH_GROUP, name="forward graph", kind=NodeKind.GROUP,
                        metadata={"inputs": [spec.name for spec in self._inputs]}))
@@ -95,15 +100,17 @@ class ScriptSource(Source):
         graph.registerOutput(target)
         torch._C._jit_pass_dce(graph)
         probe = torch._C._create_function_from_graph("tensor_inspector_probe", graph)
+        if self._unfeedable:
+            raise NotEvaluable(
+                f"The forward method takes inputs that cannot be fed: {', '.join(self._unfeedable)}.")
         defaults = self.default_feeds(node.id)
-        args = []
+        args: list[Any] = []
         for spec in self._inputs:
-            if spec.name in feeds:
-                args.append(torch_convert.tensor_from_array(np.asarray(feeds[spec.name])))
-            elif spec.dtype == "float32":
-                args.append(torch_convert.tensor_from_array(defaults[spec.name]))
+            value = np.asarray(feeds[spec.name] if spec.name in feeds else defaults[spec.name])
+            if spec.description == "Tensor":
+                args.append(torch_convert.tensor_from_array(value))
             else:
-                raise NotEvaluable(f"Give a value for the input {spec.name!r} ({spec.description}).")
+                args.append(value.astype(spec.dtype).item())
         try:
             with torch.no_grad():
                 result = probe(self._module._c, *args)

@@ -1,0 +1,100 @@
+"""Parts of the main window with no logic of their own: settings, recent files, busy indicator.
+
+Settings live under QSettings("TensorInspector", "tensor-inspector"); tests point
+them at a temporary directory (XDG_CONFIG_HOME or ``QSettings.setPath``).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Callable
+
+from PySide6.QtCore import QSettings, Signal
+from PySide6.QtWidgets import QHBoxLayout, QLabel, QMainWindow, QMenu, QProgressBar, QSplitter, QToolButton, QWidget
+
+ORGANISATION, APPLICATION = "TensorInspector", "tensor-inspector"
+MAX_RECENT = 12
+
+
+def settings() -> QSettings:
+    return QSettings(ORGANISATION, APPLICATION)
+
+
+def recent_files() -> list[str]:
+    value = settings().value("recent_files", [])
+    if isinstance(value, str):  # QSettings gives a bare string for a one-item list
+        value = [value]
+    return [str(v) for v in (value or [])]
+
+
+def add_recent(path: str | Path) -> None:
+    text = str(Path(path).absolute())
+    recent = [text] + [p for p in recent_files() if p != text]
+    settings().setValue("recent_files", recent[:MAX_RECENT])
+
+
+def fill_recent_menu(menu: QMenu, open_path: Callable[[str], None]) -> None:
+    """Rebuild File > Open Recent; missing files are listed but disabled."""
+    menu.clear()
+    recent = recent_files()
+    for path in recent:
+        action = menu.addAction(path)
+        action.triggered.connect(lambda _=False, p=path: open_path(p))
+        action.setEnabled(Path(path).exists() or Path(path + ".index").exists())  # TF prefixes
+    if recent:
+        menu.addSeparator()
+        menu.addAction("Clear Menu", lambda: settings().setValue("recent_files", []))
+    else:
+        menu.addAction("(no recent files)").setEnabled(False)
+
+
+def last_directory() -> str:
+    recent = recent_files()
+    return str(Path(recent[0]).parent) if recent else str(Path.home())
+
+
+def restore_window(window: QMainWindow, splitter: QSplitter) -> None:
+    store = settings()
+    for key, restore in (("window/geometry", window.restoreGeometry), ("window/state", window.restoreState),
+                         ("window/splitter", splitter.restoreState)):
+        value = store.value(key)
+        if value is not None:
+            restore(value)
+
+
+def save_window(window: QMainWindow, splitter: QSplitter) -> None:
+    store = settings()
+    store.setValue("window/geometry", window.saveGeometry())
+    store.setValue("window/state", window.saveState())
+    store.setValue("window/splitter", splitter.saveState())
+    store.sync()
+
+
+class BusyIndicator(QWidget):
+    """Status-bar strip shown during long reads: what is running, a spinner bar, Cancel."""
+
+    cancel_requested = Signal()
+
+    def __init__(self, parent: QWidget | None = None):
+        super().__init__(parent)
+        layout = QHBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        self.label = QLabel()
+        self.progress = QProgressBar()
+        self.progress.setRange(0, 0)  # indeterminate: backends report no progress
+        self.progress.setMaximumWidth(120)
+        self.progress.setMaximumHeight(14)
+        self.cancel_button = QToolButton()
+        self.cancel_button.setText("Cancel")
+        self.cancel_button.setToolTip("Stop waiting for this value (Esc)")
+        self.cancel_button.clicked.connect(self.cancel_requested)
+        for widget in (self.label, self.progress, self.cancel_button):
+            layout.addWidget(widget)
+        self.setVisible(False)
+
+    def start(self, text: str) -> None:
+        self.label.setText(text)
+        self.setVisible(True)
+
+    def stop(self) -> None:
+        self.setVisible(False)
