@@ -62,7 +62,7 @@ def pin_singletons() -> bool:
     return True
 
 
-pin_singletons()
+
 
 
 def error_sentence(err: BaseException) -> str:

@@ -23,24 +23,6 @@ SCREENSHOT_SIZE = (1400, 880)
 HEADLESS_TIMEOUT_S = 900.0  # a wedged backend must not hang a docs build forever
 
 
-_NONE_PINNED = False
-
-
-def pin_none_refcount() -> None:
-    """Keep ``None`` alive despite PySide6 6.12's reference leak on CPython < 3.12.
-
-    Every call of a void Qt method (``setObjectName``, ``processEvents``, ``setWidth``)
-    releases one reference to ``None`` that it never took. From 3.12 on ``None`` is
-    immortal; on 3.11 its count reaches zero after some thousands of calls and the
-    interpreter aborts ("none_dealloc: deallocating None"). Adding 2**40 references
-    once puts that out of reach of any session.
-    """
-    global _NONE_PINNED
-    if _NONE_PINNED or sys.version_info >= (3, 12) or sys.implementation.name != "cpython":
-        return
-    import ctypes
-    ctypes.c_ssize_t.from_address(id(None)).value += 1 << 40
-    _NONE_PINNED = True
 
 
 def ensure_platform() -> None:
@@ -65,7 +47,6 @@ def _quiet_offscreen_messages() -> None:
 def make_app():
     """The QApplication (created once), named for QSettings and the desktop file."""
     ensure_platform()
-    pin_none_refcount()
     from PySide6.QtWidgets import QApplication
     app = QApplication.instance()
     if app is None:

@@ -18,7 +18,6 @@ from PySide6.QtWidgets import QFileDialog, QLabel, QMainWindow, QMessageBox, QSp
 from tensor_inspector.app.export_dialog import ExportDialog
 from tensor_inspector.app.feeds_panel import FeedsPanel
 from tensor_inspector.app.icons import app_icon, standard
-from tensor_inspector.app.launch import pin_none_refcount
 from tensor_inspector.app.tree import NodeTree
 from tensor_inspector.app.tree_model import format_shape
 from tensor_inspector.app.trust_dialog import ask_trust
@@ -28,7 +27,6 @@ from tensor_inspector.app.window_support import (
 from tensor_inspector.app.worker import EvalResult, OpenedFile, Worker, user_message
 from tensor_inspector.backends import InspectorError, Node, NodeKind, TrustRequired
 
-pin_none_refcount()  # before any widget exists; see launch.pin_none_refcount
 
 BUSY_DELAY_MS = 200  # fast reads never flash a "Loading" message
 WELCOME = "Open a file (Ctrl+O) or drop files and folders here."

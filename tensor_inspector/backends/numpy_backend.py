@@ -9,7 +9,6 @@ against the file before anything is allocated.
 
 from __future__ import annotations
 
-import mmap
 import zipfile
 from pathlib import Path
 

@@ -57,7 +57,7 @@ class PickleBackend(Backend):
         if not head:
             return 0.0
         if TORCH_LEGACY_MAGIC in head[:32]:
-            return 0.2  # a legacy torch.save file: the torch backend claims it higher
+            return 0.0  # a legacy torch.save file: only its first small pickle is plain
         if pickle_protocol(head) is not None:
             return 0.5
         # protocols 0 and 1 have no header; trust the extension plus a plausible first opcode

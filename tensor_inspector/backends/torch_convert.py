@@ -89,14 +89,8 @@ def exposed_dtype(t: torch.Tensor) -> np.dtype:
 def from_numpy(array: np.ndarray, like: torch.Tensor) -> torch.Tensor:
     """A new tensor with ``array``'s values and ``like``'s dtype, layout, quantization,
     ``requires_grad`` and Parameter-ness."""
-    array = np.array(array, copy=True, order="C")  # ascontiguousarray would make 0-d 1-d
-    name = array.dtype.name
-    if name in _BY_NUMPY_NAME:
-        tdt, view = _BY_NUMPY_NAME[name]
-        int_dtype = {torch.int16: np.int16, torch.uint8: np.uint8}[view]
-        new = torch.from_numpy(array.view(int_dtype).copy()).view(tdt)
-    else:
-        new = torch.from_numpy(array.copy())
+    name = np.asarray(array).dtype.name
+    new = tensor_from_array(array)
     if like.is_quantized:
         new = _requantize(new, like)
     else:
@@ -178,10 +172,10 @@ def tensor_from_array(array: np.ndarray) -> "torch.Tensor":
     if name in _BY_NUMPY_NAME:
         tdt, view = _BY_NUMPY_NAME[name]
         int_dtype = {torch.int16: np.int16, torch.uint8: np.uint8}[view]
-        return torch.from_numpy(array.view(int_dtype).copy()).view(tdt)
+        return torch.from_numpy(array.view(int_dtype)).view(tdt)
     if array.dtype.kind not in "biufc":
-        raise InspectorError(f"A feed of dtype {name} cannot become a tensor.")
-    return torch.from_numpy(array.copy())
+        raise InspectorError(f"Values of dtype {name} cannot become a tensor.")
+    return torch.from_numpy(array)
 
 
 def numpy_name_of(dtype: "torch.dtype | None") -> str:
