@@ -69,3 +69,59 @@ FORMATS: dict[str, tuple] = {
     "npz": (build_npz, ALL, True),
     "safetensors": (build_safetensors, [d for d in ALL if d != "complex128"], True),
 }
+
+
+def build_torch(directory: Path, tensors: dict[str, np.ndarray]) -> Path:
+    import torch
+
+    path = directory / "t.pt"
+    torch.save({"model": {k: _to_torch(v) for k, v in tensors.items()}, "epoch": 3}, path)
+    return path
+
+
+def build_torch_legacy(directory: Path, tensors: dict[str, np.ndarray]) -> Path:
+    import torch
+
+    path = directory / "t.pth"
+    torch.save({k: _to_torch(v) for k, v in tensors.items()}, path,
+               _use_new_zipfile_serialization=False)
+    return path
+
+
+def build_pickle(directory: Path, tensors: dict[str, np.ndarray]) -> Path:
+    import pickle
+
+    path = directory / "t.pkl"
+    path.write_bytes(pickle.dumps({"arrays": dict(tensors), "note": "x"}, protocol=4))
+    return path
+
+
+def build_tf_checkpoint(directory: Path, tensors: dict[str, np.ndarray]) -> Path:
+    import tensorflow as tf
+
+    variables = {k: tf.Variable(tf.constant(v)) for k, v in tensors.items()}
+    return Path(tf.train.Checkpoint(**variables).write(str(directory / "ckpt")))
+
+
+# torch's legacy loader fails on uint16/32/64 and float8 storages
+_LEGACY = [d for d in ALL if d not in {"uint16", "uint32", "uint64", "float8_e4m3fn", "float8_e5m2"}]
+_TF = [d for d in ALL if not d.startswith("float8")]
+FORMATS["torch"] = (build_torch, ALL, True)
+FORMATS["torch-legacy"] = (build_torch_legacy, _LEGACY, True)
+FORMATS["pickle"] = (build_pickle, ALL, True)
+FORMATS["tf-checkpoint"] = (build_tf_checkpoint, _TF, True)
+
+
+def build_tf_saved_model(directory: Path, tensors: dict[str, np.ndarray]) -> Path:
+    import tensorflow as tf
+
+    module = tf.Module()
+    for key, value in tensors.items():
+        setattr(module, key, tf.Variable(tf.constant(value)))
+    path = directory / "saved_model"
+    tf.saved_model.save(module, str(path))
+    return path
+
+
+# SavedModels are slow to write (~0.3 s each): their own, smaller property test.
+SLOW_FORMATS = {"tf-savedmodel": (build_tf_saved_model, _TF, True)}

@@ -6,9 +6,9 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
-from hypothesis import HealthCheck, given, settings, strategies as st
+from hypothesis import HealthCheck, event, given, settings, strategies as st
 
-from roundtrip_formats import FORMATS
+from roundtrip_formats import FORMATS, SLOW_FORMATS
 from tensor_inspector.backends import open_path
 from tensor_inspector.core.dtypes import numpy_dtype
 from tensor_inspector.core.saving import save
@@ -24,21 +24,34 @@ def random_array(rng: np.random.Generator, dtype: np.dtype, shape: tuple) -> np.
     return raw.view(dtype).reshape(shape)
 
 
+ALL_FORMATS = {**FORMATS, **SLOW_FORMATS}
+
+
 @st.composite
-def cases(draw):
-    fmt = draw(st.sampled_from(sorted(FORMATS)))
-    builder, dtypes, multi = FORMATS[fmt]
+def cases(draw, formats=tuple(sorted(FORMATS))):
+    fmt = draw(st.sampled_from(formats))
+    builder, dtypes, multi = ALL_FORMATS[fmt]
     dtype = numpy_dtype(draw(st.sampled_from(dtypes)))
     shape = draw(SHAPES)
     seed = draw(st.integers(0, 2 ** 32 - 1))
     return fmt, dtype, shape, seed
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(cases())
 def test_replace_one_tensor_round_trip(case):
-    fmt, dtype, shape, seed = case
-    builder, _, multi = FORMATS[fmt]
+    check_round_trip(*case)
+
+
+@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(cases(formats=tuple(SLOW_FORMATS)))
+def test_replace_one_variable_in_a_saved_model(case):
+    check_round_trip(*case)
+
+
+def check_round_trip(fmt: str, dtype: np.dtype, shape: tuple, seed: int) -> None:
+    event(fmt)
+    builder, _, multi = ALL_FORMATS[fmt]
     rng = np.random.default_rng(seed)
     names = ["target", "other_a", "other_b"] if multi else ["target"]
     tensors = {n: random_array(rng, dtype, shape if n == "target" else (2, 2)) for n in names}
@@ -49,7 +62,7 @@ def test_replace_one_tensor_round_trip(case):
         source = open_path(path)
         original = {n.id: np.array(source.read(n.id)) for n in source.value_nodes()}
         target_id = next(n.id for n in source.value_nodes() if n.name == "target")
-        out = tmp / ("out" + "".join(path.suffixes))
+        out = tmp / ("out" + "".join(path.suffixes) if path.exists() else "out-ckpt")
         save(source, {target_id: new}, out)
         reopened = open_path(out)
         assert [n.id for n in reopened.value_nodes()] == list(original)

@@ -14,10 +14,41 @@ HANDLE_DTYPES = {"resource", "variant"}
 
 
 def import_tf() -> Any:
-    """Import TensorFlow on first use, quietly (its C++ log spam is not for users)."""
+    """Import TensorFlow on first use, quietly (its C++ log spam is not for users).
+
+    TF 2.21 prints oneDNN/CUDA notices through absl before it reads
+    TF_CPP_MIN_LOG_LEVEL, so the C-level stderr is silenced during the import only;
+    Python exceptions are unaffected.
+    """
+    import sys
+
+    if "tensorflow" in sys.modules:
+        return sys.modules["tensorflow"]
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    import tensorflow as tf
+    with _quiet_native_stderr():
+        import tensorflow as tf
     return tf
+
+
+class _quiet_native_stderr:
+    """Point file descriptor 2 at /dev/null for the duration of a block."""
+
+    def __enter__(self) -> None:
+        import sys
+
+        try:
+            sys.stderr.flush()
+            self._saved = os.dup(2)
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, 2)
+            os.close(devnull)
+        except OSError:  # no real fd 2 (embedded interpreters): leave stderr alone
+            self._saved = None
+
+    def __exit__(self, *exc: object) -> None:
+        if self._saved is not None:
+            os.dup2(self._saved, 2)
+            os.close(self._saved)
 
 
 def tf_dtype_names(dtype: Any) -> tuple[str | None, str]:
