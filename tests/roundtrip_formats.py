@@ -42,7 +42,6 @@ def build_npz(directory: Path, tensors: dict[str, np.ndarray]) -> Path:
 
 
 def build_safetensors(directory: Path, tensors: dict[str, np.ndarray]) -> Path:
-    import torch
     from safetensors.torch import save_file
 
     path = directory / "t.safetensors"

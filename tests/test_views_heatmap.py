@@ -6,24 +6,9 @@ import numpy as np
 import pytest
 from PySide6.QtCore import QPoint, QPointF, Qt
 
-from tensor_inspector.app.array_view import ArrayView
 from tensor_inspector.app.colormaps import NAN_RGBA, NEGINF_RGBA, POSINF_RGBA, legend_html
 
-WAIT_MS = 60_000
-
-
-@pytest.fixture
-def view(qtbot):
-    widget = ArrayView()
-    qtbot.addWidget(widget)
-    widget.resize(1200, 800)
-    widget.show()
-    return widget
-
-
-def show(qtbot, view, array, **kwargs):
-    view.set_array(array, **kwargs)
-    qtbot.waitUntil(view.stats_ready, timeout=WAIT_MS)
+from view_fixtures import WAIT_MS, show
 
 
 def wait_image(qtbot, view):

@@ -6,29 +6,14 @@ import threading
 
 import ml_dtypes
 import numpy as np
-import pytest
 
-from tensor_inspector.app.array_view import ArrayView, stats_job
+from tensor_inspector.app.array_view import stats_job
 from tensor_inspector.app.background import BackgroundRunner
 from tensor_inspector.app.stats_panel import SLICE, WHOLE
 from tensor_inspector.backends.base import InspectorError
 from tensor_inspector.core.stats import compute_stats
 
-WAIT_MS = 60_000
-
-
-@pytest.fixture
-def view(qtbot):
-    widget = ArrayView()
-    qtbot.addWidget(widget)
-    widget.resize(1200, 800)
-    widget.show()
-    return widget
-
-
-def show(qtbot, view, array, **kwargs):
-    view.set_array(array, **kwargs)
-    qtbot.waitUntil(view.stats_ready, timeout=WAIT_MS)
+from view_fixtures import WAIT_MS, show
 
 
 def test_whole_and_slice_statistics(qtbot, view):

@@ -9,24 +9,9 @@ from PySide6.QtCore import QItemSelection, QItemSelectionModel, Qt
 from PySide6.QtGui import QGuiApplication
 from PySide6.QtWidgets import QApplication
 
-from tensor_inspector.app.array_view import ArrayView
 from tensor_inspector.app.table_model import SPECIAL_BACKGROUNDS
 
-WAIT_MS = 60_000  # generous: other test runs share the two cores
-
-
-@pytest.fixture
-def view(qtbot):
-    widget = ArrayView()
-    qtbot.addWidget(widget)
-    widget.resize(1200, 800)
-    widget.show()
-    return widget
-
-
-def show(qtbot, view, array, **kwargs):
-    view.set_array(array, **kwargs)
-    qtbot.waitUntil(view.stats_ready, timeout=WAIT_MS)
+from view_fixtures import WAIT_MS, show
 
 
 def texts(view):
