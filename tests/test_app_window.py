@@ -148,7 +148,7 @@ def test_cancel_drops_the_pending_result_and_returns_to_idle(qtbot, window, file
     assert window.is_idle()
     assert not window.busy.isVisible()
     assert "Cancelled" in window.statusBar().currentMessage()
-    window.worker._pool.waitForDone(10_000)
+    window.worker._pool.wait(10_000)
     qtbot.wait(50)
     assert shown == []
     assert window.view.array() is None

@@ -63,6 +63,7 @@ class ArrayView(QWidget):
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self._array: np.ndarray | None = None
+        self._title = ""
         self._whole_given = False
         self.runner = BackgroundRunner(self)
         self.table: QTableView = ArrayTableView()
@@ -147,6 +148,7 @@ class ArrayView(QWidget):
         """Show ``array`` (any rank and dtype); heavy work goes to background threads."""
         array = np.asarray(array) if not isinstance(array, np.ndarray) else array
         self._array = array
+        self._title = title
         shape = "×".join(str(s) for s in array.shape) or "scalar"
         self.title.setText(f"{title}   <span style='font-weight:400; color:#555'>{shape}  "
                            f"{short_name(array.dtype)}</span>" if title else
@@ -163,6 +165,35 @@ class ArrayView(QWidget):
             self.runner.submit("whole", stats_job, array, cancellable=True,
                                on_done=lambda s: self.stats_panel.set_stats(WHOLE, s))
         self._show_plane(reset_view=True)
+
+    def replace_array(self, array: np.ndarray) -> None:
+        """Show ``array`` in place of the current one of the same shape, keeping axes and selection.
+
+        Used when an edited copy takes over from a read-only original, and after undo/redo.
+        """
+        current = self._array
+        if current is None or array.shape != current.shape or array.dtype != current.dtype:
+            self.set_array(array, title=self._title)
+            return
+        self._array = array
+        self.refresh_values()
+
+    def refresh_values(self) -> None:
+        """The values of the shown array changed in place: repaint cells, image and statistics."""
+        array = self._array
+        if array is None:
+            return
+        plane = self.current_slice()
+        self.table.array_model.swap_plane(plane)
+        self.heatmap.set_plane(plane, reset_view=False)
+        self.stats_panel.clear(pending=True)
+        self._whole_given = False
+        self.runner.submit("whole", stats_job, array, cancellable=True,
+                           on_done=lambda s: self.stats_panel.set_stats(WHOLE, s))
+        if array.ndim > 2:
+            self.runner.submit("slice", stats_job, plane, cancellable=True,
+                               on_done=lambda s: self.stats_panel.set_stats(SLICE, s))
+        self._check_ready()
 
     def show_message(self, text: str, error: bool = False) -> None:
         """Replace the views by a centred message; the previous array is forgotten."""

@@ -1,8 +1,10 @@
 """The main window: node tree on the left, the array view on the right, status below.
 
-The window holds no file handles itself: the ``Worker`` opens and evaluates in the
-background and answers with plain data. Every failure becomes a sentence in the view
-and the status bar; other open files stay open.
+The window holds no file handles itself: the ``Worker`` opens, evaluates and saves in
+the background and answers with plain data. Every failure becomes a sentence in the
+view and the status bar; other open files stay open. Editing lives in ``EditFlow``
+(edited copies, undo, marks) and saving in ``SaveFlow``; a node with an edited copy
+is shown from the copy, never read again from the file.
 """
 
 from __future__ import annotations
@@ -13,16 +15,19 @@ from typing import Callable
 import numpy as np
 from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtGui import QAction, QCloseEvent, QDragEnterEvent, QDropEvent, QKeySequence
-from PySide6.QtWidgets import QFileDialog, QLabel, QMainWindow, QMessageBox, QSplitter, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QFileDialog, QLabel, QMainWindow, QSplitter, QVBoxLayout, QWidget
 
+from tensor_inspector.app.edit_flow import EditFlow
 from tensor_inspector.app.export_dialog import ExportDialog
 from tensor_inspector.app.feeds_panel import FeedsPanel
-from tensor_inspector.app.icons import app_icon, standard
+from tensor_inspector.app.icons import app_icon
+from tensor_inspector.app.save_flow import SaveFlow
 from tensor_inspector.app.tree import NodeTree
 from tensor_inspector.app.tree_model import format_shape
 from tensor_inspector.app.trust_dialog import ask_trust
 from tensor_inspector.app.window_support import (
-    BusyIndicator, add_recent, fill_recent_menu, last_directory, recent_files, restore_window, save_window,
+    BusyIndicator, add_recent, build_menus, fill_recent_menu, last_directory, make_action, recent_files,
+    restore_window, save_window, show_about, show_formats,
 )
 from tensor_inspector.app.worker import EvalResult, OpenedFile, Worker, user_message
 from tensor_inspector.backends import InspectorError, Node, NodeKind, TrustRequired
@@ -91,6 +96,8 @@ class MainWindow(QMainWindow):
         self.setCentralWidget(self.splitter)
 
         self._build_status_bar()
+        self.edit_flow = EditFlow(self)
+        self.save_flow = SaveFlow(self, self.edit_flow.model)
         self._build_actions()
         self._busy_timer = QTimer(self)
         self._busy_timer.setSingleShot(True)
@@ -110,14 +117,7 @@ class MainWindow(QMainWindow):
         self.statusBar().addPermanentWidget(self.busy)
 
     def _action(self, text: str, slot, shortcut=None, icon: str | None = None, tip: str = "") -> QAction:
-        action = QAction(text, self)
-        if shortcut is not None:
-            action.setShortcut(QKeySequence(shortcut))
-        if icon:
-            action.setIcon(standard(icon))
-        action.setStatusTip(tip or text.replace("&", "").rstrip("…"))
-        action.triggered.connect(slot)
-        return action
+        return make_action(self, text, slot, shortcut, icon, tip)
 
     def _build_actions(self) -> None:
         self.open_action = self._action("&Open…", self.open_dialog, QKeySequence.Open, "SP_DialogOpenButton",
@@ -133,24 +133,7 @@ class MainWindow(QMainWindow):
         self.cancel_action = self._action("Cancel", self.cancel, Qt.Key_Escape)
         quit_action = self._action("&Quit", self.close, QKeySequence.Quit)
         filter_action = self._action("&Filter Nodes", self.focus_filter, QKeySequence.Find)
-        file_menu = self.menuBar().addMenu("&File")
-        file_menu.addActions([self.open_action, self.open_folder_action])
-        self.recent_menu = file_menu.addMenu("Open &Recent")
-        self.recent_menu.aboutToShow.connect(self._fill_recent_menu)
-        file_menu.addSeparator()
-        file_menu.addActions([self.export_action, self.close_action])
-        file_menu.addSeparator()
-        file_menu.addAction(quit_action)
-        view_menu = self.menuBar().addMenu("&View")
-        view_menu.addActions([filter_action, self.reload_action, self.cancel_action])
-        help_menu = self.menuBar().addMenu("&Help")
-        help_menu.addAction(self._action("Supported &Formats", self._show_formats))
-        help_menu.addAction(self._action("&About", self._show_about))
-        toolbar = self.addToolBar("Main")
-        toolbar.setObjectName("main_toolbar")
-        toolbar.setMovable(False)
-        toolbar.setToolButtonStyle(Qt.ToolButtonTextBesideIcon)
-        toolbar.addActions([self.open_action, self.open_folder_action, self.export_action, self.reload_action])
+        build_menus(self, quit_action, filter_action)
         self.export_action.setEnabled(False)
         self.reload_action.setEnabled(False)
 
@@ -221,9 +204,11 @@ class MainWindow(QMainWindow):
 
     # -- files ------------------------------------------------------------------------------
     def close_file(self, handle: int) -> None:
-        opened = self.files.pop(handle, None)
-        if opened is None:
+        """Close ``handle``; unsaved edits are asked about first (Save / Discard / Cancel)."""
+        if handle not in self.files or not self.save_flow.may_close_file(handle):
             return
+        opened = self.files.pop(handle)
+        self.edit_flow.model.remove_file(handle)
         if self._pending is not None and self._pending[0] == handle:
             self.cancel()
         self.tree.remove_file(handle)
@@ -235,7 +220,7 @@ class MainWindow(QMainWindow):
             self.feeds_panel.setVisible(False)
             self.export_action.setEnabled(False)
         self.statusBar().showMessage(f"Closed {opened.path.name}.", 5000)
-        self._update_title()
+        self.update_edit_state()
 
     def close_current_file(self) -> None:
         handle = self.tree.current_handle()
@@ -250,8 +235,13 @@ class MainWindow(QMainWindow):
         handles = [handle] if handle is not None else self.tree.model.handles_with(node_id)
         return any(self.tree.select(h, node_id) for h in handles)
 
+    def shown(self) -> tuple[int, str] | None:
+        """(handle, node id) of the value in the view, or None."""
+        return self._shown
+
     def _on_node_selected(self, handle: int, node: Node | None) -> None:
-        self._update_title(handle)
+        self.edit_flow.on_selection(handle, node)
+        self.update_edit_state(handle)
         if node is None or not node.has_value:
             self._pending = None
             self._eval_rid = None
@@ -265,6 +255,13 @@ class MainWindow(QMainWindow):
         self._request(handle, node, self._user_feeds.get(handle))
 
     def _request(self, handle: int, node: Node, feeds: dict[str, np.ndarray] | None) -> None:
+        copy = self.edit_flow.model.copy(handle, node.id)
+        if copy is not None:  # edited: the copy is the value, the file is not read again
+            self._pending = None
+            self._eval_rid = None
+            self.worker.cancel()
+            self._show_value(handle, node, EvalResult(handle, node.id, None, copy))
+            return
         self._pending = (handle, node)
         self._eval_rid = self.worker.evaluate(handle, node.id, None, feeds)
         self.reload_action.setEnabled(True)
@@ -319,10 +316,14 @@ class MainWindow(QMainWindow):
         handle, node = self._pending
         self._pending = None
         self._eval_rid = None
+        self._show_value(handle, node, result)
+
+    def _show_value(self, handle: int, node: Node, result: EvalResult) -> None:
         self._shown = (handle, node.id)
         opened = self.files.get(handle)
         title = f"{opened.path.name} › {node.id}" if opened else node.id
         self.view.set_array(result.array, title=title)
+        self.edit_flow.configure_table(handle, node, result.array)
         self.export_action.setEnabled(True)
         if result.feed_specs:
             self.feeds_panel.set_specs(result.feed_specs, result.feeds)
@@ -410,27 +411,35 @@ class MainWindow(QMainWindow):
     def save_settings(self) -> None:
         save_window(self, self.splitter)
 
+    def update_edit_state(self, handle: int | None = None) -> None:
+        """Title ("*" when the selected file has unsaved changes) and Save actions."""
+        if handle is None:
+            handle = self.tree.current_handle()
+        self._update_title(handle)
+        self.save_flow.update_actions(handle)
+
     def _update_title(self, handle: int | None = None) -> None:
         opened = self.files.get(handle) if handle is not None else None
         if opened is None and len(self.files) == 1:
             opened = next(iter(self.files.values()))
-        name = f"{opened.path.name} — " if opened else ""
-        self.setWindowTitle(f"{name}Tensor Inspector[*]")
+        name = f"{opened.path.name}[*] — " if opened else ""
+        self.setWindowTitle(f"{name}Tensor Inspector")
+        self.setWindowModified(opened is not None and self.edit_flow.model.is_modified(opened.handle))
 
     def focus_filter(self) -> None:
         self.tree.filter_edit.setFocus()
         self.tree.filter_edit.selectAll()
 
     def _show_formats(self) -> None:
-        from tensor_inspector.backends import supported_formats
-        QMessageBox.information(self, "Supported formats", supported_formats())
+        show_formats(self)
 
     def _show_about(self) -> None:
-        QMessageBox.about(self, "About Tensor Inspector",
-                          "Tensor Inspector: open ML weight files, evaluate any node, "
-                          "view, export and edit tensors.")
+        show_about(self)
 
     def closeEvent(self, event: QCloseEvent) -> None:
+        if not self.save_flow.may_close_window():
+            event.ignore()
+            return
         if self.persist:
             self.save_settings()
         self.worker.shutdown()

@@ -4,6 +4,8 @@ Row heights are fixed and column widths come from a small sample of formatted
 cells: ``ResizeToContents`` would format every cell of a 100M-element tensor.
 Copying reads the selection's ranges (never ``selectedIndexes()``, which builds
 one Python object per selected cell) and refuses more than ``COPY_LIMIT`` cells.
+Pasting (Ctrl+V) hands a tab-separated block to the model, which takes all of it
+or none; the block starts at the selection's top-left (or the current cell).
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from PySide6.QtWidgets import QAbstractItemView, QHeaderView, QTableView, QWidge
 from tensor_inspector.app.table_model import ArrayTableModel
 
 COPY_LIMIT = 1_000_000  # cells; formatting is Python per cell (~3 us each)
+PASTE_LIMIT = 1_000_000  # cells; parsing is Python per cell too
 WIDTH_SAMPLE = 24       # rows/columns sampled to size columns
 
 
@@ -41,6 +44,9 @@ class ArrayTableView(QTableView):
         horizontal = self.horizontalHeader()
         horizontal.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
         horizontal.setDefaultAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+        self.setEditTriggers(QAbstractItemView.EditTrigger.DoubleClicked
+                             | QAbstractItemView.EditTrigger.EditKeyPressed
+                             | QAbstractItemView.EditTrigger.AnyKeyPressed)
         self.clicked.connect(self._on_clicked)
         self.array_model.modelReset.connect(self.fit_columns)
 
@@ -119,9 +125,36 @@ class ArrayTableView(QTableView):
         if text:
             QGuiApplication.clipboard().setText(text)
 
+    def paste_text(self, text: str) -> bool:
+        """Paste tab-separated ``text`` at the selection's top-left (or the current cell)."""
+        lines = text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
+        while lines and lines[-1] == "":  # spreadsheets end the block with a newline
+            lines.pop()
+        rows = [line.split("\t") for line in lines]
+        count = sum(len(r) for r in rows)
+        if count > PASTE_LIMIT:
+            self.array_model.edit_rejected.emit(
+                f"Paste rejected: {count:,} values are too many (limit {PASTE_LIMIT:,}); "
+                "use Replace from .npy instead.")
+            return False
+        box = self.selection_box()
+        if box is not None:
+            top, left = box[0], box[1]
+        else:
+            current = self.currentIndex()
+            top, left = (current.row(), current.column()) if current.isValid() else (0, 0)
+        return self.array_model.paste_block(top, left, rows)
+
+    def paste_clipboard(self) -> bool:
+        return self.paste_text(QGuiApplication.clipboard().text())
+
     def keyPressEvent(self, event) -> None:  # noqa: N802 - Qt override
         if event.matches(QKeySequence.StandardKey.Copy):
             self.copy_selection()
+            event.accept()
+            return
+        if event.matches(QKeySequence.StandardKey.Paste):
+            self.paste_clipboard()
             event.accept()
             return
         super().keyPressEvent(event)

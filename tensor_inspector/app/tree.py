@@ -2,7 +2,7 @@
 
 Typing filters after a short pause (debounced) so a 50 000-node graph stays
 responsive; a non-empty filter expands the matches. The context menu offers Close
-on a file and Copy id on a node.
+on a file, Copy id on a node and Replace from .npy on a stored tensor.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from PySide6.QtWidgets import (
 from tensor_inspector.app.tree_model import (
     HANDLE_ROLE, NODE_ID_ROLE, NODE_ROLE, NodeFilterProxy, NodeTreeModel,
 )
-from tensor_inspector.backends import Node
+from tensor_inspector.backends import Node, NodeKind
 
 FILTER_HELP = ("Filter: name or id substring, glob (*kernel*), dtype (bf16, f32, i64), "
                "shape (4096x, x128, 3x3). Several words must all match.")
@@ -27,12 +27,15 @@ class NodeTree(QWidget):
 
     node_selected = Signal(int, object)   # handle, Node (None for a file root)
     close_requested = Signal(int)         # handle
+    replace_requested = Signal(int, str)  # handle, node id: Replace from .npy…
 
     def __init__(self, parent: QWidget | None = None):
         super().__init__(parent)
         self.model = NodeTreeModel(self)
         self.proxy = NodeFilterProxy(self)
         self.proxy.setSourceModel(self.model)
+        # why a node cannot be replaced (None: it can); the window knows which files are writable
+        self.replace_refusal = lambda handle, node: None
 
         self.filter_edit = QLineEdit()
         self.filter_edit.setPlaceholderText("Filter  (name, *glob*, bf16, 4096x …)")
@@ -150,6 +153,18 @@ class NodeTree(QWidget):
     def remove_file(self, handle: int) -> None:
         self.model.remove_file(handle)
 
+    def refresh_file(self, handle: int, path, format_name: str, nodes: list[Node]) -> None:
+        """Show a reopened file (same handle) in place, keeping the current row and expansion."""
+        if self.model.refresh_file(handle, path, format_name, nodes):
+            return
+        current = self.current()
+        root = self.model.root_for(handle)
+        order = root.order if root is not None else None
+        self.remove_file(handle)
+        self.add_file(handle, path, format_name, nodes, order=order)
+        if current[0] == handle and current[1] is not None:
+            self.select(handle, current[1].id)
+
     def _context_menu(self, pos) -> None:
         index = self.view.indexAt(pos)
         if not index.isValid():
@@ -158,6 +173,14 @@ class NodeTree(QWidget):
         menu = QMenu(self)
         if node is not None:
             menu.addAction("Copy node id", lambda: QGuiApplication.clipboard().setText(node.id))
+            if node.kind is NodeKind.TENSOR:
+                replace = menu.addAction("Replace from .npy…",
+                                         lambda: self.replace_requested.emit(handle, node.id))
+                refusal = self.replace_refusal(handle, node)
+                replace.setEnabled(refusal is None)
+                if refusal:
+                    replace.setToolTip(refusal)
+                    menu.setToolTipsVisible(True)
             menu.addSeparator()
         menu.addAction("Expand all", lambda: self.view.expandRecursively(index))
         menu.addAction("Collapse", lambda: self.view.collapse(index))

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from PySide6.QtCore import QAbstractItemModel, QModelIndex, QPersistentModelIndex, QSortFilterProxyModel, Qt
+from PySide6.QtGui import QFont
 
 from tensor_inspector.app.icons import file_icon, kind_icon
 from tensor_inspector.backends import Node
@@ -26,6 +27,8 @@ NODE_ID_ROLE = Qt.UserRole + 1
 HANDLE_ROLE = Qt.UserRole + 2
 NODE_ROLE = Qt.UserRole + 3
 SORT_ROLE = Qt.UserRole + 4
+MODIFIED_ROLE = Qt.UserRole + 5  # True for a modified node or file, "inside" for their ancestors
+NODE_MARK, FILE_MARK = "• ", "* "  # prefixes of modified nodes and files
 
 _SHAPE_TOKEN = re.compile(r"^x?\d+(x\d+)*x?$")
 _DTYPE_WORDS = ({n.lower() for n in SHORT_NAMES} | {n.lower() for n in SHORT_NAMES.values()}
@@ -122,6 +125,7 @@ class NodeTreeModel(QAbstractItemModel):
         self._by_id: dict[tuple[int, str], TreeItem] = {}
         self._items: dict[int, TreeItem] = {}
         self._next_uid = 1
+        self._marks: dict[int, dict[str | None, object]] = {}  # handle -> node id (None: root) -> mark
 
     def _register(self, item: TreeItem) -> TreeItem:
         item.uid = self._next_uid
@@ -168,8 +172,59 @@ class NodeTreeModel(QAbstractItemModel):
                     later.row -= 1
                 self._by_id = {k: v for k, v in self._by_id.items() if k[0] != handle}
                 self._items = {k: v for k, v in self._items.items() if v.handle != handle}
+                self._marks.pop(handle, None)
                 self.endRemoveRows()
                 return
+
+    def refresh_file(self, handle: int, path: Path, format_name: str, nodes: list[Node]) -> bool:
+        """The same file reopened (after Save or Save As): new path and node records, rows kept.
+
+        Returns False (and changes nothing) when the node ids differ from the shown ones.
+        """
+        root = self.root_for(handle)
+        if root is None:
+            return False
+        items = {k[1]: v for k, v in self._by_id.items() if k[0] == handle}
+        if set(items) != {n.id for n in nodes}:
+            return False
+        root.path, root.label, root.format_name = Path(path), Path(path).name or str(path), format_name
+        for node in nodes:
+            items[node.id].node = node
+        self._changed_items([root, *items.values()])
+        return True
+
+    # -- modified marks -----------------------------------------------------------------
+    def set_modified(self, handle: int, file_modified: bool, node_ids: set[str]) -> None:
+        """Mark ``handle``'s root and ``node_ids`` (their ancestors get a lighter mark)."""
+        marks: dict[str | None, object] = {}
+        for node_id in node_ids:
+            item = self._by_id.get((handle, node_id))
+            if item is None:
+                continue
+            marks[node_id] = True
+            parent = item.parent
+            while parent is not None and parent.node is not None and parent.node.id not in marks:
+                marks[parent.node.id] = "inside"
+                parent = parent.parent
+        if file_modified:
+            marks[None] = True
+        old = self._marks.get(handle, {})
+        if marks == old:
+            return
+        self._marks[handle] = marks
+        touched = []
+        for node_id in set(old) | set(marks):
+            item = self.root_for(handle) if node_id is None else self._by_id.get((handle, node_id))
+            if item is not None:
+                touched.append(item)
+        self._changed_items(touched)
+
+    def mark(self, handle: int, node_id: str | None) -> object:
+        return self._marks.get(handle, {}).get(node_id)
+
+    def _changed_items(self, items: list[TreeItem]) -> None:
+        for item in items:
+            self.dataChanged.emit(self._index_of(item, 0), self._index_of(item, len(COLUMNS) - 1))
 
     def roots(self) -> list[TreeItem]:
         return list(self._roots)
@@ -232,10 +287,11 @@ class NodeTreeModel(QAbstractItemModel):
         col = index.column()
         node = item.node
         if role == Qt.DisplayRole:
+            mark = self.mark(item.handle, item.node_id) if col == 0 else None
             if node is None:
-                return (item.label, item.format_name, "", "")[col]
+                return ((FILE_MARK if mark else "") + item.label, item.format_name, "", "")[col]
             if col == 0:
-                return node.name
+                return (NODE_MARK if mark is True else "") + node.name
             if col == 1:
                 return short_name(node.dtype) if node.dtype else ""
             if col == 2:
@@ -245,8 +301,19 @@ class NodeTreeModel(QAbstractItemModel):
             if node is None:
                 return file_icon(bool(item.path and item.path.is_dir()))
             return kind_icon(node.kind.value)
+        if role == Qt.FontRole and col == 0:
+            mark = self.mark(item.handle, item.node_id)
+            if mark:
+                font = QFont()
+                font.setItalic(True)
+                font.setBold(mark is True)
+                return font
+            return None
+        if role == MODIFIED_ROLE:
+            return self.mark(item.handle, item.node_id)
         if role == Qt.ToolTipRole:
-            return self._tooltip(item)
+            text = self._tooltip(item)
+            return text + "\n(modified, not saved)" if self.mark(item.handle, item.node_id) is True else text
         if role == Qt.TextAlignmentRole and col == 3:
             return int(Qt.AlignRight | Qt.AlignVCenter)
         if role == NODE_ID_ROLE:

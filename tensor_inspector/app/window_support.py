@@ -9,8 +9,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Callable
 
-from PySide6.QtCore import QSettings, Signal
-from PySide6.QtWidgets import QHBoxLayout, QLabel, QMainWindow, QMenu, QProgressBar, QSplitter, QToolButton, QWidget
+from PySide6.QtCore import QSettings, Qt, Signal
+from PySide6.QtGui import QAction, QKeySequence
+from PySide6.QtWidgets import (QHBoxLayout, QLabel, QMainWindow, QMenu, QMessageBox, QProgressBar, QSplitter,
+                               QToolButton, QWidget)
+
+from tensor_inspector.app.icons import standard
 
 ORGANISATION, APPLICATION = "TensorInspector", "tensor-inspector"
 MAX_RECENT = 12
@@ -98,3 +102,56 @@ class BusyIndicator(QWidget):
 
     def stop(self) -> None:
         self.setVisible(False)
+
+
+def make_action(parent: QWidget, text: str, slot, shortcut=None, icon: str | None = None,
+                tip: str = "") -> QAction:
+    action = QAction(text, parent)
+    if shortcut is not None:
+        action.setShortcut(QKeySequence(shortcut))
+    if icon:
+        action.setIcon(standard(icon))
+    action.setStatusTip(tip or text.replace("&", "").rstrip("…"))
+    action.triggered.connect(slot)
+    return action
+
+
+def build_menus(window, quit_action: QAction, filter_action: QAction) -> None:
+    """File, Edit, View and Help menus and the toolbar of the main window."""
+    file_menu = window.menuBar().addMenu("&File")
+    file_menu.addActions([window.open_action, window.open_folder_action])
+    window.recent_menu = file_menu.addMenu("Open &Recent")
+    window.recent_menu.aboutToShow.connect(window._fill_recent_menu)
+    file_menu.addSeparator()
+    file_menu.addActions([window.save_flow.save_action, window.save_flow.save_as_action])
+    file_menu.addSeparator()
+    file_menu.addActions([window.export_action, window.close_action])
+    file_menu.addSeparator()
+    file_menu.addAction(quit_action)
+    edit_menu = window.menuBar().addMenu("&Edit")
+    undo, redo, replace = window.edit_flow.actions()
+    edit_menu.addActions([undo, redo])
+    edit_menu.addSeparator()
+    edit_menu.addAction(replace)
+    view_menu = window.menuBar().addMenu("&View")
+    view_menu.addActions([filter_action, window.reload_action, window.cancel_action])
+    help_menu = window.menuBar().addMenu("&Help")
+    help_menu.addAction(make_action(window, "Supported &Formats", window._show_formats))
+    help_menu.addAction(make_action(window, "&About", window._show_about))
+    toolbar = window.addToolBar("Main")
+    toolbar.setObjectName("main_toolbar")
+    toolbar.setMovable(False)
+    toolbar.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
+    toolbar.addActions([window.open_action, window.open_folder_action, window.save_flow.save_action,
+                        window.export_action, window.reload_action])
+
+
+def show_formats(parent: QWidget) -> None:
+    from tensor_inspector.backends import supported_formats
+    QMessageBox.information(parent, "Supported formats", supported_formats())
+
+
+def show_about(parent: QWidget) -> None:
+    QMessageBox.about(parent, "About Tensor Inspector",
+                      "Tensor Inspector: open ML weight files, evaluate any node, "
+                      "view, export and edit tensors.")

@@ -12,13 +12,14 @@ from __future__ import annotations
 
 import itertools
 import logging
+import queue
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
 import numpy as np
-from PySide6.QtCore import QObject, QRunnable, QThreadPool, Signal, Slot
+from PySide6.QtCore import QObject, Signal, Slot
 
 from tensor_inspector.backends import (
     FeedSpec,
@@ -45,6 +46,15 @@ class OpenedFile:
 
 
 @dataclass
+class SaveOutcome:
+    """A finished save: the reopened file (same handle) and where the backup went."""
+
+    opened: OpenedFile
+    backup: Path | None
+    verified: list[str]
+
+
+@dataclass
 class EvalResult:
     """A value for the GUI: the array, plus the feeds it was computed with (graph nodes)."""
 
@@ -66,13 +76,11 @@ def user_message(exc: BaseException) -> str:
     return f"Unexpected {type(exc).__name__}: {text}" if text else f"Unexpected {type(exc).__name__}."
 
 
-class _Job(QRunnable):
+class _Job:
     """Runs ``fn`` on a pool thread and posts (request id, ok, payload) back."""
 
     def __init__(self, post: Callable[[int, str, bool, object], None], rid: int, kind: str,
                  fn: Callable[[], Any]):
-        super().__init__()
-        self.setAutoDelete(True)
         self._post, self._rid, self._kind, self._fn = post, rid, kind, fn
 
     def run(self) -> None:
@@ -84,6 +92,50 @@ class _Job(QRunnable):
         self._post(self._rid, self._kind, ok, payload)
 
 
+class _PythonThreadPool:
+    """A few daemon ``threading`` threads that run jobs in order of arrival.
+
+    Not a QThreadPool on purpose: Qt's pool threads get a fresh Python thread state
+    for every job, and TensorFlow's pybind11 modules cache the first one per thread,
+    so the second TF call on a reused Qt thread crashed (SIGSEGV in
+    gil_scoped_acquire). Python threads keep one thread state for life. Daemon
+    threads: a framework call stuck in C never blocks quitting the app.
+    """
+
+    def __init__(self, max_threads: int):
+        self._queue: queue.SimpleQueue[_Job] = queue.SimpleQueue()
+        self._max = max_threads
+        self._threads: list[threading.Thread] = []
+        self._active = 0
+        self._lock = threading.Condition()
+
+    def start(self, job: _Job) -> None:
+        with self._lock:
+            self._active += 1
+            idle = len(self._threads) - (self._active - 1)
+            if idle <= 0 and len(self._threads) < self._max:
+                thread = threading.Thread(target=self._loop, daemon=True,
+                                          name=f"tensor-inspector-worker-{len(self._threads)}")
+                self._threads.append(thread)
+                thread.start()
+        self._queue.put(job)
+
+    def _loop(self) -> None:
+        while True:
+            job = self._queue.get()
+            try:
+                job.run()
+            finally:
+                with self._lock:
+                    self._active -= 1
+                    self._lock.notify_all()
+
+    def wait(self, msecs: int) -> bool:
+        """Wait up to ``msecs`` for every queued job to finish; True if they did."""
+        with self._lock:
+            return self._lock.wait_for(lambda: self._active == 0, timeout=msecs / 1000)
+
+
 class Worker(QObject):
     """Owns the opened sources; opens, evaluates and closes them off the GUI thread."""
 
@@ -92,13 +144,14 @@ class Worker(QObject):
     result = Signal(int, object)            # request id, EvalResult
     failed = Signal(int, str)               # request id, message
     busy_changed = Signal(bool)             # an evaluation is (no longer) pending
+    saved = Signal(int, object)             # request id, SaveOutcome
+    save_failed = Signal(int, str)          # request id, message
     _posted = Signal(int, str, bool, object)
 
     def __init__(self, parent: QObject | None = None, max_threads: int = 4):
         super().__init__(parent)
-        self._pool = QThreadPool(self)
         # Stale evaluations keep running until their framework call returns; allow a few at once.
-        self._pool.setMaxThreadCount(max_threads)
+        self._pool = _PythonThreadPool(max_threads)
         self._ids = itertools.count(1)
         self._handles = itertools.count(1)
         self._sources: dict[int, Source] = {}
@@ -119,8 +172,7 @@ class Worker(QObject):
             handle = next(self._handles)
             with self._sources_lock:
                 self._sources[handle] = source
-            return OpenedFile(handle, path, source.format_name, source.backend_name,
-                              bool(source.writable), list(source.nodes.values()))
+            return self._describe(handle, source, path)
 
         self._start(rid, "open", job, path)
         return rid
@@ -135,6 +187,10 @@ class Worker(QObject):
 
         def job() -> EvalResult:
             source = self._source(handle)
+            with source.lock:  # feed_specs, default_feeds and get as one framework session
+                return evaluate_locked(source)
+
+        def evaluate_locked(source: Source) -> EvalResult:
             node = source.node(node_id)
             specs: list[FeedSpec] = []
             used: dict[str, np.ndarray] = {}
@@ -149,6 +205,60 @@ class Worker(QObject):
 
         self._start(rid, "eval", job)
         return rid
+
+    def save(self, handle: int, replacements: Mapping[str, np.ndarray], target: str | Path) -> int:
+        """Write ``handle``'s file with ``replacements`` to ``target`` (core.saving: atomic, verified).
+
+        Success reopens ``target`` under the same handle (the save closed the old source).
+        On failure the file is reopened from its path unless the save was refused because
+        the file changed on disk, so reading goes on; the caller's edits are untouched.
+        """
+        from tensor_inspector.core.saving import file_signature, save
+
+        rid = next(self._ids)
+        target = Path(target)
+
+        def job() -> SaveOutcome:
+            source = self._source(handle)
+            in_place = target.absolute() == source.path.absolute()
+            signature = source.opened_signature
+            refused = in_place and signature is not None and file_signature(source.path) != signature
+            try:
+                report = save(source, replacements, target, opened_signature=signature)
+            except BaseException:
+                if not refused:
+                    try:
+                        self._reopen(handle, source, source.path)
+                    except Exception:  # the save's own error is the one to report
+                        log.debug("reopening after a failed save failed", exc_info=True)
+                raise
+            try:
+                reopened = self._reopen(handle, source, target)
+            except InspectorError as exc:
+                raise InspectorError(f"{target.name} was saved, but reopening it failed: {exc}") from None
+            return SaveOutcome(self._describe(handle, reopened, target), report.backup, report.verified)
+
+        self._start(rid, "save", job)
+        return rid
+
+    def _reopen(self, handle: int, old: Source, path: Path) -> Source:
+        try:
+            old.close()
+        except Exception:
+            log.debug("closing before reopen failed", exc_info=True)
+        source = open_path(path, trust=old.trusted)
+        with self._sources_lock:
+            still_open = handle in self._sources
+            if still_open:
+                self._sources[handle] = source
+        if not still_open:  # closed by the user meanwhile: stay closed
+            source.close()
+        return source
+
+    @staticmethod
+    def _describe(handle: int, source: Source, path: Path) -> OpenedFile:
+        return OpenedFile(handle, path, source.format_name, source.backend_name,
+                          bool(source.writable), list(source.nodes.values()))
 
     def cancel(self) -> None:
         """Drop the pending evaluation's result; the view returns to idle at once."""
@@ -184,7 +294,7 @@ class Worker(QObject):
                     source.close()
                 except Exception:
                     pass
-        self._pool.waitForDone(wait_ms)
+        self._pool.wait(wait_ms)
 
     # -- internals ------------------------------------------------------------------
     def _source(self, handle: int) -> Source:
@@ -208,6 +318,12 @@ class Worker(QObject):
                 self.opened.emit(rid, payload)
             else:
                 self.open_failed.emit(rid, path, payload)
+            return
+        if kind == "save":
+            if ok:
+                self.saved.emit(rid, payload)
+            else:
+                self.save_failed.emit(rid, user_message(payload))  # type: ignore[arg-type]
             return
         if rid != self._latest_eval:
             return  # a newer selection or a cancel made this stale

@@ -152,7 +152,10 @@ class Source:
         self.path = Path(path)
         self._nodes: dict[str, Node] = {}
         self._children: dict[str | None, list[str]] | None = None
-        self._lock = threading.RLock()  # one framework call at a time per source
+        # One framework call at a time per source: TensorFlow graphs/sessions and torch
+        # programs are not safe to drive from two threads at once. Callers that combine
+        # several calls (feed_specs + get) hold ``lock`` around them.
+        self.lock = threading.RLock()
 
     # -- the tree -----------------------------------------------------------------
     @property
@@ -212,7 +215,7 @@ class Source:
             raise NotEvaluable(f"{node_id!r} is a group; select one of its tensors.")
         if node.kind is NodeKind.COMPUTED:
             raise NotEvaluable(f"{node_id!r} is computed by the graph; evaluate it with feeds.")
-        with self._lock:
+        with self.lock:
             return self._read(node, index)
 
     def evaluate(self, node_id: str, feeds: Mapping[str, np.ndarray]) -> np.ndarray:
@@ -220,7 +223,7 @@ class Source:
         node = self.node(node_id)
         if node.kind is not NodeKind.COMPUTED:
             return self.read(node_id)
-        with self._lock:
+        with self.lock:
             return self._evaluate(node, dict(feeds))
 
     def feed_specs(self, node_id: str | None = None) -> list[FeedSpec]:
@@ -247,7 +250,7 @@ class Source:
             raise InspectorError(f"Writing {self.format_name} files is not supported.")
         for node_id, value in replacements.items():
             self._check_replacement(self.node(node_id), value)
-        with self._lock:
+        with self.lock:
             self._write(Path(path), dict(replacements))
 
     def _check_replacement(self, node: Node, value: np.ndarray) -> None:
