@@ -103,6 +103,9 @@ def test_editing_a_slice_cell_of_a_3d_tensor_then_undo_redo(qtbot, window, npz):
     assert tree_mark(window, handle, None)[1].startswith("* cube.npz")
     assert tree_mark(window, handle, "other")[0] is None
 
+    keys = {a: [k.toString() for k in getattr(window.edit_flow, a).shortcuts()] for a in ("undo_action",
+                                                                                          "redo_action")}
+    assert "Ctrl+Z" in keys["undo_action"] and keys["redo_action"] == ["Ctrl+Shift+Z", "Ctrl+Y"]
     window.edit_flow.undo_action.trigger()
     np.testing.assert_array_equal(window.view.array(), CUBE)
     assert not window.isWindowModified()

@@ -105,7 +105,12 @@ def test_save_as_writes_a_new_file_and_the_tree_follows_it(qtbot, window, tmp_pa
     show(qtbot, window, window.files[handle].nodes[0].id)
     edit(window, 2, 1, "-300")
     target = tmp_path / "copy.npy"
-    assert save(qtbot, window, target) == str(target)
+    offered = []
+    window.save_flow.choose_save_target = lambda opened: offered.append(opened.path) or target
+    with qtbot.waitSignal(window.save_flow.saved, timeout=60000) as done:
+        assert window.save_flow.save_as_action.isEnabled()
+        window.save_flow.save_as_action.trigger()  # File > Save As…, the chooser answered
+    assert offered == [path] and done.args[0] == str(target)
     assert np.load(target)[2, 1] == -300 and np.load(path)[2, 1] == 0
     assert not (tmp_path / "w.npy.bak").exists() and not (tmp_path / "copy.npy.bak").exists()
     assert window.files[handle].path == target
