@@ -61,11 +61,17 @@ def type_into_cell(qtbot, win: MainWindow, row: int, col: int, text: str) -> Non
     index = table.array_model.index(row, col)
     table.setCurrentIndex(index)
     table.edit(index)
-    editor = table.viewport().findChild(QLineEdit)
-    assert editor is not None, "the cell did not open an editor"
+    editor = open_editor(table, index)
     editor.selectAll()
     qtbot.keyClicks(editor, text)
     commit(qtbot, table, editor)
+
+
+def open_editor(table, index) -> QLineEdit:
+    """The live editor of ``index`` (an earlier, closed editor may still await deletion)."""
+    editor = table.indexWidget(index)
+    assert isinstance(editor, QLineEdit), "the cell did not open an editor"
+    return editor
 
 
 def commit(qtbot, table, editor: QLineEdit) -> None:
@@ -123,8 +129,8 @@ def test_typing_on_a_cell_starts_editing_and_invalid_text_is_rejected(qtbot, win
     table.setFocus()
     table.setCurrentIndex(table.array_model.index(0, 1))
     qtbot.keyClick(table, Qt.Key.Key_7)  # any key opens the editor with that key
-    editor = table.viewport().findChild(QLineEdit)
-    assert editor is not None and editor.text() == "7"
+    editor = open_editor(table, table.currentIndex())
+    assert editor.text() == "7"
     commit(qtbot, table, editor)
     assert window.view.array()[0, 1] == 7
 

@@ -104,7 +104,7 @@ class MainWindow(QMainWindow):
         self._busy_timer.setInterval(BUSY_DELAY_MS)
         self._busy_timer.timeout.connect(self._show_busy)
         self.resize(1400, 880)
-        self.splitter.setSizes([420, 980])
+        self.splitter.setSizes([500, 900])
         if persist:
             restore_window(self, self.splitter)
         self._update_title()

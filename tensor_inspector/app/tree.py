@@ -53,14 +53,17 @@ class NodeTree(QWidget):
         self.view.setSortingEnabled(True)
         self.view.sortByColumn(-1, Qt.AscendingOrder)  # file order until a header is clicked
         self.view.setUniformRowHeights(True)
-        self.view.setTextElideMode(Qt.ElideMiddle)  # keep the distinctive end of long dotted names  # lets Qt skip measuring every row of big graphs
+        self.view.setTextElideMode(Qt.ElideMiddle)  # keep the distinctive end of long dotted names
+        self.view.setIndentation(14)  # deep graphs (TF name scopes) keep room for their names
         self.view.setSelectionMode(QAbstractItemView.SingleSelection)
         self.view.setAlternatingRowColors(True)
         self.view.setContextMenuPolicy(Qt.CustomContextMenu)
         self.view.customContextMenuRequested.connect(self._context_menu)
         header = self.view.header()
+        # Names are what people read: the name column gets the width its rows need
+        # (see fit_name_column) and the tree scrolls sideways rather than eliding them.
         header.setStretchLastSection(False)
-        header.setSectionResizeMode(0, QHeaderView.Stretch)
+        header.setSectionResizeMode(0, QHeaderView.Interactive)
         for col, width in ((1, 56), (2, 96), (3, 72)):
             header.setSectionResizeMode(col, QHeaderView.Interactive)
             header.resizeSection(col, width)
@@ -149,6 +152,18 @@ class NodeTree(QWidget):
             self.view.expand(index)
         for col in (1, 2, 3):
             self.view.resizeColumnToContents(col)
+        self.fit_name_column()
+
+    def fit_name_column(self) -> None:
+        """Widen the name column to its expanded rows (bounded), or fill the free space."""
+        others = sum(self.view.columnWidth(col) for col in (1, 2, 3))
+        free = max(self.view.viewport().width() - others, 120)
+        wanted = self.view.sizeHintForColumn(0) + 8
+        self.view.setColumnWidth(0, max(free, min(wanted, 3 * free)))
+
+    def resizeEvent(self, event) -> None:  # noqa: N802 (Qt override)
+        super().resizeEvent(event)
+        self.fit_name_column()
 
     def remove_file(self, handle: int) -> None:
         self.model.remove_file(handle)

@@ -289,7 +289,8 @@ class NodeTreeModel(QAbstractItemModel):
         if role == Qt.DisplayRole:
             mark = self.mark(item.handle, item.node_id) if col == 0 else None
             if node is None:
-                return ((FILE_MARK if mark else "") + item.label, item.format_name, "", "")[col]
+                # the format is in the tooltip: as a column it would widen DType for every row
+                return ((FILE_MARK if mark else "") + item.label, "", "", "")[col]
             if col == 0:
                 return (NODE_MARK if mark is True else "") + node.name
             if col == 1:
