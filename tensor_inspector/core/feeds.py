@@ -35,6 +35,10 @@ def parse_feed(text: str, specs: Sequence[FeedSpec] = ()) -> tuple[str, np.ndarr
     if not sep or not name:
         raise InspectorError(f"Feed {text!r} must look like NAME=[1,2,3] or NAME=@file.npy.")
     spec = next((s for s in specs if s.name == name or s.name.split(":")[0] == name), None)
+    if spec is None:  # a typo would otherwise be ignored and zeros used silently
+        inputs = ", ".join(s.name for s in specs)
+        raise InspectorError(f"Unknown feed {name!r}: " + (
+            f"this node's inputs are {inputs}." if inputs else "this node takes no inputs."))
     if value.startswith("@"):
         array = load_npy(Path(value[1:]))
         return (spec.name if spec else name), array
