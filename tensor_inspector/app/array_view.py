@@ -75,6 +75,12 @@ class ArrayView(QWidget):
         self.title = QLabel()
         self.title.setStyleSheet("font-weight: 600; font-size: 13px;")
         self.title.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        # what the format says about the node (framework dtype, device, checkpoint key, ...)
+        self.details = QLabel()
+        self.details.setStyleSheet("color: #555;")
+        self.details.setWordWrap(True)
+        self.details.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.details.hide()
         self.format_combo = QComboBox()
         self.format_combo.addItems(list(MODES))
         self.format_combo.setToolTip("Number format of table cells")
@@ -113,6 +119,7 @@ class ArrayView(QWidget):
         content_layout.setContentsMargins(0, 0, 0, 0)
         content_layout.setSpacing(3)
         content_layout.addWidget(self.title)
+        content_layout.addWidget(self.details)
         content_layout.addLayout(toolbar)
         content_layout.addWidget(self.axes)
         content_layout.addWidget(self.main_splitter, 1)
@@ -165,6 +172,11 @@ class ArrayView(QWidget):
             self.runner.submit("whole", stats_job, array, cancellable=True,
                                on_done=lambda s: self.stats_panel.set_stats(WHOLE, s))
         self._show_plane(reset_view=True)
+
+    def set_details(self, text: str) -> None:
+        """One line (or a few) about the shown node under the title; empty hides it."""
+        self.details.setText(text)
+        self.details.setVisible(bool(text))
 
     def replace_array(self, array: np.ndarray) -> None:
         """Show ``array`` in place of the current one of the same shape, keeping axes and selection.

@@ -93,7 +93,7 @@ class HeatmapView(QWidget):
                                   compactHeight=False)
         for spin, tip in ((self.lo_spin, "Lowest level"), (self.hi_spin, "Highest level")):
             spin.setToolTip(tip)
-            spin.setFixedWidth(86)
+            spin.setFixedWidth(110)  # room for a sign and 6 significant digits
         self.complex_combo = QComboBox()
         self.complex_combo.addItems(list(COMPLEX_PARTS))
         self.complex_combo.setToolTip("Part of complex values to draw")

@@ -26,7 +26,8 @@ from tensor_inspector.app.tree import NodeTree
 from tensor_inspector.app.tree_model import format_shape
 from tensor_inspector.app.trust_dialog import ask_trust
 from tensor_inspector.app.window_support import (
-    BusyIndicator, add_recent, build_menus, fill_recent_menu, last_directory, make_action, recent_files,
+    BusyIndicator, add_recent, build_menus, fill_recent_menu, last_directory, make_action, node_details,
+    recent_files,
     restore_window, save_window, show_about, show_formats,
 )
 from tensor_inspector.app.worker import EvalResult, OpenedFile, Worker, user_message
@@ -273,7 +274,9 @@ class MainWindow(QMainWindow):
             if opened is None:
                 return "Select a tensor."
             count = sum(1 for n in opened.nodes if n.has_value)
-            return f"{opened.path.name}\n{opened.format_name} · {count} values\n\nSelect a tensor in the tree."
+            about = "".join(f"\n{key}: {value[:200]}" for key, value in list(opened.metadata.items())[:20])
+            return (f"{opened.path.name}\n{opened.format_name} · {count} values\n{about}"
+                    "\n\nSelect a tensor in the tree.")
         item = self.tree.model.item_for(handle, node.id)
         children = len(item.children) if item is not None else 0
         what = "a signature" if node.kind is NodeKind.SIGNATURE else "a group"
@@ -323,6 +326,7 @@ class MainWindow(QMainWindow):
         opened = self.files.get(handle)
         title = f"{opened.path.name} › {node.id}" if opened else node.id
         self.view.set_array(result.array, title=title)
+        self.view.set_details(node_details(node))
         self.edit_flow.configure_table(handle, node, result.array)
         self.export_action.setEnabled(True)
         if result.feed_specs:

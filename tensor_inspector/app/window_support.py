@@ -15,6 +15,7 @@ from PySide6.QtWidgets import (QHBoxLayout, QLabel, QMainWindow, QMenu, QMessage
                                QToolButton, QWidget)
 
 from tensor_inspector.app.icons import standard
+from tensor_inspector.backends import Node
 
 ORGANISATION, APPLICATION = "TensorInspector", "tensor-inspector"
 MAX_RECENT = 12
@@ -155,3 +156,14 @@ def show_about(parent: QWidget) -> None:
     QMessageBox.about(parent, "About Tensor Inspector",
                       "Tensor Inspector: open ML weight files, evaluate any node, "
                       "view, export and edit tensors.")
+
+
+def node_details(node: Node) -> str:
+    """A compact line of what the format says about ``node`` (shown under the view's title)."""
+    parts = [f"{node.kind.value}"]
+    if node.framework_dtype and node.framework_dtype != node.dtype:
+        parts.append(f"stored as {node.framework_dtype}")
+    for key, value in node.metadata.items():
+        text = value if isinstance(value, str) else repr(value)
+        parts.append(f"{key}: {text if len(text) <= 80 else text[:77] + '…'}")
+    return "  ·  ".join(parts[:12])

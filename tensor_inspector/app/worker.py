@@ -43,6 +43,7 @@ class OpenedFile:
     backend_name: str
     writable: bool
     nodes: list[Node]
+    metadata: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -257,8 +258,9 @@ class Worker(QObject):
 
     @staticmethod
     def _describe(handle: int, source: Source, path: Path) -> OpenedFile:
+        metadata = {str(k): str(v) for k, v in getattr(source, "metadata", {}).items()}
         return OpenedFile(handle, path, source.format_name, source.backend_name,
-                          bool(source.writable), list(source.nodes.values()))
+                          bool(source.writable), list(source.nodes.values()), metadata)
 
     def cancel(self) -> None:
         """Drop the pending evaluation's result; the view returns to idle at once."""

@@ -150,6 +150,7 @@ class Source:
 
     def __init__(self, path: Path):
         self.path = Path(path)
+        self.metadata: dict[str, Any] = {}  # about the whole file (safetensors __metadata__, ...)
         self._nodes: dict[str, Node] = {}
         self._children: dict[str | None, list[str]] | None = None
         # One framework call at a time per source: TensorFlow graphs/sessions and torch
