@@ -262,3 +262,17 @@ def test_interactive_select_waits_for_the_files(qtbot, window, files):
     assert shown.args == ["bias"]
     qtbot.waitUntil(lambda: not driver.timer.isActive())
     assert window.isVisible() and driver.code is None  # the window stays up
+
+
+def test_file_metadata_and_node_details_are_shown(qtbot, window, tmp_path):
+    save_file({"w": np.ones((2, 2), np.float32)}, str(tmp_path / "m.safetensors"),
+              metadata={"format": "pt", "trained_on": "demo data"})
+    handle = open_and_wait(qtbot, window, tmp_path / "m.safetensors")
+    window.tree.view.setCurrentIndex(window.tree.proxy.mapFromSource(window.tree.model.index(0, 0)))
+    page = window.view.message_label.text()
+    assert "trained_on: demo data" in page and "safetensors" in page
+    with qtbot.waitSignal(window.value_shown):
+        window.tree.select(handle, "w")
+    details = window.view.details.text()
+    assert window.view.details.isVisibleTo(window) and "stored as F32" in details
+    assert "data_offsets: [0, 16]" in details
