@@ -16,6 +16,8 @@ from typing import Sequence
 
 from PySide6.QtCore import QTimer
 
+from tensor_inspector.backends.base import InspectorError
+
 DEMO_DIR = Path(__file__).resolve().parent.parent / "resources" / "demo"
 _NOT_DEMO_DATA = {".py", ".md", ".txt", ".pyc"}
 POLL_MS = 20
@@ -25,12 +27,44 @@ HEADLESS_TIMEOUT_S = 900.0  # a wedged backend must not hang a docs build foreve
 
 
 
-def ensure_platform() -> None:
-    """Use the offscreen platform when there is no display (servers, CI, ssh)."""
-    if os.environ.get("QT_QPA_PLATFORM"):
+# System libraries Qt's X11 plugin loads (Debian/Ubuntu package names): without them Qt
+# aborts with "Could not load the Qt platform plugin xcb", which names none of them.
+XCB_LIBRARIES = {
+    "xcb-cursor": "libxcb-cursor0", "xcb-icccm": "libxcb-icccm4", "xcb-keysyms": "libxcb-keysyms1",
+    "xcb-image": "libxcb-image0", "xcb-render-util": "libxcb-render-util0",
+    "xcb-shape": "libxcb-shape0", "xcb-randr": "libxcb-randr0", "xcb-xkb": "libxcb-xkb1",
+    "xkbcommon-x11": "libxkbcommon-x11-0",
+}
+
+
+class DisplayUnavailable(InspectorError):
+    """The window cannot be shown on this display; the message says what to install."""
+
+
+def missing_x11_libraries() -> list[str]:
+    """Debian package names of the X11 libraries Qt's xcb plugin needs and cannot find."""
+    from ctypes.util import find_library
+    return [package for lib, package in XCB_LIBRARIES.items() if find_library(lib) is None]
+
+
+def ensure_platform(headless: bool = False) -> None:
+    """Use the offscreen platform without a display; check X11 libraries with one.
+
+    ``headless`` (a screenshot run) falls back to offscreen instead of failing.
+    """
+    if os.environ.get("QT_QPA_PLATFORM") or not sys.platform.startswith("linux"):
         return
-    if sys.platform.startswith("linux") and not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
+    if not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
         os.environ["QT_QPA_PLATFORM"] = "offscreen"
+    elif not os.environ.get("WAYLAND_DISPLAY"):
+        missing = missing_x11_libraries()
+        if missing and headless:
+            os.environ["QT_QPA_PLATFORM"] = "offscreen"
+        elif missing:
+            raise DisplayUnavailable(
+                "The window needs X11 libraries that are not installed: " + ", ".join(missing)
+                + f" (Debian/Ubuntu: sudo apt install {' '.join(missing)}). Screenshots and the CLI "
+                "work without them (QT_QPA_PLATFORM=offscreen).")
 
 
 def _quiet_offscreen_messages() -> None:
@@ -44,9 +78,9 @@ def _quiet_offscreen_messages() -> None:
     qInstallMessageHandler(handler)
 
 
-def make_app():
+def make_app(headless: bool = False):
     """The QApplication (created once), named for QSettings and the desktop file."""
-    ensure_platform()
+    ensure_platform(headless)
     from PySide6.QtWidgets import QApplication
     app = QApplication.instance()
     if app is None:
@@ -143,9 +177,9 @@ class _Driver:
 
 def _run(paths: Sequence[str | Path], select: str | None, screenshot: str | Path | None, trust: bool,
          select_file: str | None = None, prefer_2d: bool = False) -> int:
-    app = make_app()
-    from tensor_inspector.app.main_window import MainWindow
     headless = screenshot is not None
+    app = make_app(headless)
+    from tensor_inspector.app.main_window import MainWindow
     window = MainWindow(persist=not headless)
     if headless:
         window.resize(*SCREENSHOT_SIZE)  # the same picture whatever the user's saved geometry
