@@ -19,6 +19,7 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
 import numpy as np  # noqa: E402
 from PySide6.QtWidgets import QApplication  # noqa: E402
+from tensor_inspector.app.launch import make_app  # noqa: E402
 
 import pyqtgraph as pg  # noqa: E402
 from tensor_inspector.app.array_view import ArrayView  # noqa: E402
@@ -67,7 +68,7 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=8192)
     parser.add_argument("--repeat", type=int, default=3)
     args = parser.parse_args()
-    app = QApplication.instance() or QApplication([])
+    app = make_app(headless=True)  # named app, offscreen warnings filtered
     pg.setConfigOptions(imageAxisOrder="row-major")
     rng = np.random.default_rng(0)
     array = rng.standard_normal((args.size, args.size), dtype=np.float32)

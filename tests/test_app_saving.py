@@ -229,3 +229,28 @@ def test_saving_a_tf_checkpoint_from_the_window(qtbot, window, tmp_path):
     np.testing.assert_array_equal(reader.get_tensor(n_key), np.array([1, 2]))
     assert Path(prefix + ".bak.index").exists()
     assert "ckpt.bak" in window.statusBar().currentMessage()
+
+
+def test_saving_a_saved_model_as_a_new_directory_serves_the_edit(qtbot, window, tmp_path):
+    import tensorflow as tf
+
+    class Scale(tf.Module):
+        def __init__(self):
+            super().__init__()
+            self.w = tf.Variable(np.array([1.0, 2.0, 3.0], np.float32))
+
+        @tf.function(input_signature=[tf.TensorSpec([3], tf.float32, name="x")])
+        def serve(self, x):
+            return {"y": x * self.w}
+
+    module = Scale()
+    tf.saved_model.save(module, str(tmp_path / "sm"), signatures={"serving_default": module.serve})
+    open_file(qtbot, window, tmp_path / "sm")
+    show(qtbot, window, "variables/w")
+    edit(window, 1, 0, "20")
+    save(qtbot, window, target=tmp_path / "sm_edited")
+    loaded = tf.saved_model.load(str(tmp_path / "sm_edited"))
+    y = loaded.signatures["serving_default"](x=tf.constant([1.0, 1.0, 1.0]))["y"].numpy()
+    np.testing.assert_array_equal(y, [1.0, 20.0, 3.0])
+    original = tf.saved_model.load(str(tmp_path / "sm"))  # Save As leaves the original alone
+    np.testing.assert_array_equal(original.w.numpy(), [1.0, 2.0, 3.0])
