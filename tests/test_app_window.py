@@ -276,3 +276,12 @@ def test_file_metadata_and_node_details_are_shown(qtbot, window, tmp_path):
     details = window.view.details.text()
     assert window.view.details.isVisibleTo(window) and "stored as F32" in details
     assert "data_offsets: [0, 16]" in details
+
+
+def test_opening_an_open_file_again_selects_it_instead_of_a_second_copy(qtbot, window, files):
+    handle = open_and_wait(qtbot, window, files["pair"])
+    open_and_wait(qtbot, window, files["cube"])
+    window.open_paths([files["pair"]])
+    assert len(window.files) == 2 and window.worker.pending_opens() == 0
+    assert window.tree.current() == (handle, None)
+    assert "already open" in window.statusBar().currentMessage()

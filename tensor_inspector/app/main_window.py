@@ -27,8 +27,7 @@ from tensor_inspector.app.tree_model import format_shape
 from tensor_inspector.app.trust_dialog import ask_trust
 from tensor_inspector.app.window_support import (
     BusyIndicator, add_recent, build_menus, fill_recent_menu, last_directory, make_action, node_details,
-    recent_files,
-    restore_window, save_window, show_about, show_formats,
+    recent_files, restore_window, save_window, show_about, show_formats,
 )
 from tensor_inspector.app.worker import EvalResult, OpenedFile, Worker, user_message
 from tensor_inspector.backends import InspectorError, Node, NodeKind, TrustRequired
@@ -160,6 +159,11 @@ class MainWindow(QMainWindow):
         rids = []
         for path in paths:
             path = Path(path).expanduser()
+            already = next((h for h, f in self.files.items() if f.path.absolute() == path.absolute()), None)
+            if already is not None and not trust:  # a second copy would only confuse edits
+                self.tree.select_file(already)
+                self.statusBar().showMessage(f"{path.name} is already open.", 5000)
+                continue
             rid = self.worker.open(path, trust=trust)
             self._open_requests[rid] = path
             rids.append(rid)

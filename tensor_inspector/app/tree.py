@@ -123,6 +123,14 @@ class NodeTree(QWidget):
         self.view.setCurrentIndex(index)
         return True
 
+    def select_file(self, handle: int) -> None:
+        """Make the root row of file ``handle`` current."""
+        root = self.model.root_for(handle)
+        if root is not None:
+            index = self.proxy.mapFromSource(self.model.createIndex(root.row, 0, root.uid))
+            self.view.scrollTo(index)
+            self.view.setCurrentIndex(index)
+
     def current(self) -> tuple[int | None, Node | None]:
         index = self.view.currentIndex()
         if not index.isValid():
