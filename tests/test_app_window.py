@@ -285,3 +285,13 @@ def test_opening_an_open_file_again_selects_it_instead_of_a_second_copy(qtbot, w
     assert len(window.files) == 2 and window.worker.pending_opens() == 0
     assert window.tree.current() == (handle, None)
     assert "already open" in window.statusBar().currentMessage()
+
+
+def test_a_failed_open_does_not_hide_the_value_being_looked_at(qtbot, window, files):
+    window.auto_select = True
+    with qtbot.waitSignal(window.value_shown):
+        open_and_wait(qtbot, window, files["pair"])
+    with qtbot.waitSignal(window.open_error):
+        window.open_paths([files["broken"]])
+    np.testing.assert_array_equal(window.view.array(), np.full((4, 5), 2.5))
+    assert "Could not open broken.npy" in window.statusBar().currentMessage()

@@ -202,9 +202,8 @@ class MainWindow(QMainWindow):
         else:
             message = f"Could not open {requested.name}: {user_message(exc)}"  # type: ignore[arg-type]
         self.statusBar().showMessage(message, 15000)
-        if self._pending is None:
+        if self._pending is None and self._shown is None:  # never hide a value being looked at
             self.view.show_message(message, error=True)
-            self._shown = None
         self.open_error.emit(str(requested), message)
 
     # -- files ------------------------------------------------------------------------------
