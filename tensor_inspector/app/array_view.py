@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QKeySequence, QShortcut
-from PySide6.QtWidgets import (QComboBox, QHBoxLayout, QLabel, QSpinBox, QSplitter, QStackedWidget,
+from PySide6.QtWidgets import (QComboBox, QHBoxLayout, QLabel, QSpinBox, QSplitter, QStackedWidget, QToolButton,
                                QTableView, QVBoxLayout, QWidget)
 
 from tensor_inspector.app.axes_selector import AxesSelector
@@ -21,6 +21,7 @@ from tensor_inspector.app.number_format import MODES, NumberFormat, exact_text
 from tensor_inspector.app.stats_panel import SLICE, WHOLE, StatsPanel
 from tensor_inspector.app.table_view import ArrayTableView
 from tensor_inspector.core.dtypes import short_name
+from tensor_inspector.core.nonfinite import can_hold_nonfinite, find_nonfinite
 from tensor_inspector.core.slicing import oriented_slice
 from tensor_inspector.core.stats import Stats, compute_stats
 
@@ -89,6 +90,10 @@ class ArrayView(QWidget):
         self.precision_spin.setSpecialValueText("exact")
         self.precision_spin.setToolTip("Significant digits (general) or decimals (fixed, scientific); "
                                        "'exact' shows the stored value")
+        self.find_button = QToolButton()
+        self.find_button.setText("Next NaN/Inf")
+        self.find_button.setToolTip("Go to the next NaN or ±Inf after the current cell, in any slice (F3)")
+        self.find_button.clicked.connect(self.find_next_nonfinite)
         self.status = QLabel(" ")
         self.status.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
 
@@ -99,6 +104,7 @@ class ArrayView(QWidget):
         toolbar.addWidget(self.precision_spin)
         toolbar.addSpacing(16)
         toolbar.addWidget(self.heatmap.controls)
+        toolbar.addWidget(self.find_button)
         toolbar.addStretch(1)
 
         self.views_splitter = QSplitter(Qt.Orientation.Horizontal)
@@ -144,7 +150,8 @@ class ArrayView(QWidget):
         self.runner.finished.connect(lambda *_: self._check_ready())
         self.runner.failed.connect(self._on_stats_failed)
         for keys, slot in (("Alt+Right", lambda: self.step_slice(1)),
-                           ("Alt+Left", lambda: self.step_slice(-1))):
+                           ("Alt+Left", lambda: self.step_slice(-1)),
+                           ("F3", self.find_next_nonfinite)):
             shortcut = QShortcut(QKeySequence(keys), self)
             shortcut.setContext(Qt.ShortcutContext.WidgetWithChildrenShortcut)
             shortcut.activated.connect(slot)
@@ -255,6 +262,47 @@ class ArrayView(QWidget):
             axis = min(self.axes.sliders)
             slider = self.axes.sliders[axis]
             slider.setValue(min(max(slider.value() + delta, 0), slider.maximum()))
+
+    def go_to(self, index: tuple[int, ...]) -> None:
+        """Show the slice holding the full N-D ``index`` and select its cell in the table."""
+        array = self._array
+        if array is None or len(index) != array.ndim:
+            return
+        if array.ndim >= 3:
+            for axis in self.axes.sliders:
+                self.axes.set_position(axis, index[axis])
+            self.axes.flush()  # redraw the slice now, not after the slider debounce
+        if array.ndim == 0:
+            self.table.select_cell(0, 0)
+        elif array.ndim == 1:
+            self.table.select_cell(index[0], 0)
+        else:
+            self.table.select_cell(index[self.axes.row_axis], index[self.axes.col_axis])
+
+    def find_next_nonfinite(self) -> None:
+        """Jump to the next NaN/±Inf after the current cell (searched off the GUI thread)."""
+        array = self._array
+        if array is None:
+            return
+        if not can_hold_nonfinite(array.dtype):
+            self.status.setText(f"{array.dtype.name} values cannot be NaN or Inf.")
+            return
+        current = self.table.currentIndex()
+        after = (self.table.array_model.full_index(current.row(), current.column())
+                 if current.isValid() and array.ndim else None)
+        self.status.setText("Searching for NaN/Inf…")
+
+        def found(index: tuple[int, ...] | None) -> None:
+            if self._array is not array:
+                return  # another tensor is shown now
+            if index is None:
+                self.status.setText("No NaN or Inf in this tensor.")
+                return
+            self.go_to(index)
+            self.status.setText(f"{list(index)} = {exact_text(array[index], self.table.array_model.kind())}"
+                                "   (F3: next NaN/Inf)")
+
+        self.runner.submit("find", find_nonfinite, array, after, cancellable=True, on_done=found)
 
     # -- internals -----------------------------------------------------------------------
     def _show_plane(self, reset_view: bool) -> None:
