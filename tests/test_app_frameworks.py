@@ -59,3 +59,31 @@ def test_feeds_reach_the_tensorflow_graph(qtbot, worker):
                      feeds={"features": features})
     assert probs.shape == (2, 10)
     np.testing.assert_allclose(probs.sum(axis=1), 1.0, rtol=1e-5)
+
+
+@pytest.mark.parametrize("answer", [False, True], ids=["refused", "trusted"])
+def test_evaluating_a_saved_model_that_writes_files_asks_for_trust(qtbot, tmp_path, answer):
+    import tf_fixtures
+    from tensor_inspector.app.main_window import MainWindow
+
+    canary = tmp_path / "canary.txt"
+    model = tf_fixtures.tf2_saved_model(tmp_path, write_canary=canary)
+    window = MainWindow(persist=False)
+    window.auto_select = False
+    asked = []
+    window.trust_prompt = lambda path, exc: asked.append((path, str(exc))) or answer
+    qtbot.addWidget(window)
+    window.show()
+    with qtbot.waitSignal(window.file_opened, timeout=WAIT_MS):
+        window.open_paths([model])
+    signal = window.value_shown if answer else window.value_failed
+    with qtbot.waitSignal(signal, timeout=WAIT_MS):
+        window.select_node("scaled/Identity_1:0")
+    assert len(asked) == 1 and asked[0][0] == model and "trust" in asked[0][1]
+    if answer:  # the graph ran, with the panel's default feeds (s = 0)
+        assert canary.read_text() == "0.000000"
+        np.testing.assert_array_equal(window.view.array(), np.zeros((1, 4), np.float32))
+    else:
+        assert not canary.exists()
+        assert "not trusted" in window.statusBar().currentMessage()
+    window.worker.shutdown()

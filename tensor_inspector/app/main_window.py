@@ -66,6 +66,7 @@ class MainWindow(QMainWindow):
         self.worker.open_failed.connect(self._on_open_failed)
         self.worker.result.connect(self._on_result)
         self.worker.failed.connect(self._on_failed)
+        self.worker.trust_needed.connect(self._on_trust_needed)
         self.worker.busy_changed.connect(self._on_busy_changed)
 
         self.tree = NodeTree()
@@ -351,6 +352,18 @@ class MainWindow(QMainWindow):
         self.statusBar().showMessage(text, 15000)
         self.export_action.setEnabled(False)
         self.value_failed.emit(message)
+
+    def _on_trust_needed(self, rid: int, exc: TrustRequired) -> None:
+        """Evaluating needs code from the file to run: ask, then reopen trusted and evaluate."""
+        if rid != self._eval_rid or self._pending is None:
+            return
+        handle, node = self._pending
+        opened = self.files.get(handle)
+        if opened is not None and self.trust_prompt(opened.path, exc):
+            self._eval_rid = self.worker.evaluate(handle, node.id, None, self._user_feeds.get(handle),
+                                                  trust=True)
+            return
+        self._on_failed(rid, f"not evaluated: the file is not trusted. {exc}")
 
     def _on_busy_changed(self, busy: bool) -> None:
         if not busy:

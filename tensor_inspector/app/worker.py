@@ -27,6 +27,7 @@ from tensor_inspector.backends import (
     Node,
     NodeKind,
     Source,
+    TrustRequired,
     open_path,
 )
 
@@ -144,6 +145,7 @@ class Worker(QObject):
     open_failed = Signal(int, str, object)  # request id, path, exception (TrustRequired carries globals)
     result = Signal(int, object)            # request id, EvalResult
     failed = Signal(int, str)               # request id, message
+    trust_needed = Signal(int, object)      # request id, TrustRequired raised by an evaluation
     busy_changed = Signal(bool)             # an evaluation is (no longer) pending
     saved = Signal(int, object)             # request id, SaveOutcome
     save_failed = Signal(int, str)          # request id, message
@@ -179,8 +181,12 @@ class Worker(QObject):
         return rid
 
     def evaluate(self, handle: int, node_id: str, index: tuple | None = None,
-                 feeds: Mapping[str, np.ndarray] | None = None) -> int:
-        """Ask for a node's value; any earlier evaluation becomes stale."""
+                 feeds: Mapping[str, np.ndarray] | None = None, trust: bool = False) -> int:
+        """Ask for a node's value; any earlier evaluation becomes stale.
+
+        ``trust``: the user vouched for the file after a ``trust_needed``; it is reopened
+        with trust first (same handle), then evaluated.
+        """
         rid = next(self._ids)
         self._latest_eval = rid
         self.busy_changed.emit(True)
@@ -188,6 +194,9 @@ class Worker(QObject):
 
         def job() -> EvalResult:
             source = self._source(handle)
+            if trust and not source.trusted:
+                with source.lock:
+                    source = self._reopen(handle, source, source.path, trust=True)
             with source.lock:  # feed_specs, default_feeds and get as one framework session
                 return evaluate_locked(source)
 
@@ -242,12 +251,12 @@ class Worker(QObject):
         self._start(rid, "save", job)
         return rid
 
-    def _reopen(self, handle: int, old: Source, path: Path) -> Source:
+    def _reopen(self, handle: int, old: Source, path: Path, trust: bool | None = None) -> Source:
         try:
             old.close()
         except Exception:
             log.debug("closing before reopen failed", exc_info=True)
-        source = open_path(path, trust=old.trusted)
+        source = open_path(path, trust=old.trusted if trust is None else trust)
         with self._sources_lock:
             still_open = handle in self._sources
             if still_open:
@@ -333,6 +342,8 @@ class Worker(QObject):
         self.busy_changed.emit(False)
         if ok:
             self.result.emit(rid, payload)
+        elif isinstance(payload, TrustRequired):
+            self.trust_needed.emit(rid, payload)
         else:
             self.failed.emit(rid, user_message(payload))  # type: ignore[arg-type]
 
