@@ -124,3 +124,23 @@ def build_tf_saved_model(directory: Path, tensors: dict[str, np.ndarray]) -> Pat
 
 # SavedModels are slow to write (~0.3 s each): their own, smaller property test.
 SLOW_FORMATS = {"tf-savedmodel": (build_tf_saved_model, _TF, True)}
+
+
+def build_safetensors_sharded(directory: Path, tensors: dict[str, np.ndarray]) -> Path:
+    """Two shards and their index, as Hugging Face writes big checkpoints."""
+    import json
+
+    from safetensors.torch import save_file
+
+    keys = list(tensors)
+    shards = {"t-00001-of-00002.safetensors": keys[:1], "t-00002-of-00002.safetensors": keys[1:]}
+    weight_map = {}
+    for name, members in shards.items():
+        save_file({k: _to_torch(tensors[k]) for k in members}, directory / name, metadata={"format": "pt"})
+        weight_map.update({k: name for k in members})
+    path = directory / "t.safetensors.index.json"
+    path.write_text(json.dumps({"metadata": {"total_size": 0}, "weight_map": weight_map}))
+    return path
+
+
+FORMATS["safetensors-sharded"] = (build_safetensors_sharded, FORMATS["safetensors"][1], True)

@@ -95,3 +95,61 @@ def test_write_keeps_metadata_order_and_untouched_bytes(tmp_path):
     assert torch.equal(loaded["a"], tensors["a"])
     out = open_path(tmp_path / "out.safetensors")
     assert out.metadata == {"k": "v"} and [n.id for n in out.value_nodes()] == before
+
+
+def _sharded(tmp_path):
+    save_torch({"a": torch.ones(2), "c": torch.zeros(3, dtype=torch.bfloat16)},
+               tmp_path / "model-00001-of-00002.safetensors", metadata={"format": "pt"})
+    save_torch({"b": torch.full((3,), 2.0)}, tmp_path / "model-00002-of-00002.safetensors",
+               metadata={"format": "pt"})
+    index = {"metadata": {"total_size": 26},
+             "weight_map": {"a": "model-00001-of-00002.safetensors", "c": "model-00001-of-00002.safetensors",
+                            "b": "model-00002-of-00002.safetensors"}}
+    path = tmp_path / "model.safetensors.index.json"
+    path.write_text(json.dumps(index))
+    return path
+
+
+def test_sharded_save_as_and_in_place(tmp_path):
+    from tensor_inspector.core.saving import save
+
+    path = _sharded(tmp_path)
+    originals = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
+    source = open_path(path)
+    new_b = np.array([7, 8, 9], np.float32)
+    save(source, {"b": new_b}, tmp_path / "edited.safetensors.index.json")
+    assert {p.name: p.read_bytes() for p in tmp_path.iterdir() if p.name in originals} == originals
+    index = json.loads((tmp_path / "edited.safetensors.index.json").read_text())
+    assert index["metadata"] == {"total_size": 26}
+    assert index["weight_map"] == {"a": "edited-00001-of-00002.safetensors",
+                                   "c": "edited-00001-of-00002.safetensors",
+                                   "b": "edited-00002-of-00002.safetensors"}
+    assert torch.equal(load_file(tmp_path / "edited-00002-of-00002.safetensors")["b"], torch.tensor([7., 8, 9]))
+    first = load_file(tmp_path / "edited-00001-of-00002.safetensors")
+    assert first["c"].dtype == torch.bfloat16 and torch.equal(first["a"], torch.ones(2))
+
+    source = open_path(path)
+    report = save(source, {"a": np.array([5, 6], np.float32)}, path,
+                  opened_signature=source.opened_signature)
+    assert report.backup == tmp_path / "model.safetensors.index.json.bak"
+    for name, data in originals.items():
+        assert (tmp_path / (name + ".bak")).read_bytes() == data
+    reopened = open_path(path)
+    np.testing.assert_array_equal(reopened.read("a"), [5, 6])
+    np.testing.assert_array_equal(reopened.read("b"), [2, 2, 2])
+
+
+def test_sharded_save_as_never_overwrites_the_original_shards(tmp_path):
+    from tensor_inspector.backends import InspectorError
+    from tensor_inspector.core.saving import save
+
+    path = _sharded(tmp_path)
+    other_name = path.rename(tmp_path / "release.safetensors.index.json")  # shards keep "model-..."
+    originals = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
+    source = open_path(other_name)
+    # a copy named "model..." would write "model-0000N-of-00002" shards: the original's own
+    with pytest.raises(InspectorError, match="would overwrite model-00001-of-00002"):
+        save(source, {"b": np.zeros(3, np.float32)}, tmp_path / "model.safetensors.index.json")
+    with pytest.raises(InspectorError, match="index named"):
+        save(source, {"b": np.zeros(3, np.float32)}, tmp_path / "copy.json")
+    assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == originals

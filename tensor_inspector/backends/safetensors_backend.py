@@ -30,6 +30,7 @@ DTYPES = {
 }
 CODES = {v: k for k, v in DTYPES.items()}
 MAX_HEADER = 100 * 1024 * 1024  # the reference implementation's own limit
+INDEX_SUFFIX = ".safetensors.index.json"
 
 
 def parse_header(path: Path) -> tuple[dict, int, int]:
@@ -86,7 +87,10 @@ class SafetensorsSource(Source):
         self.metadata: dict[str, str] = {}
         self._entries: dict[str, tuple[Path, int, dict]] = {}  # id -> (file, data start, entry)
         self._shards: list[Path] = []
-        if path.name.endswith(".json"):
+        self._shard_metadata: dict[Path, dict] = {}
+        self._index_metadata: dict | None = None  # the index's own "metadata", values as written
+        self.sharded = path.name.endswith(".json")
+        if self.sharded:
             self._open_index(path)
         else:
             self._open_file(path, shard=None)
@@ -97,7 +101,8 @@ class SafetensorsSource(Source):
             weight_map = index["weight_map"]
         except (OSError, ValueError, KeyError, TypeError):
             raise CorruptFile(f"{path.name} is not a safetensors index (no weight_map).") from None
-        self.metadata = {str(k): str(v) for k, v in (index.get("metadata") or {}).items()}
+        self._index_metadata = index.get("metadata")
+        self.metadata = {str(k): str(v) for k, v in (self._index_metadata or {}).items()}
         shards = list(dict.fromkeys(weight_map.values()))
         for shard in shards:
             shard_path = path.parent / shard
@@ -112,6 +117,7 @@ class SafetensorsSource(Source):
     def _open_file(self, path: Path, shard: str | None) -> None:
         header, data_start, _ = parse_header(path)
         self._shards.append(path)
+        self._shard_metadata[path] = header.get("__metadata__") or {}
         if shard is None:
             self.metadata = {str(k): str(v) for k, v in (header.get("__metadata__") or {}).items()}
         entries = [(k, v) for k, v in header.items() if k != "__metadata__"]
@@ -140,13 +146,30 @@ class SafetensorsSource(Source):
         return array if index is None else array[index]
 
     def _write(self, path: Path, replacements: dict[str, np.ndarray]) -> None:
-        if len(self._shards) > 1:
-            raise InspectorError("Writing sharded safetensors checkpoints is not supported yet; "
-                                 "export the tensor or open the single shard that holds it.")
-        write_safetensors(path, {key: (replacements[key] if key in replacements
-                                       else self._read(self.node(key), None))
-                                 for key in self._entries}, self.metadata)
+        if not self.sharded:
+            write_safetensors(path, self._tensors_of(self.path, replacements), self.metadata)
+            return
+        # Sharded: new shards beside the new index, named after it the way the Hugging Face
+        # convention does ("<stem>-00001-of-00003.safetensors"), so a Save As next to the
+        # original never overwrites the original's shards.
+        if not path.name.endswith(INDEX_SUFFIX):
+            raise InspectorError(f"A sharded checkpoint is saved as an index named "
+                                 f"*{INDEX_SUFFIX}, not {path.name}.")
+        stem = path.name[:-len(INDEX_SUFFIX)]
+        count = len(self._shards)
+        names = {shard: f"{stem}-{i + 1:05d}-of-{count:05d}.safetensors"
+                 for i, shard in enumerate(self._shards)}
+        for shard, name in names.items():
+            write_safetensors(path.parent / name, self._tensors_of(shard, replacements),
+                              self._shard_metadata[shard])
+        index = {"metadata": self._index_metadata or {},
+                 "weight_map": {key: names[shard] for key, (shard, _, _) in self._entries.items()}}
+        path.write_text(json.dumps(index, indent=2) + "\n")
 
+    def _tensors_of(self, shard: Path, replacements: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """The tensors stored in ``shard``, in file order, with ``replacements`` applied."""
+        return {key: replacements[key] if key in replacements else self._read(self.node(key), None)
+                for key, (file, _, _) in self._entries.items() if file == shard}
 
 
 def write_safetensors(path: Path, tensors: dict[str, np.ndarray], metadata: dict[str, str]) -> None:

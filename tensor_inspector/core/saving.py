@@ -6,11 +6,14 @@ Layouts and their backups (``--in-place`` / Save over the original):
 - a directory (SavedModel): the previous directory becomes ``model.bak/``.
 - a TF checkpoint prefix ``ckpt-1``: the previous files become the checkpoint
   ``ckpt-1.bak`` (``ckpt-1.bak.index``, ``ckpt-1.bak.data-...``), itself loadable.
+- a sharded safetensors index: the new shards are named after the new index
+  (``<stem>-00001-of-00002.safetensors``); each previous file stays as ``<file>.bak``.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import shutil
 import tempfile
@@ -25,14 +28,34 @@ from tensor_inspector.core.atomic import _fsync_dir, atomic_write, fsync_path
 
 
 def source_files(path: Path) -> list[Path]:
-    """The files that make up ``path``: itself, a directory's files, or a checkpoint prefix's."""
+    """The files that make up ``path``: itself, a directory's files, a checkpoint prefix's,
+    or a sharded safetensors index with its shards."""
     path = Path(path)
+    if path.is_file() and path.name.endswith(SHARDED_INDEX):
+        return [path, *_shards_of(path)]
     if path.is_file():
         return [path]
     if path.is_dir():
         return sorted(p for p in path.rglob("*") if p.is_file())
     return sorted(p for p in path.parent.glob(path.name + ".*")
                   if p.name == path.name + ".index" or p.name.startswith(path.name + ".data-"))
+
+
+SHARDED_INDEX = ".safetensors.index.json"
+
+
+def _shards_of(index: Path) -> list[Path]:
+    try:
+        weight_map = json.loads(index.read_text()).get("weight_map", {})
+    except (OSError, ValueError, AttributeError):
+        return []
+    names = dict.fromkeys(str(v) for v in weight_map.values())
+    return [index.parent / name for name in names if (index.parent / name).is_file()]
+
+
+def _is_multi_file(path: Path) -> bool:
+    """Checkpoint prefixes and sharded indexes: several files saved together."""
+    return (not path.is_file() and not path.is_dir()) or path.name.endswith(SHARDED_INDEX)
 
 
 def file_signature(path: Path) -> str:
@@ -63,12 +86,11 @@ def save(source: Source, replacements: Mapping[str, np.ndarray], target: str | P
     if in_place and opened_signature is not None and file_signature(target) != opened_signature:
         raise InspectorError(f"{target.name} changed on disk since it was opened; "
                              "not overwriting it. Reopen it, or save under another name.")
-    kind = "prefix" if not source.path.is_file() and not source.path.is_dir() else \
-        ("dir" if source.path.is_dir() else "file")
-    if kind == "prefix":
-        backup_path = _save_prefix(source, replacements, target, backup and in_place)
+    if _is_multi_file(source.path):
+        backup_path = _save_files(source, replacements, target, backup and in_place)
     else:
-        backup_path = _save_path(source, replacements, target, kind == "dir", backup and in_place)
+        backup_path = _save_path(source, replacements, target, source.path.is_dir(),
+                                 backup and in_place)
     verified = verify(source, replacements, target)
     return SaveReport(target, backup_path, verified)
 
@@ -82,28 +104,40 @@ def _save_path(source: Source, replacements: Mapping[str, np.ndarray], target: P
     return backup_path
 
 
-def _save_prefix(source: Source, replacements: Mapping[str, np.ndarray], target: Path,
-                 make_backup: bool) -> Path | None:
-    """Checkpoint prefixes are several files: write them all in a temp dir, then move them."""
+def _save_files(source: Source, replacements: Mapping[str, np.ndarray], target: Path,
+                make_backup: bool) -> Path | None:
+    """Several files (checkpoint prefix, sharded index): write all in a temp dir, then move.
+
+    Backups: a checkpoint ``ckpt`` keeps its old files as the checkpoint ``ckpt.bak``
+    (``ckpt.bak.index``, ...), loadable as such; a sharded index keeps each old file
+    as ``<file>.bak``.
+    """
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp_dir = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+    sharded = target.name.endswith(SHARDED_INDEX)
     backup_path = target.with_name(target.name + ".bak") if make_backup else None
     try:
         source.write(tmp_dir / target.name, replacements)
         new_files = source_files(tmp_dir / target.name)
         if not new_files:
-            raise InspectorError("The checkpoint writer produced no files.")
+            raise InspectorError("The writer produced no files.")
         for file in new_files:
             fsync_path(file)
+        in_place = target == source.path.absolute()
+        clash = {f.name for f in new_files} & {f.name for f in source_files(source.path)}
+        if not in_place and target.parent == source.path.absolute().parent and clash:
+            raise InspectorError(f"Saving as {target.name} would overwrite {sorted(clash)[0]}, which "
+                                 f"belongs to {source.path.name}; choose another name or folder.")
         source.close()
-        old_files = source_files(target)
-        for old in old_files:
-            if backup_path is not None:
-                os.replace(old, old.with_name(backup_path.name + old.name[len(target.name):]))
-            else:
+        for old in source_files(target):
+            if backup_path is None:
                 old.unlink()
-        # data shards first, the index last: a reader never sees an index without its data
-        for file in sorted(new_files, key=lambda p: p.name.endswith(".index")):
+            elif sharded:
+                os.replace(old, old.with_name(old.name + ".bak"))
+            else:
+                os.replace(old, old.with_name(backup_path.name + old.name[len(target.name):]))
+        # data first, the index last: a reader never sees an index without its data
+        for file in sorted(new_files, key=lambda p: p.name.endswith((".index", SHARDED_INDEX))):
             os.replace(file, target.parent / file.name)
         _fsync_dir(target.parent)
     finally:
