@@ -180,3 +180,43 @@ def test_trust_dialog_names_the_globals_and_defaults_to_cancel(qtbot, tmp_path):
     assert dialog.cancel_button.isDefault() and not dialog.trust_button.isDefault()
     dialog.trust_button.click()
     assert dialog.result() == TrustDialog.Accepted
+
+
+def test_a_large_export_runs_in_the_background_with_progress(qtbot, tmp_path, monkeypatch):
+    from tensor_inspector.app import export_dialog
+
+    monkeypatch.setattr(export_dialog, "BACKGROUND_BYTES", 1)
+    array = np.arange(6 << 20, dtype=np.float32).reshape(3072, -1)  # 24 MiB: two 16 MiB blocks
+    dialog = ExportDialog(array, name="big", directory=tmp_path)
+    qtbot.addWidget(dialog)
+    with qtbot.waitSignal(dialog.exported, timeout=60_000):
+        dialog.accept()
+        assert dialog.is_writing() and not dialog.progress.isHidden()
+    assert dialog.progress.value() == 1000
+    np.testing.assert_array_equal(np.load(tmp_path / "big.npy"), array)
+
+
+def test_cancelling_a_background_export_leaves_no_file(qtbot, tmp_path, monkeypatch):
+    import threading
+
+    from tensor_inspector.app import export_dialog
+
+    monkeypatch.setattr(export_dialog, "BACKGROUND_BYTES", 1)
+    started, finished = threading.Event(), []
+
+    def slow_export(*args, cancel=None, **kwargs):  # waits for Cancel, then writes for real
+        started.set()
+        cancel.wait(30)
+        try:
+            return export_array(*args, cancel=cancel, **kwargs)
+        finally:
+            finished.append(True)
+
+    monkeypatch.setattr(export_dialog, "export_array", slow_export)
+    dialog = ExportDialog(np.zeros((4096, 4096), np.float32), name="big", directory=tmp_path)
+    qtbot.addWidget(dialog)
+    dialog.accept()
+    qtbot.waitUntil(started.is_set)
+    dialog.reject()
+    qtbot.waitUntil(lambda: finished == [True], timeout=30_000)
+    assert list(tmp_path.iterdir()) == []  # neither the file nor a temp beside it

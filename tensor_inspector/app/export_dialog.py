@@ -3,6 +3,8 @@
 The dialog is drivable without ``exec()``: set its fields, call ``accept()``; the
 overwrite question goes through ``confirm_overwrite`` (replaceable), and the write
 itself is ``core.export.export_array`` (atomic, dtype exact unless a cast is chosen).
+Arrays from BACKGROUND_BYTES up are written off the GUI thread with a progress bar;
+Cancel then stops the write and leaves no file.
 """
 
 from __future__ import annotations
@@ -14,8 +16,10 @@ import numpy as np
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
     QApplication, QButtonGroup, QComboBox, QDialog, QDialogButtonBox, QFileDialog, QFormLayout, QHBoxLayout,
-    QLabel, QLineEdit, QMessageBox, QRadioButton, QToolButton, QVBoxLayout, QWidget,
+    QLabel, QLineEdit, QMessageBox, QProgressBar, QRadioButton, QToolButton, QVBoxLayout, QWidget,
 )
+
+from tensor_inspector.app.background import BackgroundRunner
 
 from tensor_inspector.app.tree_model import format_bytes, format_shape
 from tensor_inspector.backends import InspectorError
@@ -23,6 +27,7 @@ from tensor_inspector.core.dtypes import numpy_dtype, short_name
 from tensor_inspector.core.export import AS_STORED, CAST_CHOICES, FORMATS, estimated_size, export_array
 from tensor_inspector.core.slicing import format_index
 
+BACKGROUND_BYTES = 64 << 20  # smaller exports take well under a second: no progress bar
 _FILTERS = {"npy": "NumPy array (*.npy)", "npz": "NumPy archive (*.npz)", "csv": "CSV text (*.csv)"}
 
 
@@ -36,6 +41,7 @@ class ExportDialog(QDialog):
     """Choose path, format, scope and dtype; shows the resulting shape and size."""
 
     exported = Signal(str)  # the path written
+    _progress = Signal(float)  # emitted from the writing thread, delivered queued
 
     def __init__(self, array: np.ndarray, slice_index: tuple = (), name: str = "array",
                  directory: str | Path = "", parent: QWidget | None = None):
@@ -82,6 +88,12 @@ class ExportDialog(QDialog):
         self.key_edit.setToolTip("Member name inside the .npz archive")
         self.info = QLabel()
         self.info.setWordWrap(True)
+        self.progress = QProgressBar()
+        self.progress.setRange(0, 1000)
+        self.progress.setTextVisible(False)
+        self.progress.hide()
+        self._progress.connect(lambda f: self.progress.setValue(int(f * 1000)))
+        self._runner = BackgroundRunner(self)
 
         form = QFormLayout()
         form.addRow("File:", path_row)
@@ -90,6 +102,7 @@ class ExportDialog(QDialog):
         form.addRow("DType:", self.dtype_combo)
         form.addRow("Name in .npz:", self.key_edit)
         form.addRow("Result:", self.info)
+        form.addRow("", self.progress)
         layout = QVBoxLayout(self)
         layout.addLayout(form)
         buttons = QDialogButtonBox(QDialogButtonBox.Save | QDialogButtonBox.Cancel)
@@ -178,18 +191,48 @@ class ExportDialog(QDialog):
             return
         if path.exists() and not self.confirm_overwrite(self, path):
             return
-        QApplication.setOverrideCursor(Qt.WaitCursor)  # big tensors take a moment to write
+        array, fmt = self.chosen_array(), self.fmt()
+        dtype, key = self.dtype_combo.currentData(), self.key_edit.text().strip() or "array"
+        if array.nbytes >= BACKGROUND_BYTES:
+            self._write_in_background(array, path, fmt, dtype, key)
+            return
+        QApplication.setOverrideCursor(Qt.WaitCursor)
         try:
-            export_array(self.chosen_array(), path, fmt=self.fmt(), dtype=self.dtype_combo.currentData(),
-                         key=self.key_edit.text().strip() or "array")
+            export_array(array, path, fmt=fmt, dtype=dtype, key=key)
         except InspectorError as exc:
             self._fail(str(exc))
             return
         finally:
             QApplication.restoreOverrideCursor()
+        self._done(path)
+
+    def _write_in_background(self, array: np.ndarray, path: Path, fmt: str, dtype: str, key: str) -> None:
+        self.save_button.setEnabled(False)
+        self.progress.setValue(0)
+        self.progress.show()
+        self.info.setText(f"Writing {path.name}…")
+        self._runner.submit("export", export_array, array, path, fmt=fmt, dtype=dtype, key=key,
+                            progress=self._progress.emit, cancellable=True,
+                            on_done=lambda _: self._done(path), on_error=self._background_failed)
+
+    def is_writing(self) -> bool:
+        return bool(self._runner.pending("export"))
+
+    def _background_failed(self, text: str) -> None:
+        self.progress.hide()
+        self.save_button.setEnabled(True)
+        self._fail(text)
+
+    def _done(self, path: Path) -> None:
         self.error = ""
         self.exported.emit(str(path))
         super().accept()
+
+    def reject(self) -> None:
+        """Cancel: stops a running background write (its temp file is removed), then closes."""
+        if self.is_writing():
+            self._runner.cancel("export")
+        super().reject()
 
     def _fail(self, text: str) -> None:
         self.error = text

@@ -8,12 +8,14 @@ at most, one row per line, values printed by Python's shortest round-trip repr.
 
 from __future__ import annotations
 
+import threading
 import zipfile
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 
-from tensor_inspector.backends.base import InspectorError
+from tensor_inspector.backends.base import Cancelled, InspectorError
 from tensor_inspector.core.atomic import atomic_write
 from tensor_inspector.core.dtypes import numpy_dtype
 from tensor_inspector.core.npy_format import header_bytes, write_npy
@@ -93,8 +95,20 @@ def _csv_value(value: object) -> str:
 
 
 def export_array(array: np.ndarray, path: str | Path, fmt: str | None = None,
-                 dtype: str | None = None, key: str = "array") -> Path:
-    """Write ``array`` (optionally cast) to ``path`` atomically; returns the path written."""
+                 dtype: str | None = None, key: str = "array",
+                 cancel: threading.Event | None = None,
+                 progress: Callable[[float], None] | None = None) -> Path:
+    """Write ``array`` (optionally cast) to ``path`` atomically; returns the path written.
+
+    ``progress(fraction)`` reports how far the write is; setting ``cancel`` stops it,
+    raises ``Cancelled`` and leaves no file behind (the atomic write removes its temp).
+    """
+    def step(done: int, total: int) -> None:
+        if cancel is not None and cancel.is_set():
+            raise Cancelled()
+        if progress is not None and total:
+            progress(done / total)
+
     path = Path(path)
     fmt = format_for(path, fmt)
     out = cast_array(np.asarray(array), dtype)
@@ -108,15 +122,19 @@ def export_array(array: np.ndarray, path: str | Path, fmt: str | None = None,
         with atomic_write(path) as tmp:
             if fmt == "npy":
                 with open(tmp, "wb") as fh:
-                    write_npy(fh, out)
+                    write_npy(fh, out, step)
             elif fmt == "npz":
                 member = (key or "array").replace("/", "_") + ".npy"
                 with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_STORED, allowZip64=True) as zf:
                     with zf.open(member, "w", force_zip64=True) as fh:
-                        write_npy(fh, out)
+                        write_npy(fh, out, step)
             else:
                 with open(tmp, "w", encoding="utf-8", newline="") as fh:
-                    fh.writelines(_csv_text_rows(out))
+                    rows = max(len(out), 1) if out.ndim == 2 else 1
+                    for done, line in enumerate(_csv_text_rows(out), 1):
+                        fh.write(line)
+                        if done % 256 == 0 or done == rows:
+                            step(done, rows)
     except InspectorError:
         raise
     except OSError as exc:

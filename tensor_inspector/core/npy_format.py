@@ -12,7 +12,7 @@ import ast
 import io
 import struct
 from dataclasses import dataclass
-from typing import BinaryIO
+from typing import BinaryIO, Callable
 
 import numpy as np
 from numpy.lib import format as npformat
@@ -105,8 +105,13 @@ def header_bytes(array: np.ndarray) -> bytes:
     return buf.getvalue()
 
 
-def write_npy(fh: BinaryIO, array: np.ndarray) -> None:
-    """Write ``array`` as .npy to an open binary file, C order, exact dtype."""
+def write_npy(fh: BinaryIO, array: np.ndarray,
+              progress: Callable[[int, int], None] | None = None) -> None:
+    """Write ``array`` as .npy to an open binary file, C order, exact dtype.
+
+    ``progress(done_bytes, total_bytes)`` is called after each 16 MiB block; it may
+    raise (e.g. on cancel) to stop the write.
+    """
     if array.dtype.hasobject:
         raise InspectorError("Object arrays cannot be written without pickle; refused.")
     if not array.flags.c_contiguous:  # (np.ascontiguousarray would turn 0-d into 1-d)
@@ -117,3 +122,5 @@ def write_npy(fh: BinaryIO, array: np.ndarray) -> None:
     block = 1 << 24
     for start in range(0, flat.size, block):
         fh.write(flat[start:start + block].tobytes())
+        if progress is not None:
+            progress(min(start + block, flat.size), flat.size)
