@@ -165,5 +165,7 @@ def node_details(node: Node) -> str:
         parts.append(f"stored as {node.framework_dtype}")
     for key, value in node.metadata.items():
         text = value if isinstance(value, str) else repr(value)
+        if key == "type" and text == node.framework_dtype:
+            continue  # already said by "stored as"
         parts.append(f"{key}: {text if len(text) <= 80 else text[:77] + '…'}")
     return "  ·  ".join(parts[:12])

@@ -58,6 +58,9 @@ def short_name(dtype: np.dtype | str | None) -> str:
     if dtype is None:
         return ""
     name = dtype if isinstance(dtype, str) else np.dtype(dtype).name
+    base = name.rstrip("0123456789")
+    if base in ("str", "bytes"):
+        return base  # "str128" says a byte width, which is noise here
     return SHORT_NAMES.get(name, name)
 
 
