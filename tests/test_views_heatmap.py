@@ -131,3 +131,15 @@ def test_big_plane_is_block_averaged_off_thread(qtbot, view):
     assert heat.image_item.image.shape == (3000, 150)
     assert np.isnan(heat.image_item.image[0, 0])  # an isolated NaN stays visible as a block
     assert heat.mask_item.image[0, 0].tolist() == list(NAN_RGBA)
+
+
+def test_the_table_cell_is_outlined_on_the_heatmap(qtbot, view):
+    show(qtbot, view, np.arange(30, dtype=np.float32).reshape(5, 6))
+    wait_image(qtbot, view)
+    assert not view.heatmap.marker.isVisible()
+    view.table.select_cell(3, 4)
+    rect = view.heatmap.marker.rect()
+    assert view.heatmap.marker.isVisible() and (rect.x(), rect.y(), rect.width()) == (4, 3, 1)
+    show(qtbot, view, np.arange(7, dtype=np.float32))  # 1-D: a line plot, no cell outline
+    view.table.select_cell(2, 0)
+    assert not view.heatmap.marker.isVisible()

@@ -146,6 +146,8 @@ class ArrayView(QWidget):
         self.heatmap.cell_clicked.connect(self._on_heatmap_clicked)
         self.heatmap.image_ready.connect(self._check_ready)
         self.table.cell_selected.connect(self._on_cell_selected)
+        self.table.selectionModel().currentChanged.connect(
+            lambda current, _previous: self.heatmap.mark_cell(current.row(), current.column()))
         self.table.message.connect(self.status.setText)
         self.runner.finished.connect(lambda *_: self._check_ready())
         self.runner.failed.connect(self._on_stats_failed)

@@ -17,7 +17,7 @@ from typing import Callable
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QPointF, QRectF, Qt, Signal
-from PySide6.QtWidgets import (QComboBox, QHBoxLayout, QLabel, QStackedWidget, QToolButton,
+from PySide6.QtWidgets import (QComboBox, QGraphicsRectItem, QHBoxLayout, QLabel, QStackedWidget, QToolButton,
                                QVBoxLayout, QWidget)
 
 from tensor_inspector.app.background import BackgroundRunner
@@ -134,6 +134,14 @@ class HeatmapView(QWidget):
         self.mask_item.setZValue(10)
         self.plot.addItem(self.image_item)
         self.plot.addItem(self.mask_item)
+        # the table's current cell, outlined so the two views are read together
+        self.marker = QGraphicsRectItem(0, 0, 1, 1)
+        marker_pen = pg.mkPen("#ff1744", width=2)
+        marker_pen.setCosmetic(True)
+        self.marker.setPen(marker_pen)
+        self.marker.setZValue(20)
+        self.marker.hide()
+        self.plot.addItem(self.marker)
         self.curve = pg.PlotDataItem(pen=pg.mkPen("#1f5fa8", width=1.2), connect="finite")
         self.curve.setDownsampling(auto=True, method="peak")
         self.curve.setClipToView(True)
@@ -162,6 +170,8 @@ class HeatmapView(QWidget):
         """Draw ``plane`` (0-, 1- or 2-D, oriented as displayed); a new shape resets the zoom."""
         old = self._plane
         reset_view = reset_view or old is None or old.shape != plane.shape
+        if reset_view:
+            self.marker.hide()
         self._plane = plane
         self._kind = value_kind(plane.dtype)
         self._reset_view = reset_view
@@ -180,6 +190,14 @@ class HeatmapView(QWidget):
 
     def plane(self) -> np.ndarray | None:
         return self._plane
+
+    def mark_cell(self, row: int, col: int) -> None:
+        """Outline cell (row, col) of a 2-D plane; hidden for other ranks or negative indices."""
+        plane = self._plane
+        visible = plane is not None and plane.ndim == 2 and row >= 0 and col >= 0
+        if visible:
+            self.marker.setRect(QRectF(col, row, 1, 1))
+        self.marker.setVisible(visible)
 
     def is_ready(self) -> bool:
         """True once the image for the current plane (and settings) is drawn."""
