@@ -15,25 +15,8 @@ from safetensors.numpy import save_file
 from tensor_inspector.app.editing import parse_cell
 from tensor_inspector.app.main_window import MainWindow
 from tensor_inspector.app.tree_model import MODIFIED_ROLE
-from tensor_inspector.app.window_support import settings
 from tensor_inspector.backends import open_path
-
-CUBE = np.arange(2 * 3 * 4, dtype=np.float32).reshape(2, 3, 4)
-
-
-@pytest.fixture
-def window(qtbot):
-    settings().clear()
-    win = MainWindow(persist=False)
-    win.auto_select = False
-    # pytest-qt closes the window before fixtures tear down: unsaved edits are discarded then
-    win.save_flow.ask_unsaved = lambda names: "discard"
-    win.save_flow.report_error = lambda text: None
-    win.edit_flow.ask_lossy_cast = lambda node, src, dst: pytest.fail("unexpected cast question")
-    qtbot.addWidget(win)
-    win.show()
-    yield win
-    win.worker.shutdown()
+from window_helpers import CUBE, open_file, show, window  # noqa: F401  (window: fixture)
 
 
 @pytest.fixture
@@ -41,18 +24,6 @@ def npz(tmp_path: Path) -> Path:
     path = tmp_path / "cube.npz"
     np.savez(path, cube=CUBE, small=np.array([[1, 2], [3, 4]], np.int8), other=np.arange(5.0))
     return path
-
-
-def open_file(qtbot, win: MainWindow, path: Path) -> int:
-    with qtbot.waitSignal(win.file_opened) as opened:
-        win.open_paths([path])
-    return opened.args[0]
-
-
-def show(qtbot, win: MainWindow, node_id: str, handle: int | None = None) -> np.ndarray:
-    with qtbot.waitSignal(win.value_shown):
-        assert win.select_node(node_id, handle)
-    return win.view.array()
 
 
 def type_into_cell(qtbot, win: MainWindow, row: int, col: int, text: str) -> None:

@@ -7,42 +7,13 @@ from pathlib import Path
 
 import ml_dtypes
 import numpy as np
-import pytest
 from safetensors.numpy import save_file
 
 from tensor_inspector.app.main_window import MainWindow
 from tensor_inspector.app.save_flow import target_problem
 from tensor_inspector.app.tree_model import MODIFIED_ROLE
-from tensor_inspector.app.window_support import settings
 from tensor_inspector.backends import open_path
-
-CUBE = np.arange(2 * 3 * 4, dtype=np.float32).reshape(2, 3, 4)
-
-
-@pytest.fixture
-def window(qtbot):
-    settings().clear()
-    win = MainWindow(persist=False)
-    win.auto_select = False
-    win.save_flow.ask_unsaved = lambda names: "discard"  # pytest-qt closes the window at teardown
-    win.errors = []
-    win.save_flow.report_error = win.errors.append
-    qtbot.addWidget(win)
-    win.show()
-    yield win
-    win.worker.shutdown()
-
-
-def open_file(qtbot, win: MainWindow, path: Path) -> int:
-    with qtbot.waitSignal(win.file_opened) as opened:
-        win.open_paths([path])
-    return opened.args[0]
-
-
-def show(qtbot, win: MainWindow, node_id: str) -> np.ndarray:
-    with qtbot.waitSignal(win.value_shown):
-        assert win.select_node(node_id)
-    return win.view.array()
+from window_helpers import CUBE, open_file, show, window  # noqa: F401  (window: fixture)
 
 
 def edit(win: MainWindow, row: int, col: int, text: str) -> None:

@@ -1,0 +1,42 @@
+"""A main window set up for editing and saving tests, and the steps those tests share."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tensor_inspector.app.main_window import MainWindow
+from tensor_inspector.app.window_support import settings
+
+CUBE = np.arange(2 * 3 * 4, dtype=np.float32).reshape(2, 3, 4)
+
+
+@pytest.fixture
+def window(qtbot):
+    """No persisted settings, no auto-selection; questions answered, errors collected."""
+    settings().clear()
+    win = MainWindow(persist=False)
+    win.auto_select = False
+    # pytest-qt closes the window before fixtures tear down: unsaved edits are discarded then
+    win.save_flow.ask_unsaved = lambda names: "discard"
+    win.errors = []
+    win.save_flow.report_error = win.errors.append
+    win.edit_flow.ask_lossy_cast = lambda node, src, dst: pytest.fail("unexpected cast question")
+    qtbot.addWidget(win)
+    win.show()
+    yield win
+    win.worker.shutdown()
+
+
+def open_file(qtbot, win: MainWindow, path: Path) -> int:
+    with qtbot.waitSignal(win.file_opened) as opened:
+        win.open_paths([path])
+    return opened.args[0]
+
+
+def show(qtbot, win: MainWindow, node_id: str, handle: int | None = None) -> np.ndarray:
+    with qtbot.waitSignal(win.value_shown):
+        assert win.select_node(node_id, handle)
+    return win.view.array()
