@@ -118,7 +118,7 @@ class ArrayView(QWidget):
         self.main_splitter.setStretchFactor(0, 3)
         self.main_splitter.setStretchFactor(1, 1)
         self.views_splitter.setSizes([1000, 1000])
-        self.main_splitter.setSizes([2600, 1000])
+        self.main_splitter.setSizes([2350, 1250])  # room for every statistics row at 880 px
 
         content = QWidget()
         content_layout = QVBoxLayout(content)
