@@ -9,6 +9,7 @@ in their metadata and never executed.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -20,12 +21,14 @@ from typing import Any
 import numpy as np
 
 from tensor_inspector.backends.base import (Backend, CorruptFile, Index, InspectorError, Node,
-                                            NodeKind, Source, read_head)
+                                            NodeKind, Source, UnsupportedFormat, read_head)
 from tensor_inspector.backends.keras_config import config_layers
+from tensor_inspector.core.isolation import IsolatedFailure, run_isolated
 
 HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
 ZIP_MAGIC = b"PK\x03\x04"
 WEIGHTS_MEMBER = "model.weights.h5"
+PROBE = "tensor_inspector.backends.keras_backend:probe"  # run in a child process before opening
 CONFIG_MEMBER = "config.json"
 
 
@@ -38,16 +41,30 @@ def _is_keras_zip(path: Path) -> bool:
     return CONFIG_MEMBER in names and WEIGHTS_MEMBER in names
 
 
-def _h5_is_keras(path: Path) -> bool:
+def _looks_like_keras(fh: Any) -> bool:
+    if set(fh.attrs) & {"model_config", "layer_names", "keras_version"}:
+        return True
+    return "model_weights" in fh or ("layers" in fh and "vars" in fh)
+
+
+def probe(path: str) -> dict[str, Any]:
+    """Open and walk every object of the file's HDF5 weights, as ``KerasSource`` will.
+
+    Run in a separate process by ``KerasBackend.open`` (``core.isolation``): h5py can
+    crash or hang on a damaged file, and then only that process goes down.
+    """
     import h5py
-    try:
-        with h5py.File(path, "r") as fh:
-            attrs = set(fh.attrs)
-            if attrs & {"model_config", "layer_names", "keras_version"}:
-                return True
-            return "model_weights" in fh or ("layers" in fh and "vars" in fh)
-    except Exception:  # damaged or not HDF5 after all: not ours
-        return False
+
+    file = Path(path)
+    with contextlib.ExitStack() as stack:
+        if read_head(file, 4) == ZIP_MAGIC:
+            archive = stack.enter_context(zipfile.ZipFile(file))
+            fh = stack.enter_context(h5py.File(stack.enter_context(archive.open(WEIGHTS_MEMBER)), "r"))
+        else:
+            fh = stack.enter_context(h5py.File(file, "r"))
+        names: list[str] = []
+        fh.visititems(lambda name, obj: names.append(name) or None)
+        return {"keras": _looks_like_keras(fh), "objects": len(names)}
 
 
 def _dataset_dtype(dataset: Any) -> tuple[np.dtype, str]:
@@ -203,10 +220,8 @@ class KerasBackend(Backend):
         if head.startswith(ZIP_MAGIC):
             return 0.95 if _is_keras_zip(path) else 0.0
         if head == HDF5_MAGIC:
-            try:
-                return 0.9 if _h5_is_keras(path) else 0.0
-            except ImportError:
-                return 0.3 if path.suffix.lower() in (".h5", ".hdf5") else 0.1
+            # Not opened here: h5py may crash on a damaged file; ``open`` probes it safely.
+            return 0.9 if path.suffix.lower() in (".h5", ".hdf5", ".keras") else 0.6
         return 0.0
 
     def open(self, path: Path, trust: bool = False) -> Source:
@@ -214,4 +229,13 @@ class KerasBackend(Backend):
         path = Path(path)
         if not path.is_file():
             raise InspectorError(f"{path} is not a Keras file.")
+        try:
+            found = run_isolated(PROBE, str(path))
+        except IsolatedFailure as exc:
+            if exc.crashed:
+                raise CorruptFile(f"{path.name} is damaged: {exc}. It was read in a separate "
+                                  "process, so nothing else was affected.") from None
+            raise CorruptFile(f"{path.name} is a damaged HDF5/Keras file ({exc}).") from None
+        if not found.get("keras"):
+            raise UnsupportedFormat(f"{path.name} is an HDF5 file but not a Keras model.")
         return KerasSource(path)
