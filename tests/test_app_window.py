@@ -295,3 +295,27 @@ def test_a_failed_open_does_not_hide_the_value_being_looked_at(qtbot, window, fi
         window.open_paths([files["broken"]])
     np.testing.assert_array_equal(window.view.array(), np.full((4, 5), 2.5))
     assert "Could not open broken.npy" in window.statusBar().currentMessage()
+
+
+def test_a_drop_of_bad_files_gives_one_message_each_and_the_good_one_opens(qtbot, window, files, tmp_path):
+    import pickle
+
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    (bad / "empty.npy").write_bytes(b"")
+    (bad / "noise.safetensors").write_bytes(bytes(range(256)) * 4)
+    (bad / "cut.npz").write_bytes(files["pair"].read_bytes()[:100])
+    (bad / "fake.h5").write_bytes(b"\x89HDF\r\n\x1a\n" + b"\0" * 64)
+    (bad / "evil.pkl").write_bytes(pickle.dumps(print))  # would call a global: refused, not trusted
+    (bad / "nothing_here").mkdir()
+    window.trust_prompt = lambda path, exc: False
+    paths = sorted(bad.iterdir()) + [files["pair"]]
+    errors = []
+    window.open_error.connect(lambda path, message: errors.append((Path(path).name, message)))
+    with qtbot.waitSignal(window.file_opened, timeout=60_000):
+        window.open_paths(paths)
+    qtbot.waitUntil(lambda: len(errors) == len(paths) - 1, timeout=60_000)
+    assert sorted(name for name, _ in errors) == sorted(p.name for p in paths[:-1])
+    for name, message in errors:
+        assert message.count("\n") == 0 and "Traceback" not in message, (name, message)
+    assert [f.path.name for f in window.files.values()] == ["pair.npz"]
