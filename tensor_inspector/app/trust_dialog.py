@@ -1,7 +1,7 @@
 """Ask before opening a file that would run code: name what it needs, explain the risk.
 
 The file is never trusted silently: only an explicit click on "Trust this file"
-reopens it with ``trust=True``, for this file only and only for this session.
+reopens it with ``trust=True``, for this file only and until it is closed.
 """
 
 from __future__ import annotations
