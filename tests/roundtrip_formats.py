@@ -104,7 +104,7 @@ def build_tf_checkpoint(directory: Path, tensors: dict[str, np.ndarray]) -> Path
 
 # torch's legacy loader fails on uint16/32/64 and float8 storages
 _LEGACY = [d for d in ALL if d not in {"uint16", "uint32", "uint64", "float8_e4m3fn", "float8_e5m2"}]
-_TF = [d for d in ALL if not d.startswith("float8")]
+_TF = ALL  # float8 included: TF 2.21 checkpoints store both float8 types
 FORMATS["torch"] = (build_torch, ALL, True)
 FORMATS["torch-legacy"] = (build_torch_legacy, _LEGACY, True)
 FORMATS["pickle"] = (build_pickle, ALL, True)

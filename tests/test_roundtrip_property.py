@@ -40,17 +40,18 @@ def cases(draw, formats=tuple(sorted(FORMATS))):
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(cases())
 def test_replace_one_tensor_round_trip(case):
+    event(case[0])
     check_round_trip(*case)
 
 
 @settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(cases(formats=tuple(SLOW_FORMATS)))
 def test_replace_one_variable_in_a_saved_model(case):
+    event(case[0])
     check_round_trip(*case)
 
 
 def check_round_trip(fmt: str, dtype: np.dtype, shape: tuple, seed: int) -> None:
-    event(fmt)
     builder, _, multi = ALL_FORMATS[fmt]
     rng = np.random.default_rng(seed)
     names = ["target", "other_a", "other_b"] if multi else ["target"]
