@@ -119,3 +119,17 @@ def test_feed_errors_are_sentences(files):
 def test_struct_sanity_of_magic():
     from tensor_inspector.backends.tf_index import TABLE_MAGIC
     assert struct.pack("<Q", TABLE_MAGIC).hex() == "57fb808b247547db"
+
+
+def test_entry_whose_shape_disagrees_with_its_bytes_is_refused(files, tmp_path):
+    """A shape larger than the stored bytes would make the reader allocate for the shape."""
+    prefix = _copy_checkpoint(files["ckpt"], tmp_path / "s")
+    index = Path(str(prefix) + ".index")
+    raw = bytearray(index.read_bytes())
+    key, value = next((k, v) for k, v in read_table(index) if k == b"dense/bias")
+    dim = value.find(bytes([0x12, 0x02, 0x08]))  # shape { dim { size: <one-byte varint> } }
+    assert dim > 0
+    raw[bytes(raw).find(value) + dim + 3] = 0x7F  # size 127, same length, data unchanged
+    index.write_bytes(bytes(raw))
+    with pytest.raises(CorruptFile, match=r"declares shape \[127\] but \d+ bytes"):
+        BACKEND.open(prefix)

@@ -136,6 +136,19 @@ class IndexEntry:
     sliced: bool
 
 
+def _fixed_size(dtype_enum: int, dims: tuple[int, ...]) -> int | None:
+    """Bytes a tensor of fixed-size ``dtype_enum`` and shape ``dims`` occupies; None for strings etc."""
+    import tensorflow as tf
+
+    dtype = tf.dtypes.as_dtype(dtype_enum)
+    if dtype.name in ("string", "resource", "variant"):
+        return None
+    count = 1
+    for dim in dims:
+        count *= dim
+    return count * dtype.size
+
+
 def vet_checkpoint(prefix: Path) -> tuple[int, list[IndexEntry]]:
     """Check the index and data shards of ``prefix`` before TensorFlow touches them.
 
@@ -177,6 +190,11 @@ def vet_checkpoint(prefix: Path) -> tuple[int, list[IndexEntry]]:
         if entry.shape.unknown_rank or any(d < 0 for d in dims):
             raise CorruptFile(f"The index entry for {key!r} has an invalid shape {dims}.")
         if not entry.slices:
+            expected = _fixed_size(entry.dtype, dims)
+            if expected is not None and entry.size != expected:
+                # a shape that disagrees with its bytes would make TF allocate for the shape
+                raise CorruptFile(f"The index entry for {key!r} declares shape {list(dims)} but "
+                                  f"{entry.size:,} bytes of data; the index is damaged.")
             if entry.shard_id >= num_shards:
                 raise CorruptFile(f"The index entry for {key!r} points to a shard that does not exist.")
             if entry.offset < 0 or entry.offset + entry.size > shard_sizes[entry.shard_id]:
