@@ -264,3 +264,15 @@ def test_non_editable_nodes_and_reopened_read_back(qtbot, window, npz):
     assert window.edit_flow.edit_refusal(handle, window.tree.current()[1]) is not None
     with open_path(npz) as source:
         np.testing.assert_array_equal(source.read("cube"), CUBE)
+
+
+def test_editing_a_tensor_too_big_to_copy_is_refused_with_a_reason(qtbot, window, npz, monkeypatch):
+    from tensor_inspector.app import editing
+
+    monkeypatch.setattr(editing, "MAX_EDIT_COPY_BYTES", 64)  # the 96-byte cube is "too big"
+    open_file(qtbot, window, npz)
+    original = show(qtbot, window, "cube")
+    model = window.view.table.array_model
+    assert not model.setData(model.index(0, 0), "5")
+    assert "editing copies the whole tensor into memory" in window.statusBar().currentMessage()
+    assert window.view.array() is original and original[0, 0, 0] == CUBE[0, 0, 0]

@@ -26,6 +26,7 @@ from tensor_inspector.app.number_format import parse_value, value_kind
 
 EDITABLE_KINDS = ("bool", "int", "float", "lowfloat", "complex")
 MAX_UNDO_CELLS = 1_000_000  # one command never keeps more than this many old values per paste
+MAX_EDIT_COPY_BYTES = 4 << 30  # the first edit copies the tensor into memory: bounded
 
 
 def parse_cell(text: str, dtype: np.dtype):
@@ -249,7 +250,14 @@ class EditModel(QObject):
         edits = self.file(handle)
         array = edits.copies.get(node_id)
         if array is None:
-            array = np.array(shown, copy=True)  # copy-on-first-edit: never write into a file's map
+            if shown.nbytes > MAX_EDIT_COPY_BYTES:
+                return (f"Edit rejected: {node_id} holds {shown.nbytes / 2**30:.1f} GiB; editing copies "
+                        f"the whole tensor into memory, which is limited to "
+                        f"{MAX_EDIT_COPY_BYTES / 2**30:.0f} GiB.")
+            try:
+                array = np.array(shown, copy=True)  # copy-on-first-edit: never write into a file's map
+            except MemoryError:
+                return f"Edit rejected: not enough memory to copy {node_id} for editing."
             edits.copies[node_id] = array
         indices = [tuple(int(i) for i in index) for index, _ in cells]
         old = np.array([array[i] for i in indices], dtype=array.dtype)
