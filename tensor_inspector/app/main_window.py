@@ -26,8 +26,8 @@ from tensor_inspector.app.tree import NodeTree
 from tensor_inspector.app.tree_model import format_shape
 from tensor_inspector.app.trust_dialog import ask_trust
 from tensor_inspector.app.window_support import (
-    BusyIndicator, add_recent, build_menus, fill_recent_menu, last_directory, make_action, node_details,
-    recent_files, restore_window, save_window, show_about, show_formats,
+    BusyIndicator, add_recent, build_menus, describe_selection, fill_recent_menu, last_directory,
+    make_action, node_details, recent_files, restore_window, save_window, show_about, show_formats,
 )
 from tensor_inspector.app.worker import EvalResult, OpenedFile, Worker, user_message
 from tensor_inspector.backends import InspectorError, Node, NodeKind, TrustRequired
@@ -273,18 +273,8 @@ class MainWindow(QMainWindow):
         self._busy_timer.start()
 
     def _describe(self, handle: int, node: Node | None) -> str:
-        opened = self.files.get(handle)
-        if node is None:
-            if opened is None:
-                return "Select a tensor."
-            count = sum(1 for n in opened.nodes if n.has_value)
-            about = "".join(f"\n{key}: {value[:200]}" for key, value in list(opened.metadata.items())[:20])
-            return (f"{opened.path.name}\n{opened.format_name} · {count} values\n{about}"
-                    "\n\nSelect a tensor in the tree.")
-        item = self.tree.model.item_for(handle, node.id)
-        children = len(item.children) if item is not None else 0
-        what = "a signature" if node.kind is NodeKind.SIGNATURE else "a group"
-        return f"{node.id}\n{what} of {children} entries\n\nSelect one of its tensors."
+        item = self.tree.model.item_for(handle, node.id) if node is not None else None
+        return describe_selection(self.files.get(handle), node, len(item.children) if item is not None else 0)
 
     def reevaluate(self) -> None:
         handle, node = self.tree.current()

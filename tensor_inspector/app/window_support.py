@@ -15,7 +15,7 @@ from PySide6.QtWidgets import (QHBoxLayout, QLabel, QMainWindow, QMenu, QMessage
                                QToolButton, QWidget)
 
 from tensor_inspector.app.icons import standard
-from tensor_inspector.backends import Node
+from tensor_inspector.backends import Node, NodeKind
 
 ORGANISATION, APPLICATION = "TensorInspector", "tensor-inspector"
 MAX_RECENT = 12
@@ -169,3 +169,16 @@ def node_details(node: Node) -> str:
             continue  # already said by "stored as"
         parts.append(f"{key}: {text if len(text) <= 80 else text[:77] + '…'}")
     return "  ·  ".join(parts[:12])
+
+
+def describe_selection(opened, node: Node | None, children: int) -> str:
+    """The view's text for a selection without a value: a file's root or a group."""
+    if node is None:
+        if opened is None:
+            return "Select a tensor."
+        count = sum(1 for n in opened.nodes if n.has_value)
+        about = "".join(f"\n{key}: {value[:200]}" for key, value in list(opened.metadata.items())[:20])
+        return (f"{opened.path.name}\n{opened.format_name} · {count} values\n{about}"
+                "\n\nSelect a tensor in the tree.")
+    what = "a signature" if node.kind is NodeKind.SIGNATURE else "a group"
+    return f"{node.id}\n{what} of {children} entries\n\nSelect one of its tensors."
