@@ -15,6 +15,8 @@ from typing import Any, Iterable, Mapping, Sequence
 
 import numpy as np
 
+from tensor_inspector.core.dtypes import numpy_dtype
+
 # An index is what numpy accepts in ``a[index]`` restricted to ints and slices.
 Index = tuple  # tuple[int | slice, ...]
 
@@ -236,7 +238,6 @@ class Source:
         feeds = {}
         for spec in self.feed_specs(node_id):
             shape = tuple(1 if d is None else d for d in (spec.shape or ()))
-            from tensor_inspector.core.dtypes import numpy_dtype
             feeds[spec.name] = np.zeros(shape, dtype=numpy_dtype(spec.dtype))
         return feeds
 
