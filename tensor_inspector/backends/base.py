@@ -11,7 +11,7 @@ import enum
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 
@@ -100,30 +100,6 @@ class Node:
     @property
     def has_value(self) -> bool:
         return self.kind in (NodeKind.TENSOR, NodeKind.COMPUTED, NodeKind.VALUE)
-
-    def to_plain(self) -> dict[str, Any]:
-        """A JSON-friendly dict (what ``ls --json`` prints, plus extras)."""
-        return {
-            "id": self.id,
-            "kind": self.kind.value,
-            "dtype": self.dtype,
-            "shape": list(self.shape) if self.shape is not None else None,
-            "name": self.name,
-            "parent": self.parent,
-            "framework_dtype": self.framework_dtype,
-            "nbytes": self.nbytes,
-            "metadata": {k: _plain(v) for k, v in self.metadata.items()},
-        }
-
-
-def _plain(value: Any) -> Any:
-    if isinstance(value, (str, int, float, bool)) or value is None:
-        return value
-    if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
-    if isinstance(value, dict):
-        return {str(k): _plain(v) for k, v in value.items()}
-    return str(value)
 
 
 @dataclass(frozen=True)
@@ -324,12 +300,3 @@ def read_head(path: Path, size: int = 64) -> bytes:
             return fh.read(size)
     except (IsADirectoryError, PermissionError, FileNotFoundError, OSError):
         return b""
-
-
-def index_shape(shape: Iterable[int], index: Index | None) -> tuple[int, ...]:
-    """The shape ``array[index]`` would have, computed on a zero-stride view (no allocation)."""
-    shape = tuple(int(d) for d in shape)
-    if index is None:
-        return shape
-    probe = np.lib.stride_tricks.as_strided(np.zeros(1, np.int8), shape, (0,) * len(shape))
-    return probe[index].shape

@@ -49,11 +49,6 @@ def numpy_dtype(name: str | np.dtype | type) -> np.dtype:
     return np.dtype(name)
 
 
-def dtype_name(dtype: np.dtype | str) -> str:
-    """The canonical name: ``"bfloat16"``, ``"float32"``, ``"float8_e4m3fn"``."""
-    return numpy_dtype(dtype).name if not isinstance(dtype, str) else numpy_dtype(dtype).name
-
-
 def short_name(dtype: np.dtype | str | None) -> str:
     if dtype is None:
         return ""
