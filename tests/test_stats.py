@@ -7,7 +7,8 @@ import pytest
 
 from tensor_inspector.core import stats as stats_mod
 from tensor_inspector.core.dtypes import numpy_dtype
-from tensor_inspector.core.stats import StatsCancelled, compute_stats, display_levels, strided_sample
+from tensor_inspector.backends.base import Cancelled
+from tensor_inspector.core.stats import compute_stats, display_levels, strided_sample
 
 
 def test_float_stats_match_numpy_across_chunks(monkeypatch):
@@ -51,7 +52,7 @@ def test_complex_uses_magnitude_for_range():
 def test_cancel_stops_work():
     event = threading.Event()
     event.set()
-    with pytest.raises(StatsCancelled):
+    with pytest.raises(Cancelled):
         compute_stats(np.ones(10), cancel=event)
 
 

@@ -12,8 +12,9 @@ import threading
 import numpy as np
 import pyqtgraph as pg
 
+from tensor_inspector.backends.base import Cancelled
 from tensor_inspector.core.dtypes import display_float
-from tensor_inspector.core.stats import StatsCancelled, display_levels
+from tensor_inspector.core.stats import display_levels
 
 # name shown -> pyqtgraph colormap name (all bundled with pyqtgraph, no matplotlib needed)
 COLORMAPS: dict[str, str] = {
@@ -120,7 +121,7 @@ def block_mean(plane: np.ndarray, max_side: int = MAX_IMAGE_SIDE, part: str = "|
     band = max(1, (1 << 22) // max(cols, 1) // factor) * factor  # ~4M elements per band
     for start in range(0, out_rows * factor, band):
         if cancel is not None and cancel.is_set():
-            raise StatsCancelled()
+            raise Cancelled()
         stop = min(start + band, out_rows * factor)
         chunk = real_part(plane[start:stop, :out_cols * factor], part)
         target = out[start // factor:stop // factor]

@@ -15,15 +15,12 @@ from typing import Any
 
 import numpy as np
 
+from tensor_inspector.backends.base import Cancelled
 from tensor_inspector.core.dtypes import display_float, is_numeric
 
 CHUNK_ELEMENTS = 1 << 22  # ~4M elements per pass: bounded temporaries, vectorised speed
 SAMPLE_ELEMENTS = 1 << 20
 HIST_EXACT_ELEMENTS = 1 << 22  # beyond this the histogram comes from a strided sample
-
-
-class StatsCancelled(Exception):
-    pass
 
 
 @dataclass
@@ -64,7 +61,7 @@ class Stats:
 def _chunks(flat: np.ndarray, cancel: threading.Event | None):
     for start in range(0, flat.size, CHUNK_ELEMENTS):
         if cancel is not None and cancel.is_set():
-            raise StatsCancelled()
+            raise Cancelled()
         yield flat[start:start + CHUNK_ELEMENTS]
 
 
