@@ -13,20 +13,20 @@ from tensor_inspector.core.dtypes import numpy_dtype
 
 
 def load_npy(path: Path) -> np.ndarray:
-    """Read a user's .npy fully, never unpickling (bf16/fp8 names understood)."""
-    from tensor_inspector.core.npy_format import read_header
+    """Read a user's .npy fully, never unpickling (bf16/fp8 names understood).
+
+    The numpy backend does the reading (header checks, truncation, Fortran order);
+    the result is a copy, not a map of a file the user may overwrite next.
+    """
+    from tensor_inspector.backends.numpy_backend import NPY_NODE_ID, NpySource
 
     path = Path(path)
     try:
-        with open(path, "rb") as fh:
-            header = read_header(fh, path.name)
-            data = fh.read(header.nbytes)
+        source = NpySource(path)
     except OSError as exc:
         raise InspectorError(f"Cannot read {path}: {exc.strerror or exc}.") from None
-    if len(data) < header.nbytes:
-        raise InspectorError(f"{path.name} is truncated: {len(data):,} of {header.nbytes:,} bytes.")
-    order = "F" if header.fortran_order else "C"
-    return np.frombuffer(data, header.dtype).reshape(header.shape, order=order).copy()
+    with source:
+        return np.array(source.read(NPY_NODE_ID))
 
 
 def parse_feed(text: str, specs: Sequence[FeedSpec] = ()) -> tuple[str, np.ndarray]:
