@@ -234,10 +234,7 @@ class Source:
     def _check_replacement(self, node: Node, value: np.ndarray) -> None:
         if node.kind is not NodeKind.TENSOR:
             raise InspectorError(f"{node.id!r} is not a stored tensor and cannot be replaced.")
-        if node.shape is not None and tuple(value.shape) != tuple(node.shape):
-            raise InspectorError(
-                f"Shape mismatch for {node.id!r}: the file has {tuple(node.shape)}, "
-                f"the new value has {tuple(value.shape)}.")
+        check_shape(node, value)
         if node.dtype == "str" and value.dtype.kind in "US":
             return  # string tensors: any width of text fits
         if node.dtype is not None and str(value.dtype) != node.dtype:
@@ -291,6 +288,13 @@ class Backend:
     def require_framework(self) -> None:
         if not self.framework_available():
             raise MissingFramework(self.framework or "?", self.extra or "all")
+
+
+def check_shape(node: Node, value: np.ndarray) -> None:
+    """Raise with both shapes when ``value`` cannot take ``node``'s place."""
+    if node.shape is not None and tuple(value.shape) != tuple(node.shape):
+        raise InspectorError(f"Shape mismatch for {node.id!r}: the file has {list(node.shape)}, "
+                             f"the new value has {list(value.shape)}.")
 
 
 def read_head(path: Path, size: int = 64) -> bytes:

@@ -84,7 +84,6 @@ class SafetensorsSource(Source):
 
     def __init__(self, path: Path):
         super().__init__(path)
-        self.metadata: dict[str, str] = {}
         self._entries: dict[str, tuple[Path, int, dict]] = {}  # id -> (file, data start, entry)
         self._shards: list[Path] = []
         self._shard_metadata: dict[Path, dict] = {}

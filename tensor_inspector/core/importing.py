@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from tensor_inspector.backends.base import InspectorError, Node
+from tensor_inspector.backends.base import InspectorError, Node, check_shape
 from tensor_inspector.core.dtypes import numpy_dtype
 from tensor_inspector.core.feeds import load_npy
 
@@ -24,9 +24,7 @@ def is_lossless_cast(src: np.dtype, dst: np.dtype) -> bool:
 
 def check_replacement(value: np.ndarray, node: Node, allow_cast: bool = False) -> np.ndarray:
     """``value`` as it will be stored in ``node``; raises with what differs."""
-    if node.shape is not None and tuple(value.shape) != tuple(node.shape):
-        raise InspectorError(f"Shape mismatch for {node.id!r}: the file has {list(node.shape)}, "
-                             f"the new value has {list(value.shape)}.")
+    check_shape(node, value)
     if node.dtype is None:
         return value
     target = numpy_dtype(node.dtype)
