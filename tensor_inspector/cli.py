@@ -162,10 +162,10 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def cmd_import(args: argparse.Namespace) -> int:
+    from tensor_inspector.backends import InspectorError
     from tensor_inspector.core.importing import load_replacement
     from tensor_inspector.core.saving import save
 
-    from tensor_inspector.backends import InspectorError
     target = Path(args.output) if args.output else None
     same = target is not None and target.absolute() == Path(args.path).absolute()
     if args.in_place:

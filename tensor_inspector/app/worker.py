@@ -223,20 +223,17 @@ class Worker(QObject):
         On failure the file is reopened from its path unless the save was refused because
         the file changed on disk, so reading goes on; the caller's edits are untouched.
         """
-        from tensor_inspector.core.saving import file_signature, save
+        from tensor_inspector.core.saving import ChangedOnDisk, save
 
         rid = next(self._ids)
         target = Path(target)
 
         def job() -> SaveOutcome:
             source = self._source(handle)
-            in_place = target.absolute() == source.path.absolute()
-            signature = source.opened_signature
-            refused = in_place and signature is not None and file_signature(source.path) != signature
             try:
-                report = save(source, replacements, target, opened_signature=signature)
-            except BaseException:
-                if not refused:
+                report = save(source, replacements, target, opened_signature=source.opened_signature)
+            except BaseException as exc:
+                if not isinstance(exc, ChangedOnDisk):  # a refused save closed nothing
                     try:
                         self._reopen(handle, source, source.path)
                     except Exception:  # the save's own error is the one to report

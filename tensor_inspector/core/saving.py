@@ -58,6 +58,10 @@ def _is_multi_file(path: Path) -> bool:
     return (not path.is_file() and not path.is_dir()) or path.name.endswith(SHARDED_INDEX)
 
 
+class ChangedOnDisk(InspectorError):
+    """Saving over a file that someone else rewrote since it was opened: nothing was written."""
+
+
 def file_signature(path: Path) -> str:
     """Cheap fingerprint (names, sizes, mtimes) to notice a file changed on disk since opening."""
     digest = hashlib.sha1()
@@ -84,8 +88,8 @@ def save(source: Source, replacements: Mapping[str, np.ndarray], target: str | P
     target = Path(target).absolute()
     in_place = target == source.path.absolute()
     if in_place and opened_signature is not None and file_signature(target) != opened_signature:
-        raise InspectorError(f"{target.name} changed on disk since it was opened; "
-                             "not overwriting it. Reopen it, or save under another name.")
+        raise ChangedOnDisk(f"{target.name} changed on disk since it was opened; "
+                            "not overwriting it. Reopen it, or save under another name.")
     if _is_multi_file(source.path):
         backup_path = _save_files(source, replacements, target, backup and in_place)
     else:
