@@ -21,6 +21,7 @@ from typing import Any, Callable, Mapping
 import numpy as np
 from PySide6.QtCore import QObject, Signal, Slot
 
+from tensor_inspector.app.background import error_sentence
 from tensor_inspector.backends import (
     FeedSpec,
     InspectorError,
@@ -74,8 +75,7 @@ def user_message(exc: BaseException) -> str:
         return str(exc)
     if isinstance(exc, MemoryError):
         return "Not enough memory to load this value."
-    text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-    return f"Unexpected {type(exc).__name__}: {text}" if text else f"Unexpected {type(exc).__name__}."
+    return f"Unexpected {error_sentence(exc)}"
 
 
 class _Job:
