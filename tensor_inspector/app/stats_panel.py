@@ -15,6 +15,7 @@ from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QAbstractItemView, QHBoxLayout, QHeaderView, QTableWidget, \
     QTableWidgetItem, QWidget
 
+from tensor_inspector.app.tree_model import format_bytes
 from tensor_inspector.core.dtypes import short_name
 from tensor_inspector.core.stats import Stats
 
@@ -24,12 +25,8 @@ COLOURS = ("#4c72b0", "#dd8452")  # histogram of the whole tensor, of the slice
 
 
 def human_bytes(n: int) -> str:
-    value = float(n)
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if value < 1024 or unit == "TiB":
-            return f"{n:,} B" if unit == "B" else f"{value:.1f} {unit} ({n:,} B)"
-        value /= 1024
-    return f"{n:,} B"
+    """Binary units with the exact count: "48.0 KiB (49,152 B)"."""
+    return f"{n:,} B" if n < 1024 else f"{format_bytes(n)} ({n:,} B)"
 
 
 def _number(value) -> str:
