@@ -26,9 +26,9 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
 LAUNCH_CODE = r"""
 import sys, time
-from tensor_inspector.app.launch import make_app
+from tensor_inspector.app.window.launch import make_app
 app = make_app()
-from tensor_inspector.app.main_window import MainWindow
+from tensor_inspector.app.window.main_window import MainWindow
 w = MainWindow(persist=False)
 w.show()
 w.repaint()  # synchronous: the window is on screen when this returns
@@ -118,9 +118,9 @@ def main() -> int:
     parser.add_argument("--repeat", type=int, default=3)
     args = parser.parse_args()
 
-    from tensor_inspector.app.launch import make_app
+    from tensor_inspector.app.window.launch import make_app
     app = make_app()
-    from tensor_inspector.app.main_window import MainWindow
+    from tensor_inspector.app.window.main_window import MainWindow
     window = MainWindow(persist=False)
     window.resize(1400, 880)
     window.show()

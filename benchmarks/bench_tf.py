@@ -33,7 +33,7 @@ def main() -> None:
     args = parser.parse_args()
     import tensorflow as tf
     import tf_fixtures
-    from tensor_inspector.backends.tf_backend import TensorFlowBackend
+    from tensor_inspector.backends.tensorflow.backend import TensorFlowBackend
 
     backend = TensorFlowBackend()
     rows = []

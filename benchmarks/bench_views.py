@@ -19,10 +19,10 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
 import numpy as np  # noqa: E402
 from PySide6.QtWidgets import QApplication  # noqa: E402
-from tensor_inspector.app.launch import make_app  # noqa: E402
+from tensor_inspector.app.window.launch import make_app  # noqa: E402
 
 import pyqtgraph as pg  # noqa: E402
-from tensor_inspector.app.array_view import ArrayView  # noqa: E402
+from tensor_inspector.app.views.array_view import ArrayView  # noqa: E402
 
 
 def paint(app: QApplication, widget) -> None:

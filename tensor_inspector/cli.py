@@ -84,7 +84,7 @@ def _open(args: argparse.Namespace):
 
 
 def _pick_node(source, node_id: str | None) -> str:
-    from tensor_inspector.backends import InspectorError
+    from tensor_inspector.core.errors import InspectorError
     if node_id:
         source.node(node_id)  # NodeNotFound names it
         return node_id
@@ -96,7 +96,7 @@ def _pick_node(source, node_id: str | None) -> str:
 
 
 def _value(source, args: argparse.Namespace) -> tuple[str, np.ndarray]:
-    from tensor_inspector.core.feeds import parse_feeds
+    from tensor_inspector.session.feeds import parse_feeds
     from tensor_inspector.core.slicing import parse_index
 
     node_id = _pick_node(source, args.node)
@@ -162,9 +162,9 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def cmd_import(args: argparse.Namespace) -> int:
-    from tensor_inspector.backends import InspectorError
-    from tensor_inspector.core.importing import load_replacement
-    from tensor_inspector.core.saving import save
+    from tensor_inspector.core.errors import InspectorError
+    from tensor_inspector.session.importing import load_replacement
+    from tensor_inspector.session.saving import save
 
     target = Path(args.output) if args.output else None
     same = target is not None and target.absolute() == Path(args.path).absolute()
@@ -187,7 +187,7 @@ def cmd_import(args: argparse.Namespace) -> int:
 
 
 def cmd_window(args: argparse.Namespace) -> int:
-    from tensor_inspector.app import launch
+    from tensor_inspector.app.window import launch
     if args.command == "demo":
         return launch.run_demo(screenshot=args.screenshot, select=args.select)
     return launch.run_gui(args.paths, select=args.select, screenshot=args.screenshot,
@@ -212,7 +212,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         return 130
     except Exception as exc:  # one sentence for users; details with --debug
-        from tensor_inspector.backends import InspectorError
+        from tensor_inspector.core.errors import InspectorError
         if args.debug:
             traceback.print_exc()
         if isinstance(exc, InspectorError):

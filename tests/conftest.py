@@ -18,7 +18,7 @@ import pytest  # noqa: E402
 @pytest.fixture
 def view(qtbot):
     """A shown ArrayView (Qt is imported only by the tests that use it)."""
-    from tensor_inspector.app.array_view import ArrayView
+    from tensor_inspector.app.views.array_view import ArrayView
 
     widget = ArrayView()
     qtbot.addWidget(widget)

@@ -7,8 +7,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tensor_inspector.app.main_window import MainWindow
-from tensor_inspector.app.window_support import settings
+from tensor_inspector.app.window.main_window import MainWindow
+from tensor_inspector.app.window.window_support import settings
 
 CUBE = np.arange(2 * 3 * 4, dtype=np.float32).reshape(2, 3, 4)
 

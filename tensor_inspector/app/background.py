@@ -30,7 +30,7 @@ from typing import Any, Callable
 
 from PySide6.QtCore import QObject, QRunnable, QThreadPool, Signal, Slot
 
-from tensor_inspector.backends.base import InspectorError
+from tensor_inspector.core.errors import InspectorError
 
 _PINNED = False
 

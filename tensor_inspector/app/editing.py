@@ -22,7 +22,7 @@ import numpy as np
 from PySide6.QtCore import QObject, Signal
 from PySide6.QtGui import QUndoCommand, QUndoGroup, QUndoStack
 
-from tensor_inspector.app.number_format import parse_value, value_kind
+from tensor_inspector.core.number_format import parse_value, value_kind
 
 EDITABLE_KINDS = ("bool", "int", "float", "lowfloat", "complex")
 MAX_UNDO_CELLS = 1_000_000  # one command never keeps more than this many old values per paste

@@ -22,15 +22,9 @@ import numpy as np
 from PySide6.QtCore import QObject, Signal, Slot
 
 from tensor_inspector.app.background import error_sentence
-from tensor_inspector.backends import (
-    FeedSpec,
-    InspectorError,
-    Node,
-    NodeKind,
-    Source,
-    TrustRequired,
-    open_path,
-)
+from tensor_inspector.core.errors import InspectorError, TrustRequired
+from tensor_inspector.core.nodes import FeedSpec, Node, NodeKind
+from tensor_inspector.backends import Source, open_path
 
 log = logging.getLogger(__name__)
 
@@ -223,7 +217,7 @@ class Worker(QObject):
         On failure the file is reopened from its path unless the save was refused because
         the file changed on disk, so reading goes on; the caller's edits are untouched.
         """
-        from tensor_inspector.core.saving import ChangedOnDisk, save
+        from tensor_inspector.session.saving import ChangedOnDisk, save
 
         rid = next(self._ids)
         target = Path(target)

@@ -7,109 +7,19 @@ the GUI noticing. Nothing here imports Qt or a framework.
 
 from __future__ import annotations
 
-import enum
 import threading
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 import numpy as np
 
 from tensor_inspector.core.dtypes import numpy_dtype
+from tensor_inspector.core.errors import (  # noqa: F401  (re-exported for backends)
+    Cancelled, CorruptFile, InspectorError, MissingFramework, NodeNotFound, NotEvaluable,
+    TrustRequired, UnsupportedFormat,
+)
+from tensor_inspector.core.nodes import FeedSpec, Index, Node, NodeKind, check_shape  # noqa: F401
 
-# An index is what numpy accepts in ``a[index]`` restricted to ints and slices.
-Index = tuple  # tuple[int | slice, ...]
-
-
-class InspectorError(Exception):
-    """An error the user should read: ``str(err)`` is one clear sentence."""
-
-
-class UnsupportedFormat(InspectorError):
-    """No backend recognises the file."""
-
-
-class CorruptFile(InspectorError):
-    """The file is recognised but damaged, truncated or inconsistent."""
-
-
-class MissingFramework(InspectorError):
-    """The file needs a framework that is not installed."""
-
-    def __init__(self, framework: str, extra: str):
-        self.framework = framework
-        self.extra = extra
-        super().__init__(
-            f"This file needs {framework}, which is not installed: "
-            f"install tensor-inspector[{extra}] (pip install 'tensor-inspector[{extra}]')."
-        )
-
-
-class TrustRequired(InspectorError):
-    """The file would run code (or load arbitrary objects) to open; the user must trust it."""
-
-    def __init__(self, message: str, globals_needed: Sequence[str] = ()):
-        self.globals_needed = list(globals_needed)
-        super().__init__(message)
-
-
-class NodeNotFound(InspectorError):
-    def __init__(self, node_id: str):
-        self.node_id = node_id
-        super().__init__(f"No node named {node_id!r} in this file.")
-
-
-class NotEvaluable(InspectorError):
-    """The node exists but has no value to show (a group, a resource handle, ...)."""
-
-
-class Cancelled(InspectorError):
-    def __init__(self) -> None:
-        super().__init__("Cancelled.")
-
-
-class NodeKind(str, enum.Enum):
-    TENSOR = "tensor"      # a stored tensor: read() gives its value
-    COMPUTED = "computed"  # a graph node output: evaluate() runs the graph to it
-    VALUE = "value"        # a non-tensor leaf (int, str, list of numbers) shown with its value
-    GROUP = "group"        # a container: a dict, a module, a name scope
-    SIGNATURE = "signature"  # a SavedModel signature / program entry point (a group with feeds)
-
-
-@dataclass(frozen=True)
-class Node:
-    """One entry of a file's tree.
-
-    ``id`` is the name the format itself uses (npz member, safetensors key,
-    state-dict key, checkpoint key); nested containers join with ``/``.
-    ``dtype`` is numpy's name (``"bfloat16"`` for ml_dtypes types) or None when
-    the value is not an array; ``framework_dtype`` is the format's own name.
-    ``shape`` entries are None where a dimension is unknown until evaluated.
-    """
-
-    id: str
-    name: str
-    kind: NodeKind
-    parent: str | None = None
-    dtype: str | None = None
-    framework_dtype: str | None = None
-    shape: tuple[int | None, ...] | None = None
-    nbytes: int | None = None
-    metadata: Mapping[str, Any] = field(default_factory=dict)
-
-    @property
-    def has_value(self) -> bool:
-        return self.kind in (NodeKind.TENSOR, NodeKind.COMPUTED, NodeKind.VALUE)
-
-
-@dataclass(frozen=True)
-class FeedSpec:
-    """An input a computed node needs: name, numpy dtype name, shape (None = unknown dim)."""
-
-    name: str
-    dtype: str
-    shape: tuple[int | None, ...] | None
-    description: str = ""
 
 
 class Source:
@@ -288,13 +198,6 @@ class Backend:
     def require_framework(self) -> None:
         if not self.framework_available():
             raise MissingFramework(self.framework or "?", self.extra or "all")
-
-
-def check_shape(node: Node, value: np.ndarray) -> None:
-    """Raise with both shapes when ``value`` cannot take ``node``'s place."""
-    if node.shape is not None and tuple(value.shape) != tuple(node.shape):
-        raise InspectorError(f"Shape mismatch for {node.id!r}: the file has {list(node.shape)}, "
-                             f"the new value has {list(value.shape)}.")
 
 
 def read_head(path: Path, size: int = 64) -> bytes:

@@ -21,12 +21,12 @@ ENTRY_POINT_GROUP = "tensor_inspector.backends"
 
 # name -> "module:Class". Order matters only for ties in detection confidence.
 BUILTIN_BACKENDS: dict[str, str] = {
-    "numpy": "tensor_inspector.backends.numpy_backend:NumpyBackend",
-    "safetensors": "tensor_inspector.backends.safetensors_backend:SafetensorsBackend",
-    "torch": "tensor_inspector.backends.torch_backend:TorchBackend",
-    "pickle": "tensor_inspector.backends.pickle_backend:PickleBackend",
-    "tensorflow": "tensor_inspector.backends.tf_backend:TensorFlowBackend",
-    "keras": "tensor_inspector.backends.keras_backend:KerasBackend",
+    "numpy": "tensor_inspector.backends.numpy:NumpyBackend",
+    "safetensors": "tensor_inspector.backends.safetensors:SafetensorsBackend",
+    "torch": "tensor_inspector.backends.pytorch.backend:TorchBackend",
+    "pickle": "tensor_inspector.backends.pickles.backend:PickleBackend",
+    "tensorflow": "tensor_inspector.backends.tensorflow.backend:TensorFlowBackend",
+    "keras": "tensor_inspector.backends.keras.backend:KerasBackend",
 }
 
 
@@ -103,7 +103,7 @@ def open_path(path: str | Path, trust: bool = False, backend: str | None = None)
                 f"{path} is not a {what} any backend recognises. Supported: {supported_formats()}.")
         chosen = candidates[0][1]
     chosen.require_framework()
-    from tensor_inspector.core.saving import file_signature
+    from tensor_inspector.session.saving import file_signature
 
     signature = file_signature(path)  # taken before opening: a later change is noticed on save
     source = chosen.open(path, trust=trust)

@@ -15,7 +15,7 @@ from typing import Callable
 
 import numpy as np
 
-from tensor_inspector.backends.base import Cancelled, InspectorError
+from tensor_inspector.core.errors import Cancelled, InspectorError
 from tensor_inspector.core.atomic import atomic_write
 from tensor_inspector.core.dtypes import numpy_dtype
 from tensor_inspector.core.npy_format import header_bytes, write_npy

@@ -16,7 +16,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from tensor_inspector.backends.base import InspectorError
+from tensor_inspector.core.errors import InspectorError
 
 _RUNNER = (
     "import importlib, json, sys\n"

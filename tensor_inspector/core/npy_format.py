@@ -17,7 +17,7 @@ from typing import BinaryIO, Callable
 import numpy as np
 from numpy.lib import format as npformat
 
-from tensor_inspector.backends.base import CorruptFile, InspectorError
+from tensor_inspector.core.errors import CorruptFile, InspectorError
 from tensor_inspector.core.dtypes import ML_DTYPES, is_ml_dtype
 
 MAGIC = b"\x93NUMPY"

@@ -11,7 +11,7 @@ from typing import Sequence
 
 import numpy as np
 
-from tensor_inspector.backends.base import InspectorError
+from tensor_inspector.core.errors import InspectorError
 
 
 class IndexSyntaxError(InspectorError, ValueError):

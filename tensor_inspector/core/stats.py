@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from tensor_inspector.backends.base import Cancelled
+from tensor_inspector.core.errors import Cancelled
 from tensor_inspector.core.dtypes import display_float, is_numeric
 
 CHUNK_ELEMENTS = 1 << 22  # ~4M elements per pass: bounded temporaries, vectorised speed

@@ -1,0 +1,376 @@
+"""One numpy array on screen: axes selector, table | heatmap, statistics, format toolbar.
+
+``set_array`` is cheap on the GUI thread: the table formats only visible cells of
+a view, the heatmap image, levels and statistics are computed in background
+threads, latest request wins. Keyboard: Ctrl+C copies the table selection as
+TSV, Ctrl+T transposes, Alt+Right / Alt+Left step the first slider axis.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtGui import QKeySequence, QShortcut
+from PySide6.QtWidgets import (QComboBox, QHBoxLayout, QLabel, QSpinBox, QSplitter, QStackedWidget, QToolButton,
+                               QTableView, QVBoxLayout, QWidget)
+
+from tensor_inspector.app.views.axes_selector import AxesSelector
+from tensor_inspector.app.background import BackgroundRunner
+from tensor_inspector.app.views.heatmap import HeatmapView
+from tensor_inspector.core.number_format import MODES, NumberFormat, exact_text
+from tensor_inspector.app.views.stats_panel import SLICE, WHOLE, StatsPanel
+from tensor_inspector.app.views.table_view import ArrayTableView
+from tensor_inspector.core.dtypes import short_name
+from tensor_inspector.core.nonfinite import can_hold_nonfinite, find_nonfinite
+from tensor_inspector.core.slicing import oriented_slice
+from tensor_inspector.core.stats import Stats, compute_stats
+
+# Non-contiguous arrays above this get statistics from a strided sample: flattening
+# them (what compute_stats does) would copy, and materialise a broadcast view.
+MAX_COPY_FOR_STATS = 1 << 26
+
+
+def stats_job(array: np.ndarray, cancel=None) -> Stats:
+    """Statistics of ``array`` (worker thread); estimates for huge non-contiguous views."""
+    if array.flags.c_contiguous or array.size <= MAX_COPY_FOR_STATS:
+        return compute_stats(array, cancel=cancel)
+    sample = np.ascontiguousarray(_nd_sample(array))
+    stats = compute_stats(sample, cancel=cancel)
+    stats.shape, stats.nbytes, stats.count = tuple(array.shape), int(array.nbytes), int(array.size)
+    stats.nan = stats.posinf = stats.neginf = stats.zeros = 0  # counts of a sample would mislead
+    stats.note = (f"estimated from {sample.size:,} sampled values (non-contiguous view); "
+                  "NaN/Inf/zero counts not computed")
+    return stats
+
+
+def _nd_sample(array: np.ndarray, target: int = 1 << 20) -> np.ndarray:
+    """A strided N-D sub-grid of at most ~``target`` values (a view); short axes stay whole."""
+    steps = [1] * array.ndim
+    counts = list(array.shape)
+    while int(np.prod(counts, dtype=np.float64)) > target:
+        axis = int(np.argmax(counts))  # thin the longest remaining axis
+        steps[axis] *= 2
+        counts[axis] = -(-array.shape[axis] // steps[axis])
+    return array[tuple(slice(None, None, s) for s in steps)]
+
+
+class ArrayView(QWidget):
+    """Table + heatmap (or line plot for 1-D) + N-D axes selector + statistics for ONE array."""
+
+    slice_changed = Signal()     # the displayed 2-D slice changed (axes choice, slider, transpose)
+    cell_selected = Signal(tuple)  # full N-D index of the table's current cell or a heatmap click
+    ready = Signal()             # image, whole and slice statistics of the current array shown
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self._array: np.ndarray | None = None
+        self._title = ""
+        self._whole_given = False
+        self.runner = BackgroundRunner(self)
+        self.table: QTableView = ArrayTableView()
+        self.heatmap = HeatmapView()
+        self.axes = AxesSelector()
+        self.stats_panel = StatsPanel()
+        self.heatmap.index_mapper = lambda r, c: self.table.array_model.full_index(r, c)
+
+        self.title = QLabel()
+        self.title.setStyleSheet("font-weight: 600; font-size: 13px;")
+        self.title.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        # what the format says about the node (framework dtype, device, checkpoint key, ...)
+        self.details = QLabel()
+        self.details.setStyleSheet("color: #555;")
+        self.details.setWordWrap(True)
+        self.details.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.details.hide()
+        self.format_combo = QComboBox()
+        self.format_combo.addItems(list(MODES))
+        self.format_combo.setToolTip("Number format of table cells")
+        self.precision_spin = QSpinBox()
+        self.precision_spin.setRange(0, 17)
+        self.precision_spin.setSpecialValueText("exact")
+        self.precision_spin.setToolTip("Significant digits (general) or decimals (fixed, scientific); "
+                                       "'exact' shows the stored value")
+        self.find_button = QToolButton()
+        self.find_button.setText("Next NaN/Inf")
+        self.find_button.setToolTip("Go to the next NaN or ±Inf after the current cell, in any slice (F3)")
+        self.find_button.clicked.connect(self.find_next_nonfinite)
+        self.status = QLabel(" ")
+        self.status.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+
+        toolbar = QHBoxLayout()
+        toolbar.setContentsMargins(4, 0, 4, 0)
+        toolbar.addWidget(QLabel("format:"))
+        toolbar.addWidget(self.format_combo)
+        toolbar.addWidget(self.precision_spin)
+        toolbar.addSpacing(16)
+        toolbar.addWidget(self.heatmap.controls)
+        toolbar.addWidget(self.find_button)
+        toolbar.addStretch(1)
+
+        self.views_splitter = QSplitter(Qt.Orientation.Horizontal)
+        self.views_splitter.addWidget(self.table)
+        self.views_splitter.addWidget(self.heatmap)
+        self.views_splitter.setStretchFactor(0, 1)
+        self.views_splitter.setStretchFactor(1, 1)
+        self.main_splitter = QSplitter(Qt.Orientation.Vertical)
+        self.main_splitter.addWidget(self.views_splitter)
+        self.main_splitter.addWidget(self.stats_panel)
+        self.main_splitter.setStretchFactor(0, 3)
+        self.main_splitter.setStretchFactor(1, 1)
+        self.views_splitter.setSizes([1000, 1000])
+        self.main_splitter.setSizes([2350, 1250])  # room for every statistics row at 880 px
+
+        content = QWidget()
+        content_layout = QVBoxLayout(content)
+        content_layout.setContentsMargins(0, 0, 0, 0)
+        content_layout.setSpacing(3)
+        content_layout.addWidget(self.title)
+        content_layout.addWidget(self.details)
+        content_layout.addLayout(toolbar)
+        content_layout.addWidget(self.axes)
+        content_layout.addWidget(self.main_splitter, 1)
+        content_layout.addWidget(self.status)
+        self.message_label = QLabel()
+        self.message_label.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.message_label.setWordWrap(True)
+        self.stack = QStackedWidget()
+        self.stack.addWidget(content)
+        self.stack.addWidget(self.message_label)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addWidget(self.stack)
+
+        self.format_combo.currentTextChanged.connect(self._on_format_controls)
+        self.precision_spin.valueChanged.connect(self._on_format_controls)
+        self.axes.changed.connect(self._on_axes_changed)
+        self.heatmap.cell_clicked.connect(self._on_heatmap_clicked)
+        self.heatmap.image_ready.connect(self._check_ready)
+        self.table.cell_selected.connect(self._on_cell_selected)
+        self.table.selectionModel().currentChanged.connect(
+            lambda current, _previous: self.heatmap.mark_cell(current.row(), current.column()))
+        self.table.message.connect(self.status.setText)
+        self.runner.finished.connect(lambda *_: self._check_ready())
+        self.runner.failed.connect(self._on_stats_failed)
+        for keys, slot in (("Alt+Right", lambda: self.step_slice(1)),
+                           ("Alt+Left", lambda: self.step_slice(-1)),
+                           ("F3", self.find_next_nonfinite)):
+            shortcut = QShortcut(QKeySequence(keys), self)
+            shortcut.setContext(Qt.ShortcutContext.WidgetWithChildrenShortcut)
+            shortcut.activated.connect(slot)
+        self.show_message("Select a tensor.")
+
+    # -- the interface -------------------------------------------------------------------
+    def set_array(self, array: np.ndarray, title: str = "", whole_stats: Stats | None = None) -> None:
+        """Show ``array`` (any rank and dtype); heavy work goes to background threads."""
+        array = np.asarray(array) if not isinstance(array, np.ndarray) else array
+        self._array = array
+        self._title = title
+        shape = "×".join(str(s) for s in array.shape) or "scalar"
+        self.title.setText(f"{title}   <span style='font-weight:400; color:#555'>{shape}  "
+                           f"{short_name(array.dtype)}</span>" if title else
+                           f"{shape}  {short_name(array.dtype)}")
+        self.status.setText(" ")
+        self.stack.setCurrentIndex(0)
+        self.axes.set_shape(array.shape)
+        self.stats_panel.clear(pending=True)
+        self._whole_given = whole_stats is not None
+        if whole_stats is not None:
+            self.runner.cancel("whole")
+            self.stats_panel.set_stats(WHOLE, whole_stats)
+        else:
+            self.runner.submit("whole", stats_job, array, cancellable=True,
+                               on_done=lambda s: self.stats_panel.set_stats(WHOLE, s))
+        self._show_plane(reset_view=True)
+
+    def set_details(self, text: str) -> None:
+        """One line (or a few) about the shown node under the title; empty hides it."""
+        self.details.setText(text)
+        self.details.setVisible(bool(text))
+
+    def replace_array(self, array: np.ndarray) -> None:
+        """Show ``array`` in place of the current one of the same shape, keeping axes and selection.
+
+        Used when an edited copy takes over from a read-only original, and after undo/redo.
+        """
+        current = self._array
+        if current is None or array.shape != current.shape or array.dtype != current.dtype:
+            self.set_array(array, title=self._title)
+            return
+        self._array = array
+        self.refresh_values()
+
+    def refresh_values(self) -> None:
+        """The values of the shown array changed in place: repaint cells, image and statistics."""
+        array = self._array
+        if array is None:
+            return
+        plane = self.current_slice()
+        self.table.array_model.swap_plane(plane)
+        self.heatmap.set_plane(plane, reset_view=False)
+        self.stats_panel.clear(pending=True)
+        self._whole_given = False
+        self.runner.submit("whole", stats_job, array, cancellable=True,
+                           on_done=lambda s: self.stats_panel.set_stats(WHOLE, s))
+        if array.ndim > 2:
+            self.runner.submit("slice", stats_job, plane, cancellable=True,
+                               on_done=lambda s: self.stats_panel.set_stats(SLICE, s))
+        self._check_ready()
+
+    def show_message(self, text: str, error: bool = False) -> None:
+        """Replace the views by a centred message; the previous array is forgotten."""
+        self._array = None
+        self.runner.cancel()
+        self.heatmap.runner.cancel()
+        colour = "#b00020" if error else "#555"
+        self.message_label.setStyleSheet(f"color: {colour}; font-size: 14px; padding: 24px;")
+        self.message_label.setText(text)
+        self.stack.setCurrentIndex(1)
+
+    def array(self) -> np.ndarray | None:
+        return self._array
+
+    def current_index(self) -> tuple:
+        """Ints for the slider axes, slice(None) for the displayed axes; () for rank <= 2."""
+        return self.axes.current_index() if self._array is not None else ()
+
+    def current_slice(self) -> np.ndarray:
+        """The displayed plane as oriented on screen (a view of the array)."""
+        if self._array is None:
+            return np.zeros((0, 0))
+        return oriented_slice(self._array, self.axes.row_axis, self.axes.col_axis, self.axes.positions)
+
+    def selected_tsv(self) -> str:
+        return self.table.selected_tsv()
+
+    def set_number_format(self, mode: str, precision: int) -> None:
+        fmt = NumberFormat(mode, precision)  # validates
+        for widget in (self.format_combo, self.precision_spin):
+            widget.blockSignals(True)
+        self.format_combo.setCurrentText(mode)
+        self.precision_spin.setValue(precision)
+        self.precision_spin.setSpecialValueText("exact" if mode == "general" else "")
+        for widget in (self.format_combo, self.precision_spin):
+            widget.blockSignals(False)
+        self.table.array_model.set_number_format(fmt)
+        self.table.fit_columns()
+
+    def stats_ready(self) -> bool:
+        """True once whole and slice statistics (and the heatmap image) of the array are shown."""
+        return not self.runner.pending() and self.heatmap.is_ready()
+
+    def step_slice(self, delta: int) -> None:
+        """Move the first slider axis by ``delta`` (Alt+Right / Alt+Left)."""
+        if self.axes.sliders:
+            axis = min(self.axes.sliders)
+            slider = self.axes.sliders[axis]
+            slider.setValue(min(max(slider.value() + delta, 0), slider.maximum()))
+
+    def go_to(self, index: tuple[int, ...]) -> None:
+        """Show the slice holding the full N-D ``index`` and select its cell in the table."""
+        array = self._array
+        if array is None or len(index) != array.ndim:
+            return
+        if array.ndim >= 3:
+            for axis in self.axes.sliders:
+                self.axes.set_position(axis, index[axis])
+            self.axes.flush()  # redraw the slice now, not after the slider debounce
+        if array.ndim == 0:
+            self.table.select_cell(0, 0)
+        elif array.ndim == 1:
+            self.table.select_cell(index[0], 0)
+        else:
+            self.table.select_cell(index[self.axes.row_axis], index[self.axes.col_axis])
+
+    def find_next_nonfinite(self) -> None:
+        """Jump to the next NaN/±Inf after the current cell (searched off the GUI thread)."""
+        array = self._array
+        if array is None:
+            return
+        if not can_hold_nonfinite(array.dtype):
+            self.status.setText(f"{array.dtype.name} values cannot be NaN or Inf.")
+            return
+        current = self.table.currentIndex()
+        after = (self.table.array_model.full_index(current.row(), current.column())
+                 if current.isValid() and array.ndim else None)
+        self.status.setText("Searching for NaN/Inf…")
+
+        def found(index: tuple[int, ...] | None) -> None:
+            if self._array is not array:
+                return  # another tensor is shown now
+            if index is None:
+                self.status.setText("No NaN or Inf in this tensor.")
+                return
+            self.go_to(index)
+            self.status.setText(f"{list(index)} = {exact_text(array[index], self.table.array_model.kind())}"
+                                "   (F3: next NaN/Inf)")
+
+        self.runner.submit("find", find_nonfinite, array, after, cancellable=True, on_done=found)
+
+    # -- internals -----------------------------------------------------------------------
+    def _show_plane(self, reset_view: bool) -> None:
+        array = self._array
+        if array is None:
+            return
+        plane = self.current_slice()
+        if array.ndim > 2:
+            self.heatmap.set_axis_names(f"row (axis {self.axes.row_axis})",
+                                        f"column (axis {self.axes.col_axis})")
+        elif array.ndim == 2:
+            transposed = self.axes.row_axis > self.axes.col_axis
+            self.heatmap.set_axis_names("row (axis 1)" if transposed else "row",
+                                        "column (axis 0)" if transposed else "column")
+        self.table.array_model.set_plane(plane, array.ndim, self.axes.row_axis, self.axes.col_axis,
+                                         self.axes.positions)
+        self.heatmap.set_plane(plane, reset_view=reset_view)
+        if array.ndim <= 2:
+            self.runner.cancel("slice")
+            whole = self.stats_panel.stats(WHOLE)
+            if whole is not None:
+                self.stats_panel.set_stats(SLICE, whole)
+            else:
+                self.stats_panel.set_stats(SLICE, None)
+        else:
+            self.stats_panel.set_stats(SLICE, None)
+            self.runner.submit("slice", stats_job, plane, cancellable=True,
+                               on_done=lambda s: self.stats_panel.set_stats(SLICE, s))
+        self._check_ready()
+
+    def _on_axes_changed(self) -> None:
+        if self._array is None:
+            return
+        self._show_plane(reset_view=False)
+        self.slice_changed.emit()
+
+    def _check_ready(self) -> None:
+        array = self._array
+        if array is not None and array.ndim <= 2 and self.stats_panel.stats(SLICE) is None:
+            whole = self.stats_panel.stats(WHOLE)
+            if whole is not None:
+                self.stats_panel.set_stats(SLICE, whole)  # the slice is the whole array
+        if array is not None and self.stats_ready():
+            self.ready.emit()
+
+    def _on_stats_failed(self, channel: str, _rid: int, message: str) -> None:
+        self.status.setText(f"Statistics failed: {message}")
+        self._check_ready()
+
+    def _on_heatmap_clicked(self, row: int, col: int) -> None:
+        self.table.select_cell(row, col)
+
+    def _on_cell_selected(self, index: tuple) -> None:
+        array = self._array
+        if array is None:
+            return
+        try:
+            value = exact_text(array[index], self.table.array_model.kind())
+        except (IndexError, TypeError):
+            return
+        self.status.setText(f"{list(index)} = {value}")
+        self.cell_selected.emit(index)
+
+    def _on_format_controls(self, *_args) -> None:
+        mode = self.format_combo.currentText()
+        precision = self.precision_spin.value()
+        if mode != "general" and precision == 0 and self.sender() is self.format_combo:
+            precision = 6  # "exact" means nothing for fixed/scientific: start from 6 digits
+        self.set_number_format(mode, precision)

@@ -1,0 +1,212 @@
+"""The left pane: a filter box over the sortable node tree of every open file.
+
+Typing filters after a short pause (debounced) so a 50 000-node graph stays
+responsive; a non-empty filter expands the matches. The context menu offers Close
+on a file, Copy id on a node and Replace from .npy on a stored tensor.
+"""
+
+from __future__ import annotations
+
+from PySide6.QtCore import QModelIndex, QTimer, Qt, Signal
+from PySide6.QtGui import QAction, QGuiApplication, QKeySequence
+from PySide6.QtWidgets import (
+    QAbstractItemView, QHeaderView, QLineEdit, QMenu, QTreeView, QVBoxLayout, QWidget,
+)
+
+from tensor_inspector.app.views.tree_model import (
+    HANDLE_ROLE, NODE_ID_ROLE, NODE_ROLE, NodeFilterProxy, NodeTreeModel,
+)
+from tensor_inspector.core.nodes import Node, NodeKind
+
+FILTER_HELP = ("Filter: name or id substring, glob (*kernel*), dtype (bf16, f32, i64), "
+               "shape (4096x, x128, 3x3). Several words must all match.")
+
+
+class NodeTree(QWidget):
+    """Filter box + tree. Emits ``node_selected(handle, node)`` for the current row."""
+
+    node_selected = Signal(int, object)   # handle, Node (None for a file root)
+    close_requested = Signal(int)         # handle
+    replace_requested = Signal(int, str)  # handle, node id: Replace from .npy…
+
+    def __init__(self, parent: QWidget | None = None):
+        super().__init__(parent)
+        self.model = NodeTreeModel(self)
+        self.proxy = NodeFilterProxy(self)
+        self.proxy.setSourceModel(self.model)
+        # why a node cannot be replaced (None: it can); the window knows which files are writable
+        self.replace_refusal = lambda handle, node: None
+
+        self.filter_edit = QLineEdit()
+        self.filter_edit.setPlaceholderText("Filter  (name, *glob*, bf16, 4096x …)")
+        self.filter_edit.setToolTip(FILTER_HELP)
+        self.filter_edit.setClearButtonEnabled(True)
+        self._filter_timer = QTimer(self)
+        self._filter_timer.setSingleShot(True)
+        self._filter_timer.setInterval(150)
+        self._filter_timer.timeout.connect(self.apply_filter)
+        self.filter_edit.textChanged.connect(lambda _: self._filter_timer.start())
+        self.filter_edit.returnPressed.connect(self.apply_filter)
+
+        self.view = QTreeView()
+        self.view.setModel(self.proxy)
+        self.view.setSortingEnabled(True)
+        self.view.sortByColumn(-1, Qt.AscendingOrder)  # file order until a header is clicked
+        self.view.setUniformRowHeights(True)
+        self.view.setTextElideMode(Qt.ElideMiddle)  # keep the distinctive end of long dotted names
+        self.view.setIndentation(14)  # deep graphs (TF name scopes) keep room for their names
+        self.view.setSelectionMode(QAbstractItemView.SingleSelection)
+        self.view.setAlternatingRowColors(True)
+        self.view.setContextMenuPolicy(Qt.CustomContextMenu)
+        self.view.customContextMenuRequested.connect(self._context_menu)
+        header = self.view.header()
+        # Names are what people read: the name column gets the width its rows need
+        # (see fit_name_column) and the tree scrolls sideways rather than eliding them.
+        header.setStretchLastSection(False)
+        header.setSectionResizeMode(0, QHeaderView.Interactive)
+        for col, width in ((1, 56), (2, 96), (3, 72)):
+            header.setSectionResizeMode(col, QHeaderView.Interactive)
+            header.resizeSection(col, width)
+        self.view.selectionModel().currentRowChanged.connect(self._current_changed)
+
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.setSpacing(3)
+        layout.addWidget(self.filter_edit)
+        layout.addWidget(self.view)
+
+        copy_id = QAction("Copy node id", self)
+        copy_id.setShortcut(QKeySequence("Ctrl+Shift+C"))
+        copy_id.setShortcutContext(Qt.WidgetWithChildrenShortcut)
+        copy_id.triggered.connect(self.copy_current_id)
+        self.view.addAction(copy_id)
+        self._copy_id_action = copy_id
+
+    # -- filter ---------------------------------------------------------------------------
+    def set_filter(self, text: str) -> None:
+        """Set and apply at once (no debounce), for code and tests."""
+        self.filter_edit.setText(text)
+        self.apply_filter()
+
+    def apply_filter(self) -> None:
+        self._filter_timer.stop()
+        query = self.filter_edit.text()
+        self.proxy.set_query(query)
+        if query.strip():
+            self.view.expandAll()
+
+    def visible_node_ids(self) -> list[str]:
+        """Ids of every row the filter lets through (in view order), for tests and status."""
+        out: list[str] = []
+
+        def walk(parent: QModelIndex) -> None:
+            for row in range(self.proxy.rowCount(parent)):
+                index = self.proxy.index(row, 0, parent)
+                node_id = index.data(NODE_ID_ROLE)
+                if node_id is not None:
+                    out.append(node_id)
+                walk(index)
+        walk(QModelIndex())
+        return out
+
+    # -- selection ------------------------------------------------------------------------
+    def select(self, handle: int, node_id: str) -> bool:
+        """Make ``node_id`` of file ``handle`` current (clearing a filter that hides it)."""
+        source_index = self.model.find(handle, node_id)
+        if not source_index.isValid():
+            return False
+        index = self.proxy.mapFromSource(source_index)
+        if not index.isValid():
+            self.set_filter("")
+            index = self.proxy.mapFromSource(source_index)
+        self.view.scrollTo(index)
+        self.view.setCurrentIndex(index)
+        return True
+
+    def select_file(self, handle: int) -> None:
+        """Make the root row of file ``handle`` current."""
+        root = self.model.root_for(handle)
+        if root is not None:
+            index = self.proxy.mapFromSource(self.model.createIndex(root.row, 0, root.uid))
+            self.view.scrollTo(index)
+            self.view.setCurrentIndex(index)
+
+    def current(self) -> tuple[int | None, Node | None]:
+        index = self.view.currentIndex()
+        if not index.isValid():
+            return None, None
+        return index.data(HANDLE_ROLE), index.data(NODE_ROLE)
+
+    def current_handle(self) -> int | None:
+        return self.current()[0]
+
+    def _current_changed(self, current: QModelIndex, _previous: QModelIndex) -> None:
+        if current.isValid():
+            self.node_selected.emit(current.data(HANDLE_ROLE), current.data(NODE_ROLE))
+
+    def copy_current_id(self) -> None:
+        _, node = self.current()
+        if node is not None:
+            QGuiApplication.clipboard().setText(node.id)
+
+    # -- files ------------------------------------------------------------------------------
+    def add_file(self, handle: int, path, format_name: str, nodes: list[Node], order: int | None = None) -> None:
+        source_index = self.model.add_file(handle, path, format_name, nodes, order)
+        index = self.proxy.mapFromSource(source_index)
+        # small files open expanded; big graphs stay collapsed so the tree appears at once
+        if len(nodes) <= 200:
+            self.view.expandRecursively(index)
+        else:
+            self.view.expand(index)
+        for col in (1, 2, 3):
+            self.view.resizeColumnToContents(col)
+        self.fit_name_column()
+
+    def fit_name_column(self) -> None:
+        """Widen the name column to its expanded rows (bounded), or fill the free space."""
+        others = sum(self.view.columnWidth(col) for col in (1, 2, 3))
+        free = max(self.view.viewport().width() - others, 120)
+        wanted = self.view.sizeHintForColumn(0) + 8
+        self.view.setColumnWidth(0, max(free, min(wanted, 3 * free)))
+
+    def resizeEvent(self, event) -> None:  # noqa: N802 (Qt override)
+        super().resizeEvent(event)
+        self.fit_name_column()
+
+    def remove_file(self, handle: int) -> None:
+        self.model.remove_file(handle)
+
+    def refresh_file(self, handle: int, path, format_name: str, nodes: list[Node]) -> None:
+        """Show a reopened file (same handle) in place, keeping the current row and expansion."""
+        if self.model.refresh_file(handle, path, format_name, nodes):
+            return
+        current = self.current()
+        root = self.model.root_for(handle)
+        order = root.order if root is not None else None
+        self.remove_file(handle)
+        self.add_file(handle, path, format_name, nodes, order=order)
+        if current[0] == handle and current[1] is not None:
+            self.select(handle, current[1].id)
+
+    def _context_menu(self, pos) -> None:
+        index = self.view.indexAt(pos)
+        if not index.isValid():
+            return
+        handle, node = index.data(HANDLE_ROLE), index.data(NODE_ROLE)
+        menu = QMenu(self)
+        if node is not None:
+            menu.addAction("Copy node id", lambda: QGuiApplication.clipboard().setText(node.id))
+            if node.kind is NodeKind.TENSOR:
+                replace = menu.addAction("Replace from .npy…",
+                                         lambda: self.replace_requested.emit(handle, node.id))
+                refusal = self.replace_refusal(handle, node)
+                replace.setEnabled(refusal is None)
+                if refusal:
+                    replace.setToolTip(refusal)
+                    menu.setToolTipsVisible(True)
+            menu.addSeparator()
+        menu.addAction("Expand all", lambda: self.view.expandRecursively(index))
+        menu.addAction("Collapse", lambda: self.view.collapse(index))
+        menu.addSeparator()
+        menu.addAction("Close file", lambda: self.close_requested.emit(handle))
+        menu.exec(self.view.viewport().mapToGlobal(pos))

@@ -1,0 +1,385 @@
+"""The node tree: one root per open file, a lazy item model, and the filter proxy.
+
+A custom ``QAbstractItemModel`` over plain ``Node`` records (no QStandardItem per
+cell) keeps graphs with tens of thousands of ops cheap to show. The filter proxy
+matches every whitespace-separated token (AND): a dtype name (``bf16``, ``f32``), a
+shape pattern (``4096x``, ``x128``, ``3x3``), a glob (``*kernel*``) or a substring of
+a node's name or id. Ancestors of matches stay visible (recursive filtering).
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from PySide6.QtCore import QAbstractItemModel, QModelIndex, QPersistentModelIndex, QSortFilterProxyModel, Qt
+from PySide6.QtGui import QFont
+
+from tensor_inspector.app.views.icons import file_icon, kind_icon
+from tensor_inspector.core.nodes import Node
+from tensor_inspector.core.dtypes import ALIASES, SHORT_NAMES, ML_DTYPES, short_name
+
+COLUMNS = ("Name", "DType", "Shape", "Size")
+NODE_ID_ROLE = Qt.UserRole + 1
+HANDLE_ROLE = Qt.UserRole + 2
+NODE_ROLE = Qt.UserRole + 3
+SORT_ROLE = Qt.UserRole + 4
+MODIFIED_ROLE = Qt.UserRole + 5  # True for a modified node or file, "inside" for their ancestors
+NODE_MARK, FILE_MARK = "• ", "* "  # prefixes of modified nodes and files
+
+_SHAPE_TOKEN = re.compile(r"^x?\d+(x\d+)*x?$")
+_DTYPE_WORDS = ({n.lower() for n in SHORT_NAMES} | {n.lower() for n in SHORT_NAMES.values()}
+                | {n.lower() for n in ALIASES} | {n.lower() for n in ML_DTYPES})
+
+
+def format_shape(shape: tuple | None) -> str:
+    if shape is None:
+        return ""
+    if len(shape) == 0:
+        return "scalar"
+    return "×".join("?" if d is None else str(d) for d in shape)
+
+
+def format_bytes(nbytes: int | None) -> str:
+    """Human size with binary units, as file managers show it."""
+    if nbytes is None:
+        return ""
+    size = float(nbytes)
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if size < 1024 or unit == "TiB":
+            return f"{int(size)} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024
+    return ""
+
+
+def _canonical_dtype(word: str) -> str | None:
+    word = word.lower()
+    if word not in _DTYPE_WORDS:
+        return None
+    return ALIASES.get(word, word)
+
+
+def token_matches(token: str, node: Node) -> bool:
+    """True if ``node`` satisfies one filter token (see module docstring)."""
+    low = token.lower()
+    dtype = _canonical_dtype(low)
+    if dtype is not None:
+        return node.dtype is not None and node.dtype.lower() == dtype
+    if _SHAPE_TOKEN.match(low) and "x" in low:
+        if node.shape is None:
+            return False
+        # a leading/trailing "x" stands for more dimensions on that side: "4096x" needs rank >= 2
+        text = "x".join("?" if d is None else str(d) for d in node.shape)
+        padded = f"x{text}x"
+        if low.startswith("x") and low.endswith("x"):
+            return low in text
+        if low.endswith("x"):
+            return text.startswith(low)
+        if low.startswith("x"):
+            return text.endswith(low)
+        return f"x{low}x" in padded
+    name, nid = node.name.lower(), node.id.lower()
+    if any(ch in low for ch in "*?["):
+        return fnmatch.fnmatchcase(name, low) or fnmatch.fnmatchcase(nid, low)
+    return low in name or low in nid
+
+
+def query_matches(query: str, node: Node) -> bool:
+    return all(token_matches(t, node) for t in query.split())
+
+
+@dataclass(eq=False)
+class TreeItem:
+    """One row: a file root (``node`` None) or a node of that file."""
+
+    handle: int
+    node: Node | None
+    parent: "TreeItem | None"
+    label: str = ""
+    path: Path | None = None
+    format_name: str = ""
+    children: list["TreeItem"] = field(default_factory=list)
+    row: int = 0
+    order: int = 0
+    uid: int = 0
+
+    @property
+    def node_id(self) -> str | None:
+        return self.node.id if self.node is not None else None
+
+
+class NodeTreeModel(QAbstractItemModel):
+    """All open files as a tree.
+
+    Indexes carry an integer uid (``internalId``), not a Python object pointer: Qt may
+    still hold indexes of a closed file for a moment, and a uid that is no longer in
+    ``_items`` is harmless where a dangling object pointer would crash the interpreter.
+    """
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self._roots: list[TreeItem] = []
+        self._by_id: dict[tuple[int, str], TreeItem] = {}
+        self._items: dict[int, TreeItem] = {}
+        self._next_uid = 1
+        self._marks: dict[int, dict[str | None, object]] = {}  # handle -> node id (None: root) -> mark
+
+    def _register(self, item: TreeItem) -> TreeItem:
+        item.uid = self._next_uid
+        self._next_uid += 1
+        self._items[item.uid] = item
+        return item
+
+    def _index_of(self, item: TreeItem, column: int = 0) -> QModelIndex:
+        return self.createIndex(item.row, column, item.uid)
+
+    # -- building -------------------------------------------------------------------
+    def add_file(self, handle: int, path: Path, format_name: str, nodes: list[Node],
+                 order: int | None = None) -> QModelIndex:
+        """Add a file root with its nodes (parents are listed before children).
+
+        ``order`` (the open request's sequence number) keeps roots in the order the
+        user asked for, although files finish opening in any order.
+        """
+        root = self._register(TreeItem(handle, None, None, label=Path(path).name or str(path),
+                                       path=Path(path), format_name=format_name,
+                                       order=handle if order is None else order))
+        by_id: dict[str, TreeItem] = {}
+        for node in nodes:
+            parent = by_id.get(node.parent) if node.parent is not None else None
+            parent = parent or root
+            item = self._register(TreeItem(handle, node, parent, row=len(parent.children)))
+            parent.children.append(item)
+            by_id[node.id] = item
+        row = sum(1 for r in self._roots if r.order <= root.order)
+        self.beginInsertRows(QModelIndex(), row, row)
+        self._roots.insert(row, root)
+        for i, r in enumerate(self._roots):
+            r.row = i
+        self._by_id.update({(handle, k): v for k, v in by_id.items()})
+        self.endInsertRows()
+        return self.index(row, 0)
+
+    def remove_file(self, handle: int) -> None:
+        for row, root in enumerate(self._roots):
+            if root.handle == handle:
+                self.beginRemoveRows(QModelIndex(), row, row)
+                del self._roots[row]
+                for later in self._roots[row:]:
+                    later.row -= 1
+                self._by_id = {k: v for k, v in self._by_id.items() if k[0] != handle}
+                self._items = {k: v for k, v in self._items.items() if v.handle != handle}
+                self._marks.pop(handle, None)
+                self.endRemoveRows()
+                return
+
+    def refresh_file(self, handle: int, path: Path, format_name: str, nodes: list[Node]) -> bool:
+        """The same file reopened (after Save or Save As): new path and node records, rows kept.
+
+        Returns False (and changes nothing) when the node ids differ from the shown ones.
+        """
+        root = self.root_for(handle)
+        if root is None:
+            return False
+        items = {k[1]: v for k, v in self._by_id.items() if k[0] == handle}
+        if set(items) != {n.id for n in nodes}:
+            return False
+        root.path, root.label, root.format_name = Path(path), Path(path).name or str(path), format_name
+        for node in nodes:
+            items[node.id].node = node
+        self._changed_items([root, *items.values()])
+        return True
+
+    # -- modified marks -----------------------------------------------------------------
+    def set_modified(self, handle: int, file_modified: bool, node_ids: set[str]) -> None:
+        """Mark ``handle``'s root and ``node_ids`` (their ancestors get a lighter mark)."""
+        marks: dict[str | None, object] = {}
+        for node_id in node_ids:
+            item = self._by_id.get((handle, node_id))
+            if item is None:
+                continue
+            marks[node_id] = True
+            parent = item.parent
+            while parent is not None and parent.node is not None and parent.node.id not in marks:
+                marks[parent.node.id] = "inside"
+                parent = parent.parent
+        if file_modified:
+            marks[None] = True
+        old = self._marks.get(handle, {})
+        if marks == old:
+            return
+        self._marks[handle] = marks
+        touched = []
+        for node_id in set(old) | set(marks):
+            item = self.root_for(handle) if node_id is None else self._by_id.get((handle, node_id))
+            if item is not None:
+                touched.append(item)
+        self._changed_items(touched)
+
+    def mark(self, handle: int, node_id: str | None) -> object:
+        return self._marks.get(handle, {}).get(node_id)
+
+    def _changed_items(self, items: list[TreeItem]) -> None:
+        for item in items:
+            self.dataChanged.emit(self._index_of(item, 0), self._index_of(item, len(COLUMNS) - 1))
+
+    def roots(self) -> list[TreeItem]:
+        return list(self._roots)
+
+    def root_for(self, handle: int) -> TreeItem | None:
+        return next((r for r in self._roots if r.handle == handle), None)
+
+    def find(self, handle: int, node_id: str) -> QModelIndex:
+        item = self._by_id.get((handle, node_id))
+        return self._index_of(item) if item is not None else QModelIndex()
+
+    def handles_with(self, node_id: str) -> list[int]:
+        return [r.handle for r in self._roots if (r.handle, node_id) in self._by_id]
+
+    def item(self, index: QModelIndex) -> TreeItem | None:
+        return self._items.get(index.internalId()) if index.isValid() else None
+
+    def item_for(self, handle: int, node_id: str) -> TreeItem | None:
+        return self._by_id.get((handle, node_id))
+
+    # -- Qt model API -------------------------------------------------------------------
+    def index(self, row: int, column: int, parent: QModelIndex | QPersistentModelIndex = QModelIndex()):
+        if parent.isValid():
+            owner = self.item(parent)
+            siblings = owner.children if owner is not None else []
+        else:
+            siblings = self._roots
+        if 0 <= row < len(siblings) and 0 <= column < len(COLUMNS):
+            return self._index_of(siblings[row], column)
+        return QModelIndex()
+
+    def parent(self, index=QModelIndex()):  # type: ignore[override]
+        item = self.item(index)
+        if item is None or item.parent is None:
+            return QModelIndex()
+        return self._index_of(item.parent)
+
+    def rowCount(self, parent=QModelIndex()) -> int:
+        if not parent.isValid():
+            return len(self._roots)
+        if parent.column() != 0:
+            return 0
+        item = self.item(parent)
+        return len(item.children) if item is not None else 0
+
+    def columnCount(self, parent=QModelIndex()) -> int:
+        return len(COLUMNS)
+
+    def headerData(self, section, orientation, role=Qt.DisplayRole):
+        if orientation == Qt.Horizontal and role == Qt.DisplayRole:
+            return COLUMNS[section]
+        if orientation == Qt.Horizontal and role == Qt.TextAlignmentRole and section == 3:
+            return int(Qt.AlignRight | Qt.AlignVCenter)
+        return None
+
+    def data(self, index, role=Qt.DisplayRole) -> Any:
+        item = self.item(index)
+        if item is None:
+            return None
+        col = index.column()
+        node = item.node
+        if role == Qt.DisplayRole:
+            mark = self.mark(item.handle, item.node_id) if col == 0 else None
+            if node is None:
+                # the format is in the tooltip: as a column it would widen DType for every row
+                return ((FILE_MARK if mark else "") + item.label, "", "", "")[col]
+            if col == 0:
+                return (NODE_MARK if mark is True else "") + node.name
+            if col == 1:
+                return short_name(node.dtype) if node.dtype else ""
+            if col == 2:
+                return format_shape(node.shape)
+            return format_bytes(node.nbytes)
+        if role == Qt.DecorationRole and col == 0:
+            if node is None:
+                return file_icon(bool(item.path and item.path.is_dir()))
+            return kind_icon(node.kind.value)
+        if role == Qt.FontRole and col == 0:
+            mark = self.mark(item.handle, item.node_id)
+            if mark:
+                font = QFont()
+                font.setItalic(True)
+                font.setBold(mark is True)
+                return font
+            return None
+        if role == MODIFIED_ROLE:
+            return self.mark(item.handle, item.node_id)
+        if role == Qt.ToolTipRole:
+            text = self._tooltip(item)
+            return text + "\n(modified, not saved)" if self.mark(item.handle, item.node_id) is True else text
+        if role == Qt.TextAlignmentRole and col == 3:
+            return int(Qt.AlignRight | Qt.AlignVCenter)
+        if role == NODE_ID_ROLE:
+            return item.node_id
+        if role == HANDLE_ROLE:
+            return item.handle
+        if role == NODE_ROLE:
+            return node
+        if role == SORT_ROLE:
+            return self._sort_key(item, col)
+        return None
+
+    def _sort_key(self, item: TreeItem, col: int) -> Any:
+        node = item.node
+        if node is None:
+            return item.row if col else item.label.lower()
+        if col == 0:
+            return node.name.lower()
+        if col == 1:
+            return node.dtype or ""
+        if col == 2:
+            return "" if node.shape is None else "x".join(f"{d or 0:012d}" for d in node.shape)
+        return node.nbytes if node.nbytes is not None else -1
+
+    @staticmethod
+    def _tooltip(item: TreeItem) -> str:
+        node = item.node
+        if node is None:
+            return f"{item.path}\n{item.format_name}"
+        lines = [node.id, f"kind: {node.kind.value}"]
+        if node.dtype or node.framework_dtype:
+            lines.append(f"dtype: {node.dtype} ({node.framework_dtype})")
+        if node.shape is not None:
+            lines.append(f"shape: {tuple(node.shape)}")
+        for key, value in list(node.metadata.items())[:12]:
+            text = str(value)
+            lines.append(f"{key}: {text[:200]}{'…' if len(text) > 200 else ''}")
+        return "\n".join(lines)
+
+
+class NodeFilterProxy(QSortFilterProxyModel):
+    """Sorts by each column's natural key and filters with ``query_matches``."""
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self._query = ""
+        self.setRecursiveFilteringEnabled(True)  # parents of matches stay visible
+        self.setSortRole(SORT_ROLE)
+        self.setDynamicSortFilter(True)
+
+    def set_query(self, query: str) -> None:
+        query = query.strip()
+        if query != self._query:
+            self.beginFilterChange()
+            self._query = query
+            self.endFilterChange(QSortFilterProxyModel.Direction.Rows)
+
+    def query(self) -> str:
+        return self._query
+
+    def filterAcceptsRow(self, source_row: int, source_parent: QModelIndex) -> bool:
+        if not self._query:
+            return True
+        model = self.sourceModel()
+        item = model.item(model.index(source_row, 0, source_parent))
+        if item is None or item.node is None:
+            return True  # file roots stay, so open files never vanish from view
+        return query_matches(self._query, item.node)

@@ -1,0 +1,176 @@
+"""Saving a source with replaced tensors: atomic, with a backup, verified bit for bit.
+
+Layouts and their backups (``--in-place`` / Save over the original):
+- a single file ``w.pt``: the new file is renamed over it; the previous one stays as
+  ``w.pt.bak`` (a hard link taken before the rename, so ``w.pt`` always exists).
+- a directory (SavedModel): the previous directory becomes ``model.bak/``.
+- a TF checkpoint prefix ``ckpt-1``: the previous files become the checkpoint
+  ``ckpt-1.bak`` (``ckpt-1.bak.index``, ``ckpt-1.bak.data-...``), itself loadable.
+- a sharded safetensors index: the new shards are named after the new index
+  (``<stem>-00001-of-00002.safetensors``); each previous file stays as ``<file>.bak``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Mapping
+
+import numpy as np
+
+from tensor_inspector.core.errors import InspectorError
+from tensor_inspector.backends import Source
+from tensor_inspector.core.atomic import _fsync_dir, atomic_write, fsync_path
+
+
+def source_files(path: Path) -> list[Path]:
+    """The files that make up ``path``: itself, a directory's files, a checkpoint prefix's,
+    or a sharded safetensors index with its shards."""
+    path = Path(path)
+    if path.is_file() and path.name.endswith(SHARDED_INDEX):
+        return [path, *_shards_of(path)]
+    if path.is_file():
+        return [path]
+    if path.is_dir():
+        return sorted(p for p in path.rglob("*") if p.is_file())
+    return sorted(p for p in path.parent.glob(path.name + ".*")
+                  if p.name == path.name + ".index" or p.name.startswith(path.name + ".data-"))
+
+
+SHARDED_INDEX = ".safetensors.index.json"
+
+
+def _shards_of(index: Path) -> list[Path]:
+    try:
+        weight_map = json.loads(index.read_text()).get("weight_map", {})
+    except (OSError, ValueError, AttributeError):
+        return []
+    names = dict.fromkeys(str(v) for v in weight_map.values())
+    return [index.parent / name for name in names if (index.parent / name).is_file()]
+
+
+def _is_multi_file(path: Path) -> bool:
+    """Checkpoint prefixes and sharded indexes: several files saved together."""
+    return (not path.is_file() and not path.is_dir()) or path.name.endswith(SHARDED_INDEX)
+
+
+class ChangedOnDisk(InspectorError):
+    """Saving over a file that someone else rewrote since it was opened: nothing was written."""
+
+
+def file_signature(path: Path) -> str:
+    """Cheap fingerprint (names, sizes, mtimes) to notice a file changed on disk since opening."""
+    digest = hashlib.sha1()
+    for file in source_files(path):
+        st = file.stat()
+        digest.update(f"{file.name}:{st.st_size}:{st.st_mtime_ns};".encode())
+    return digest.hexdigest()
+
+
+@dataclass
+class SaveReport:
+    target: Path
+    backup: Path | None
+    verified: list[str]
+
+
+def save(source: Source, replacements: Mapping[str, np.ndarray], target: str | Path,
+         opened_signature: str | None = None, backup: bool = True) -> SaveReport:
+    """Write ``source`` with ``replacements`` to ``target`` and verify the result.
+
+    Saving onto ``source.path`` needs ``opened_signature`` (from ``file_signature`` at
+    open time): if the file changed on disk since, nothing is written.
+    """
+    target = Path(target).absolute()
+    in_place = target == source.path.absolute()
+    if in_place and opened_signature is not None and file_signature(target) != opened_signature:
+        raise ChangedOnDisk(f"{target.name} changed on disk since it was opened; "
+                            "not overwriting it. Reopen it, or save under another name.")
+    if _is_multi_file(source.path):
+        backup_path = _save_files(source, replacements, target, backup and in_place)
+    else:
+        backup_path = _save_path(source, replacements, target, source.path.is_dir(),
+                                 backup and in_place)
+    verified = verify(source, replacements, target)
+    return SaveReport(target, backup_path, verified)
+
+
+def _save_path(source: Source, replacements: Mapping[str, np.ndarray], target: Path,
+               is_dir: bool, make_backup: bool) -> Path | None:
+    backup_path = target.with_name(target.name + ".bak") if make_backup else None
+    with atomic_write(target, directory=is_dir, backup=backup_path) as tmp:
+        source.write(tmp, replacements)
+        source.close()  # release memory maps before the file is replaced
+    return backup_path
+
+
+def _save_files(source: Source, replacements: Mapping[str, np.ndarray], target: Path,
+                make_backup: bool) -> Path | None:
+    """Several files (checkpoint prefix, sharded index): write all in a temp dir, then move.
+
+    Backups: a checkpoint ``ckpt`` keeps its old files as the checkpoint ``ckpt.bak``
+    (``ckpt.bak.index``, ...), loadable as such; a sharded index keeps each old file
+    as ``<file>.bak``.
+    """
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp_dir = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+    sharded = target.name.endswith(SHARDED_INDEX)
+    backup_path = target.with_name(target.name + ".bak") if make_backup else None
+    try:
+        source.write(tmp_dir / target.name, replacements)
+        new_files = source_files(tmp_dir / target.name)
+        if not new_files:
+            raise InspectorError("The writer produced no files.")
+        for file in new_files:
+            fsync_path(file)
+        in_place = target == source.path.absolute()
+        clash = {f.name for f in new_files} & {f.name for f in source_files(source.path)}
+        if not in_place and target.parent == source.path.absolute().parent and clash:
+            raise InspectorError(f"Saving as {target.name} would overwrite {sorted(clash)[0]}, which "
+                                 f"belongs to {source.path.name}; choose another name or folder.")
+        source.close()
+        for old in source_files(target):
+            if backup_path is None:
+                old.unlink()
+            elif sharded:
+                os.replace(old, old.with_name(old.name + ".bak"))
+            else:
+                os.replace(old, old.with_name(backup_path.name + old.name[len(target.name):]))
+        # data first, the index last: a reader never sees an index without its data
+        for file in sorted(new_files, key=lambda p: p.name.endswith((".index", SHARDED_INDEX))):
+            os.replace(file, target.parent / file.name)
+        _fsync_dir(target.parent)
+    finally:
+        shutil.rmtree(tmp_dir, ignore_errors=True)
+    return backup_path
+
+
+def verify(source: Source, replacements: Mapping[str, np.ndarray], target: Path) -> list[str]:
+    """Reopen ``target`` with the same backend; every replaced tensor must match bit for bit."""
+    from tensor_inspector.backends.registry import get_backend
+
+    if not replacements:
+        return []
+    backend = get_backend(source.backend_name)
+    reopened = backend.open(target, trust=getattr(source, "trusted", False))
+    try:
+        checked = []
+        for node_id, expected in replacements.items():
+            got = np.asarray(reopened.read(node_id))
+            expected = np.asarray(expected)
+            same = (got.dtype == expected.dtype and got.shape == expected.shape
+                    and np.ascontiguousarray(got).tobytes() == np.ascontiguousarray(expected).tobytes())
+            if not same:
+                raise InspectorError(
+                    f"Verification failed: {node_id!r} in the saved file differs from the value "
+                    f"written ({got.dtype}{list(got.shape)} vs {expected.dtype}{list(expected.shape)}).")
+            checked.append(node_id)
+        return checked
+    finally:
+        reopened.close()
+
