@@ -40,6 +40,7 @@ print(painted)
 
 def make_files(directory: Path, size: int) -> dict[str, Path]:
     from safetensors.numpy import save_file
+
     array = np.random.default_rng(0).standard_normal((size, size), dtype=np.float32)
     paths = {"npy": directory / "big.npy", "safetensors": directory / "big.safetensors"}
     np.save(paths["npy"], array)
@@ -53,6 +54,7 @@ def raw_read(kind: str, path: Path) -> float:
         array = np.load(path)
     else:
         from safetensors import safe_open
+
         with safe_open(str(path), framework="np") as fh:
             array = fh.get_tensor("big")
     float(array[-1, -1])  # the data really is in memory
@@ -61,6 +63,7 @@ def raw_read(kind: str, path: Path) -> float:
 
 def bare_paint(app, array: np.ndarray) -> float:
     import pyqtgraph as pg
+
     pg.setConfigOptions(imageAxisOrder="row-major")
     view = pg.ImageView()
     view.getImageItem().setAutoDownsample(True)
@@ -106,8 +109,9 @@ def launch_time(repeat: int) -> tuple[float, float]:
     env = {**os.environ, "XDG_CONFIG_HOME": tempfile.mkdtemp(prefix="ti-bench-config-")}
     for _ in range(repeat):
         start = time.time()
-        out = subprocess.run([sys.executable, "-c", LAUNCH_CODE], capture_output=True, text=True,
-                             env=env, check=True)
+        out = subprocess.run(
+            [sys.executable, "-c", LAUNCH_CODE], capture_output=True, text=True, env=env, check=True
+        )
         times.append(float(out.stdout.strip().splitlines()[-1]) - start)
     return min(times), float(np.median(times))
 
@@ -119,8 +123,10 @@ def main() -> int:
     args = parser.parse_args()
 
     from tensor_inspector.app.window.launch import make_app
+
     app = make_app()
     from tensor_inspector.app.window.main_window import MainWindow
+
     window = MainWindow(persist=False)
     window.resize(1400, 880)
     window.show()
@@ -130,8 +136,10 @@ def main() -> int:
         paths = make_files(Path(tmp), args.size)
         mb = args.size * args.size * 4 / 2**20
         print(f"tensor: {args.size}x{args.size} float32 ({mb:.0f} MiB), best of {args.repeat}")
-        print(f"{'format':<12} {'app select->paint':>18} {'raw read':>10} {'bare paint':>11} "
-              f"{'baseline':>9} {'ratio':>6}  target <= 1.5")
+        print(
+            f"{'format':<12} {'app select->paint':>18} {'raw read':>10} {'bare paint':>11} "
+            f"{'baseline':>9} {'ratio':>6}  target <= 1.5"
+        )
         for kind, path in paths.items():
             node_id = "array" if kind == "npy" else "big"
             app_times, raw_times, paint_times = [], [], []
@@ -140,14 +148,17 @@ def main() -> int:
                 array = np.load(path) if kind == "npy" else None
                 if array is None:
                     from safetensors.numpy import load_file
+
                     array = load_file(str(path))["big"]
                 paint_times.append(bare_paint(app, array))
                 del array
                 app_times.append(app_select_to_paint(app, window, path, node_id))
             app_t, raw_t, paint_t = min(app_times), min(raw_times), min(paint_times)
             baseline = raw_t + paint_t
-            print(f"{kind:<12} {app_t:>17.3f}s {raw_t:>9.3f}s {paint_t:>10.3f}s {baseline:>8.3f}s "
-                  f"{app_t / baseline:>6.2f}")
+            print(
+                f"{kind:<12} {app_t:>17.3f}s {raw_t:>9.3f}s {paint_t:>10.3f}s {baseline:>8.3f}s "
+                f"{app_t / baseline:>6.2f}"
+            )
     window.worker.shutdown()
     best, median = launch_time(args.repeat)
     print(f"launch -> painted window: best {best:.3f}s, median {median:.3f}s (target < 0.5 s)")

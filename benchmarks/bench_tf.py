@@ -33,6 +33,7 @@ def main() -> None:
     args = parser.parse_args()
     import tensorflow as tf
     import tf_fixtures
+
     from tensor_inspector.backends.tensorflow.backend import TensorFlowBackend
 
     backend = TensorFlowBackend()
@@ -41,10 +42,11 @@ def main() -> None:
         root = Path(tmp)
         n_vars = 50
         per_var = args.mb * (1 << 20) // 4 // n_vars
-        side = int(per_var ** 0.5)
+        side = int(per_var**0.5)
         rng = np.random.default_rng(0)
-        variables = {f"layer_{i}": tf.Variable(rng.standard_normal((side, side), np.float32))
-                     for i in range(n_vars)}
+        variables = {
+            f"layer_{i}": tf.Variable(rng.standard_normal((side, side), np.float32)) for i in range(n_vars)
+        }
         prefix = tf.train.Checkpoint(**variables).write(str(root / "big"))
         size_mb = sum(p.stat().st_size for p in root.glob("big.*")) / (1 << 20)
         del variables
@@ -63,8 +65,13 @@ def main() -> None:
         source = backend.open(Path(prefix))
         reader = tf.train.load_checkpoint(prefix)
         key = source.node("layer_7").metadata["checkpoint_key"]
-        rows.append((f"read one variable ({side}x{side} f32)", best(lambda: source.read("layer_7")),
-                     best(lambda: reader.get_tensor(key))))
+        rows.append(
+            (
+                f"read one variable ({side}x{side} f32)",
+                best(lambda: source.read("layer_7")),
+                best(lambda: reader.get_tensor(key)),
+            )
+        )
         source.close()
 
         saved = tf_fixtures.tf2_saved_model(root)
@@ -78,12 +85,21 @@ def main() -> None:
         signature = loaded.signatures["serving_default"]
         tx = tf.constant(x)
         rows.append(("SavedModel: first evaluation (load + freeze)", prepare, float("nan")))
-        rows.append(("SavedModel: evaluate output vs call signature",
-                     best(lambda: model.evaluate(output, {"x": x}), 20),
-                     best(lambda: signature(x=tx)["y"].numpy(), 20)))
+        rows.append(
+            (
+                "SavedModel: evaluate output vs call signature",
+                best(lambda: model.evaluate(output, {"x": x}), 20),
+                best(lambda: signature(x=tx)["y"].numpy(), 20),
+            )
+        )
         inner = "serving_default/StatefulPartitionedCall/StatefulPartitionedCall/d1/Relu:0"
-        rows.append(("SavedModel: evaluate inner node (raw: n/a)",
-                     best(lambda: model.evaluate(inner, {"x": x}), 20), float("nan")))
+        rows.append(
+            (
+                "SavedModel: evaluate inner node (raw: n/a)",
+                best(lambda: model.evaluate(inner, {"x": x}), 20),
+                float("nan"),
+            )
+        )
         model.close()
 
     print(f"{'operation':50s} {'backend (ms)':>14s} {'raw TF (ms)':>14s}")

@@ -24,6 +24,7 @@ BIG = 64 * 1024 * 1024  # float32 elements: 256 MB
 
 def build(path: Path, size_mb: int) -> None:
     import torch
+
     state = {}
     n_big = max(1, size_mb // 256)
     for i in range(n_big):
@@ -35,8 +36,10 @@ def build(path: Path, size_mb: int) -> None:
 
 def measure_backend(path: Path) -> dict:
     import torch  # noqa: F401  (import time is not part of the measurement)
+
     from tensor_inspector.backends import open_path
     from tensor_inspector.backends.registry import available_backends
+
     available_backends()  # loading the backend modules is app start-up, not opening
     start = time.perf_counter()
     source = open_path(path)
@@ -51,6 +54,7 @@ def measure_backend(path: Path) -> dict:
 
 def measure_torch(path: Path) -> dict:
     import torch
+
     start = time.perf_counter()
     state = torch.load(path, mmap=True, weights_only=True, map_location="cpu")
     names = list(state)
@@ -72,13 +76,16 @@ def _peak_mb() -> float:
 
 def _baseline_mb() -> float:
     import torch  # noqa: F401
+
     import tensor_inspector.backends  # noqa: F401
+
     return _peak_mb()
 
 
 def run_child(kind: str, path: Path) -> dict:
-    out = subprocess.run([sys.executable, __file__, "--child", kind, str(path)],
-                         capture_output=True, text=True, check=True)
+    out = subprocess.run(
+        [sys.executable, __file__, "--child", kind, str(path)], capture_output=True, text=True, check=True
+    )
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
@@ -90,8 +97,11 @@ def main() -> None:
     args = parser.parse_args()
     if args.child:
         kind, path = args.child
-        measure = {"backend": measure_backend, "torch": measure_torch,
-                   "baseline": lambda _p: {"peak_mb": _baseline_mb()}}[kind]
+        measure = {
+            "backend": measure_backend,
+            "torch": measure_torch,
+            "baseline": lambda _p: {"peak_mb": _baseline_mb()},
+        }[kind]
         print(json.dumps(measure(Path(path))))
         return
 
@@ -111,8 +121,9 @@ def main() -> None:
         print(f"(a process that imported torch and the backends holds {baseline:.0f} MB)")
         print(f"{'':32} {'open+list':>10} {'read 256 MB':>12} {'peak RSS':>10}")
         for label, row in rows:
-            print(f"{label:32} {row['open'] * 1000:8.1f}ms {row['read'] * 1000:10.1f}ms "
-                  f"{row['peak_mb']:8.0f}MB")
+            print(
+                f"{label:32} {row['open'] * 1000:8.1f}ms {row['read'] * 1000:10.1f}ms {row['peak_mb']:8.0f}MB"
+            )
 
 
 if __name__ == "__main__":

@@ -18,11 +18,11 @@ import time
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
 import numpy as np  # noqa: E402
-from PySide6.QtWidgets import QApplication  # noqa: E402
-from tensor_inspector.app.window.launch import make_app  # noqa: E402
-
 import pyqtgraph as pg  # noqa: E402
+from PySide6.QtWidgets import QApplication  # noqa: E402
+
 from tensor_inspector.app.views.array_view import ArrayView  # noqa: E402
+from tensor_inspector.app.window.launch import make_app  # noqa: E402
 
 
 def paint(app: QApplication, widget) -> None:
@@ -91,8 +91,10 @@ def main() -> None:
         ("pyqtgraph ImageView setImage + paint (autoDownsample)", with_ds),
         ("pyqtgraph ImageView setImage + paint (no downsample)", without_ds),
     ]
-    print(f"{args.size}x{args.size} float32 ({array.nbytes / 2**20:.0f} MiB), "
-          f"median of {args.repeat} runs, {os.cpu_count()} CPUs")
+    print(
+        f"{args.size}x{args.size} float32 ({array.nbytes / 2**20:.0f} MiB), "
+        f"median of {args.repeat} runs, {os.cpu_count()} CPUs"
+    )
     width = max(len(name) for name, _ in rows)
     print(f"{'what':<{width}}  {'median s':>9}  {'min s':>7}")
     for name, values in rows:

@@ -11,8 +11,8 @@ import argparse
 import json
 import sys
 import traceback
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 
@@ -20,21 +20,30 @@ SUBCOMMANDS = ("ls", "show", "export", "import", "gui", "demo")
 
 
 def _common(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--trust", action="store_true",
-                        help="vouch for the file: allow loads that can run code (pickles, TorchScript)")
+    parser.add_argument(
+        "--trust",
+        action="store_true",
+        help="vouch for the file: allow loads that can run code (pickles, TorchScript)",
+    )
     parser.add_argument("--debug", action="store_true", help="show tracebacks")
 
 
 def _feeds_and_slice(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--slice", metavar="EXPR", help="numpy index, e.g. '0,:,3:7'")
-    parser.add_argument("--feed", action="append", default=[], metavar="NAME=VALUE",
-                        help="graph input: a JSON literal (x=[1,2,3]) or @file.npy")
+    parser.add_argument(
+        "--feed",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="graph input: a JSON literal (x=[1,2,3]) or @file.npy",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="tensor-inspector",
-        description="Open ML weight files, evaluate any node, view, export and edit tensors.")
+        description="Open ML weight files, evaluate any node, view, export and edit tensors.",
+    )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     p = sub.add_parser("ls", help="list the nodes of a file")
@@ -63,8 +72,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("node")
     p.add_argument("input", metavar="IN.npy")
     p.add_argument("-o", "--output", metavar="OUT", help="file to write (PATH only with --in-place)")
-    p.add_argument("--in-place", action="store_true",
-                   help="overwrite PATH, keeping the previous version as a backup (.bak)")
+    p.add_argument(
+        "--in-place",
+        action="store_true",
+        help="overwrite PATH, keeping the previous version as a backup (.bak)",
+    )
     p.add_argument("--cast", action="store_true", help="allow a lossy dtype cast of IN.npy")
     _common(p)
 
@@ -79,25 +91,28 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _open(args: argparse.Namespace):
-    from tensor_inspector.backends import open_path
-    return open_path(args.path, trust=args.trust)
+    from tensor_inspector.session.opening import open_source
+
+    return open_source(args.path, trust=args.trust)
 
 
 def _pick_node(source, node_id: str | None) -> str:
     from tensor_inspector.core.errors import InspectorError
+
     if node_id:
         source.node(node_id)  # NodeNotFound names it
         return node_id
     values = source.value_nodes()
     if len(values) == 1:
         return values[0].id
-    raise InspectorError(f"{source.path.name} holds {len(values)} nodes; name one "
-                         "(see 'tensor-inspector ls').")
+    raise InspectorError(
+        f"{source.path.name} holds {len(values)} nodes; name one (see 'tensor-inspector ls')."
+    )
 
 
 def _value(source, args: argparse.Namespace) -> tuple[str, np.ndarray]:
-    from tensor_inspector.session.feeds import parse_feeds
     from tensor_inspector.core.slicing import parse_index
+    from tensor_inspector.session.feeds import parse_feeds
 
     node_id = _pick_node(source, args.node)
     index = parse_index(args.slice) if args.slice else None
@@ -109,14 +124,32 @@ def cmd_ls(args: argparse.Namespace) -> int:
     with _open(args) as source:
         nodes = [n for n in source.nodes.values() if args.all or n.has_value]
         if args.json:
-            print(json.dumps([{"id": n.id, "kind": n.kind.value, "dtype": n.dtype,
-                               "shape": list(n.shape) if n.shape is not None else None}
-                              for n in nodes], indent=1))
+            print(
+                json.dumps(
+                    [
+                        {
+                            "id": n.id,
+                            "kind": n.kind.value,
+                            "dtype": n.dtype,
+                            "shape": list(n.shape) if n.shape is not None else None,
+                        }
+                        for n in nodes
+                    ],
+                    indent=1,
+                )
+            )
             return 0
         from tensor_inspector.core.dtypes import short_name
-        rows = [(n.id, n.kind.value, short_name(n.dtype) or "-",
-                 "x".join("?" if d is None else str(d) for d in n.shape) if n.shape is not None else "-")
-                for n in nodes]
+
+        rows = [
+            (
+                n.id,
+                n.kind.value,
+                short_name(n.dtype) or "-",
+                "x".join("?" if d is None else str(d) for d in n.shape) if n.shape is not None else "-",
+            )
+            for n in nodes
+        ]
         width = max((len(r[0]) for r in rows), default=2)
         for r in rows:
             print(f"{r[0]:<{width}}  {r[1]:<9} {r[2]:<8} {r[3] or 'scalar'}")
@@ -132,9 +165,22 @@ def cmd_show(args: argparse.Namespace) -> int:
         stats = compute_stats(value)
         if args.json:
             d = stats.as_dict()
-            print(json.dumps({"id": node_id, "dtype": d["dtype"], "shape": d["shape"],
-                              "min": d["min"], "max": d["max"], "mean": d["mean"], "std": d["std"],
-                              "nan": d["nan"], "inf": d["inf"], "zeros": d["zeros"]}))
+            print(
+                json.dumps(
+                    {
+                        "id": node_id,
+                        "dtype": d["dtype"],
+                        "shape": d["shape"],
+                        "min": d["min"],
+                        "max": d["max"],
+                        "mean": d["mean"],
+                        "std": d["std"],
+                        "nan": d["nan"],
+                        "inf": d["inf"],
+                        "zeros": d["zeros"],
+                    }
+                )
+            )
             return 0
         node = source.node(node_id)
         print(f"{node_id}  ({node.kind.value}, {source.format_name})")
@@ -188,14 +234,20 @@ def cmd_import(args: argparse.Namespace) -> int:
 
 def cmd_window(args: argparse.Namespace) -> int:
     from tensor_inspector.app.window import launch
+
     if args.command == "demo":
         return launch.run_demo(screenshot=args.screenshot, select=args.select)
-    return launch.run_gui(args.paths, select=args.select, screenshot=args.screenshot,
-                          trust=args.trust)
+    return launch.run_gui(args.paths, select=args.select, screenshot=args.screenshot, trust=args.trust)
 
 
-COMMANDS = {"ls": cmd_ls, "show": cmd_show, "export": cmd_export, "import": cmd_import,
-            "gui": cmd_window, "demo": cmd_window}
+COMMANDS = {
+    "ls": cmd_ls,
+    "show": cmd_show,
+    "export": cmd_export,
+    "import": cmd_import,
+    "gui": cmd_window,
+    "demo": cmd_window,
+}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -204,6 +256,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         argv = ["gui", *argv]  # `tensor-inspector [PATH ...]` opens the window
     if argv[0] == "--version":
         from tensor_inspector import __version__
+
         print(__version__)
         return 0
     args = build_parser().parse_args(argv)
@@ -213,6 +266,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
     except Exception as exc:  # one sentence for users; details with --debug
         from tensor_inspector.core.errors import InspectorError
+
         if args.debug:
             traceback.print_exc()
         if isinstance(exc, InspectorError):

@@ -19,7 +19,7 @@ ML = {"bfloat16", "float8_e4m3fn", "float8_e5m2"}
 
 
 def build_npy(directory: Path, tensors: dict[str, np.ndarray]) -> Path:
-    (name, array), = tensors.items()
+    ((name, array),) = tensors.items()
     path = directory / f"{name}.npy"
     if array.dtype.name in ML:  # np.save would write raw 'V2' bytes
         with open(path, "wb") as fh:
@@ -56,8 +56,11 @@ def _to_torch(array: np.ndarray):
     name = array.dtype.name
     if name in ML:
         bits = array.view(np.int16 if name == "bfloat16" else np.uint8)
-        target = {"bfloat16": torch.bfloat16, "float8_e4m3fn": torch.float8_e4m3fn,
-                  "float8_e5m2": torch.float8_e5m2}[name]
+        target = {
+            "bfloat16": torch.bfloat16,
+            "float8_e4m3fn": torch.float8_e4m3fn,
+            "float8_e5m2": torch.float8_e5m2,
+        }[name]
         return torch.from_numpy(bits.copy()).view(target)
     return torch.from_numpy(np.array(array, copy=True))
 
@@ -82,8 +85,7 @@ def build_torch_legacy(directory: Path, tensors: dict[str, np.ndarray]) -> Path:
     import torch
 
     path = directory / "t.pth"
-    torch.save({k: _to_torch(v) for k, v in tensors.items()}, path,
-               _use_new_zipfile_serialization=False)
+    torch.save({k: _to_torch(v) for k, v in tensors.items()}, path, _use_new_zipfile_serialization=False)
     return path
 
 

@@ -8,8 +8,9 @@ import pytest
 
 
 def run_python(code: str) -> str:
-    result = subprocess.run([sys.executable, "-c", textwrap.dedent(code)],
-                            capture_output=True, text=True, timeout=300)
+    result = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code)], capture_output=True, text=True, timeout=300
+    )
     assert result.returncode == 0, result.stderr
     return result.stdout
 
@@ -34,6 +35,7 @@ def test_backends_and_core_import_no_qt_and_no_framework():
 
 def test_opening_a_numpy_file_imports_no_framework(tmp_path):
     import numpy as np
+
     np.save(tmp_path / "x.npy", np.arange(4))
     out = run_python(f"""
         import sys

@@ -18,9 +18,11 @@ def keras_checkpoint(directory: Path) -> str:
     """A tf.train.Checkpoint of a small Keras model trained one step with Adam (slot variables)."""
     import keras
     import tensorflow as tf
+
     keras.utils.set_random_seed(0)
-    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(4, name="d1"),
-                              keras.layers.Dense(2, name="d2")])
+    model = keras.Sequential(
+        [keras.Input((3,)), keras.layers.Dense(4, name="d1"), keras.layers.Dense(2, name="d2")]
+    )
     optimizer = keras.optimizers.Adam()
     model.compile(optimizer, "mse")
     model.fit(np.ones((4, 3), np.float32), np.ones((4, 2), np.float32), verbose=0)
@@ -30,11 +32,14 @@ def keras_checkpoint(directory: Path) -> str:
 def tf1_checkpoint(directory: Path) -> str:
     """A TF1 name-based checkpoint from tf.compat.v1.train.Saver, with Adam slots."""
     import tensorflow as tf
+
     graph = tf.Graph()
     with graph.as_default():
         x = tf.compat.v1.placeholder(tf.float32, [None, 3])
         with tf.compat.v1.variable_scope("dense"):
-            kernel = tf.compat.v1.get_variable("kernel", initializer=np.arange(6, dtype=np.float32).reshape(3, 2))
+            kernel = tf.compat.v1.get_variable(
+                "kernel", initializer=np.arange(6, dtype=np.float32).reshape(3, 2)
+            )
             bias = tf.compat.v1.get_variable("bias", initializer=np.array([0.5, -0.5], np.float32))
         loss = tf.reduce_sum(tf.matmul(x, kernel) + bias)
         train = tf.compat.v1.train.AdamOptimizer(0.1).minimize(loss)
@@ -48,32 +53,42 @@ def tf1_checkpoint(directory: Path) -> str:
 def sharded_checkpoint(directory: Path) -> str:
     """A checkpoint written as 2 data shards (variables on two devices + experimental sharding)."""
     import tensorflow as tf
+
     variables = {f"v{i}": tf.Variable(np.full((3,), i, np.float32)) for i in range(4)}
     checkpoint = tf.train.Checkpoint(**variables)
     prefix = str(directory / "sharded")
     options = tf.train.CheckpointOptions(
-        experimental_sharding_callback=tf.train.experimental.MaxShardSizePolicy(max_shard_size=20))
+        experimental_sharding_callback=tf.train.experimental.MaxShardSizePolicy(max_shard_size=20)
+    )
     return checkpoint.write(prefix, options=options)
 
 
 def dtype_values() -> dict[str, np.ndarray]:
     """One small array per dtype a checkpoint can hold (strings included)."""
     values: dict[str, np.ndarray] = {
-        "f16": np.array([1.5, -2.25], np.float16), "f32": np.array([[1, 2], [3, 4]], np.float32),
+        "f16": np.array([1.5, -2.25], np.float16),
+        "f32": np.array([[1, 2], [3, 4]], np.float32),
         "f64": np.array([np.pi], np.float64),
         "bf16": np.array([1.0, 3.140625, -0.0078125], ml_dtypes.bfloat16),
-        "i8": np.array([-128, 127], np.int8), "i16": np.array([-300], np.int16),
-        "i32": np.array([1 << 30], np.int32), "i64": np.array([-(1 << 40)], np.int64),
-        "u8": np.array([255], np.uint8), "u16": np.array([65535], np.uint16),
-        "u32": np.array([1 << 31], np.uint32), "u64": np.array([1 << 63], np.uint64),
-        "b": np.array([True, False]), "c64": np.array([1 + 2j], np.complex64),
-        "c128": np.array([[3 - 4j]], np.complex128), "scalar": np.array(7.5, np.float32),
+        "i8": np.array([-128, 127], np.int8),
+        "i16": np.array([-300], np.int16),
+        "i32": np.array([1 << 30], np.int32),
+        "i64": np.array([-(1 << 40)], np.int64),
+        "u8": np.array([255], np.uint8),
+        "u16": np.array([65535], np.uint16),
+        "u32": np.array([1 << 31], np.uint32),
+        "u64": np.array([1 << 63], np.uint64),
+        "b": np.array([True, False]),
+        "c64": np.array([1 + 2j], np.complex64),
+        "c128": np.array([[3 - 4j]], np.complex128),
+        "scalar": np.array(7.5, np.float32),
     }
     return values
 
 
 def dtype_checkpoint(directory: Path) -> str:
     import tensorflow as tf
+
     variables = {k: tf.Variable(tf.constant(v)) for k, v in dtype_values().items()}
     variables["text"] = tf.Variable(["héllo", "world"])
     return tf.train.Checkpoint(**variables).write(str(directory / "dtypes"))
@@ -109,8 +124,12 @@ def tf2_saved_model(directory: Path, write_canary: Path | None = None) -> Path:
         def serve(self, x):
             return {"y": self.d2(self.d1(x)) * self.scale}
 
-        @tf.function(input_signature=[tf.TensorSpec([None, 3], tf.float32, name="x"),
-                                      tf.TensorSpec([], tf.float32, name="s")])
+        @tf.function(
+            input_signature=[
+                tf.TensorSpec([None, 3], tf.float32, name="x"),
+                tf.TensorSpec([], tf.float32, name="s"),
+            ]
+        )
         def scaled(self, x, s):
             if write_canary is not None:
                 tf.io.write_file(str(write_canary), tf.strings.as_string(s))
@@ -125,6 +144,7 @@ def tf2_saved_model(directory: Path, write_canary: Path | None = None) -> Path:
 def tf1_saved_model(directory: Path) -> Path:
     """The classic TF1 export: y = a*x + b with SavedModelBuilder, resource and ref variables."""
     import tensorflow as tf
+
     out = directory / "sm_tf1"
     graph = tf.Graph()
     with graph.as_default():
@@ -137,8 +157,9 @@ def tf1_saved_model(directory: Path) -> Path:
             sess.run(tf.compat.v1.global_variables_initializer())
             builder = tf.compat.v1.saved_model.Builder(str(out))
             signature = tf.compat.v1.saved_model.predict_signature_def({"x": x}, {"y": y})
-            builder.add_meta_graph_and_variables(sess, ["serve"],
-                                                 signature_def_map={"serving_default": signature})
+            builder.add_meta_graph_and_variables(
+                sess, ["serve"], signature_def_map={"serving_default": signature}
+            )
             builder.save()
     return out
 
@@ -146,6 +167,7 @@ def tf1_saved_model(directory: Path) -> Path:
 def keras_models(directory: Path, canary: Path) -> tuple[Path, Path]:
     """A .keras and a legacy .h5 model, each with a Lambda layer that writes ``canary`` if run."""
     import keras
+
     keras.utils.set_random_seed(0)
     canary_path = str(canary)
 

@@ -25,8 +25,9 @@ import ctypes
 import itertools
 import sys
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 from PySide6.QtCore import QObject, QRunnable, QThreadPool, Signal, Slot
 
@@ -45,8 +46,12 @@ def pin_singletons() -> bool:
     gives them the same immortality on 3.11. Must run before the GUI starts.
     """
     global _PINNED
-    if _PINNED or sys.version_info >= (3, 12) or sys.implementation.name != "cpython" \
-            or hasattr(sys, "gettotalrefcount"):  # debug builds lay objects out differently
+    if (
+        _PINNED
+        or sys.version_info >= (3, 12)
+        or sys.implementation.name != "cpython"
+        or hasattr(sys, "gettotalrefcount")
+    ):  # debug builds lay objects out differently
         return _PINNED
     probe = QObject()
     before = sys.getrefcount(None)
@@ -60,9 +65,6 @@ def pin_singletons() -> bool:
         ctypes.c_ssize_t.from_address(id(singleton)).value += 1 << 40
     _PINNED = True
     return True
-
-
-
 
 
 def error_sentence(err: BaseException) -> str:
@@ -90,8 +92,7 @@ class _Request:
 
 
 class _Task(QRunnable):
-    def __init__(self, relay: _Relay, request: _Request, fn: Callable, args: tuple,
-                 kwargs: dict) -> None:
+    def __init__(self, relay: _Relay, request: _Request, fn: Callable, args: tuple, kwargs: dict) -> None:
         super().__init__()
         self.setAutoDelete(True)
         self._relay, self._request = relay, request
@@ -136,10 +137,16 @@ class BackgroundRunner(QObject):
         self._running: dict[int, _Request] = {}
         self.dropped = 0  # stale results ignored so far (tests read it)
 
-    def submit(self, channel: str, fn: Callable, *args: Any,
-               on_done: Callable[[Any], None] | None = None,
-               on_error: Callable[[str], None] | None = None,
-               cancellable: bool = False, **kwargs: Any) -> int:
+    def submit(
+        self,
+        channel: str,
+        fn: Callable,
+        *args: Any,
+        on_done: Callable[[Any], None] | None = None,
+        on_error: Callable[[str], None] | None = None,
+        cancellable: bool = False,
+        **kwargs: Any,
+    ) -> int:
         """Run ``fn(*args, **kwargs)`` in the pool; returns the request id."""
         self.cancel(channel)
         request = _Request(channel, next(self._ids), on_done=on_done, on_error=on_error)

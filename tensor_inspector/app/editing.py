@@ -15,7 +15,7 @@ node counts as modified.
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from collections.abc import Sequence
 
 import ml_dtypes
 import numpy as np
@@ -110,8 +110,16 @@ class FileEdits:
 class CellsCommand(QUndoCommand):
     """Set some cells of one node's edited copy (one cell typed, or a pasted block)."""
 
-    def __init__(self, model: "EditModel", edits: FileEdits, node_id: str,
-                 indices: list[tuple[int, ...]], old: np.ndarray, new: np.ndarray, text: str) -> None:
+    def __init__(
+        self,
+        model: EditModel,
+        edits: FileEdits,
+        node_id: str,
+        indices: list[tuple[int, ...]],
+        old: np.ndarray,
+        new: np.ndarray,
+        text: str,
+    ) -> None:
         super().__init__(text)
         self.model, self.edits, self.node_id = model, edits, node_id
         self.indices, self.old, self.new = indices, old, new
@@ -135,7 +143,7 @@ class CellsCommand(QUndoCommand):
 class ReplaceCommand(QUndoCommand):
     """Replace a node's whole value (Replace from .npy); undo restores the previous copy or the file's."""
 
-    def __init__(self, model: "EditModel", edits: FileEdits, node_id: str, new: np.ndarray, text: str) -> None:
+    def __init__(self, model: EditModel, edits: FileEdits, node_id: str, new: np.ndarray, text: str) -> None:
         super().__init__(text)
         self.model, self.edits, self.node_id = model, edits, node_id
         self.old: np.ndarray | None = edits.copies.get(node_id)
@@ -158,7 +166,7 @@ class ReplaceCommand(QUndoCommand):
 class EditModel(QObject):
     """Edits of every open file, one undo group; no widgets (the window shows what changes)."""
 
-    changed = Signal(int, str)   # handle, node id: a value changed (edit, replace, undo, redo)
+    changed = Signal(int, str)  # handle, node id: a value changed (edit, replace, undo, redo)
     state_changed = Signal(int)  # handle: its modified state or undo position changed
 
     def __init__(self, parent: QObject | None = None) -> None:
@@ -229,8 +237,9 @@ class EditModel(QObject):
             self.state_changed.emit(handle)
 
     # -- changes ----------------------------------------------------------------------------
-    def edit_cells(self, handle: int, node_id: str, shown: np.ndarray,
-                   cells: list[tuple[tuple[int, ...], str]]) -> str | None:
+    def edit_cells(
+        self, handle: int, node_id: str, shown: np.ndarray, cells: list[tuple[tuple[int, ...], str]]
+    ) -> str | None:
         """Parse and apply typed or pasted cells of ``node_id`` (shown as ``shown``) as one command.
 
         Returns None when applied (or nothing changed), else the sentence saying why not.
@@ -240,7 +249,7 @@ class EditModel(QObject):
         if len(cells) > MAX_UNDO_CELLS:
             return f"Too many cells at once ({len(cells):,}; limit {MAX_UNDO_CELLS:,})."
         values = []
-        for number, (index, text) in enumerate(cells):
+        for _number, (index, text) in enumerate(cells):
             try:
                 values.append(parse_cell(text, shown.dtype))
             except ValueError as exc:
@@ -251,9 +260,11 @@ class EditModel(QObject):
         array = edits.copies.get(node_id)
         if array is None:
             if shown.nbytes > MAX_EDIT_COPY_BYTES:
-                return (f"Edit rejected: {node_id} holds {shown.nbytes / 2**30:.1f} GiB; editing copies "
-                        f"the whole tensor into memory, which is limited to "
-                        f"{MAX_EDIT_COPY_BYTES / 2**30:.0f} GiB.")
+                return (
+                    f"Edit rejected: {node_id} holds {shown.nbytes / 2**30:.1f} GiB; editing copies "
+                    f"the whole tensor into memory, which is limited to "
+                    f"{MAX_EDIT_COPY_BYTES / 2**30:.0f} GiB."
+                )
             try:
                 array = np.array(shown, copy=True)  # copy-on-first-edit: never write into a file's map
             except MemoryError:
@@ -277,6 +288,7 @@ class EditModel(QObject):
         if self.locked:
             return "A save is running; replace the value when it has finished."
         edits = self.file(handle)
-        edits.stack.push(ReplaceCommand(self, edits, node_id, np.array(value, copy=True),
-                                        f"replace {node_id}"))
+        edits.stack.push(
+            ReplaceCommand(self, edits, node_id, np.array(value, copy=True), f"replace {node_id}")
+        )
         return None

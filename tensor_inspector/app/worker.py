@@ -14,17 +14,19 @@ import itertools
 import logging
 import queue
 import threading
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any
 
 import numpy as np
 from PySide6.QtCore import QObject, Signal, Slot
 
 from tensor_inspector.app.background import error_sentence
+from tensor_inspector.backends import Source
 from tensor_inspector.core.errors import InspectorError, TrustRequired
 from tensor_inspector.core.nodes import FeedSpec, Node, NodeKind
-from tensor_inspector.backends import Source, open_path
+from tensor_inspector.session.opening import open_source as open_path
 
 log = logging.getLogger(__name__)
 
@@ -75,8 +77,9 @@ def user_message(exc: BaseException) -> str:
 class _Job:
     """Runs ``fn`` on a pool thread and posts (request id, ok, payload) back."""
 
-    def __init__(self, post: Callable[[int, str, bool, object], None], rid: int, kind: str,
-                 fn: Callable[[], Any]):
+    def __init__(
+        self, post: Callable[[int, str, bool, object], None], rid: int, kind: str, fn: Callable[[], Any]
+    ):
         self._post, self._rid, self._kind, self._fn = post, rid, kind, fn
 
     def run(self) -> None:
@@ -110,8 +113,9 @@ class _PythonThreadPool:
             self._active += 1
             idle = len(self._threads) - (self._active - 1)
             if idle <= 0 and len(self._threads) < self._max:
-                thread = threading.Thread(target=self._loop, daemon=True,
-                                          name=f"tensor-inspector-worker-{len(self._threads)}")
+                thread = threading.Thread(
+                    target=self._loop, daemon=True, name=f"tensor-inspector-worker-{len(self._threads)}"
+                )
                 self._threads.append(thread)
                 thread.start()
         self._queue.put(job)
@@ -135,14 +139,14 @@ class _PythonThreadPool:
 class Worker(QObject):
     """Owns the opened sources; opens, evaluates and closes them off the GUI thread."""
 
-    opened = Signal(int, object)            # request id, OpenedFile
+    opened = Signal(int, object)  # request id, OpenedFile
     open_failed = Signal(int, str, object)  # request id, path, exception (TrustRequired carries globals)
-    result = Signal(int, object)            # request id, EvalResult
-    failed = Signal(int, str)               # request id, message
-    trust_needed = Signal(int, object)      # request id, TrustRequired raised by an evaluation
-    busy_changed = Signal(bool)             # an evaluation is (no longer) pending
-    saved = Signal(int, object)             # request id, SaveOutcome
-    save_failed = Signal(int, str)          # request id, message
+    result = Signal(int, object)  # request id, EvalResult
+    failed = Signal(int, str)  # request id, message
+    trust_needed = Signal(int, object)  # request id, TrustRequired raised by an evaluation
+    busy_changed = Signal(bool)  # an evaluation is (no longer) pending
+    saved = Signal(int, object)  # request id, SaveOutcome
+    save_failed = Signal(int, str)  # request id, message
     _posted = Signal(int, str, bool, object)
 
     def __init__(self, parent: QObject | None = None, max_threads: int = 4):
@@ -174,8 +178,14 @@ class Worker(QObject):
         self._start(rid, "open", job, path)
         return rid
 
-    def evaluate(self, handle: int, node_id: str, index: tuple | None = None,
-                 feeds: Mapping[str, np.ndarray] | None = None, trust: bool = False) -> int:
+    def evaluate(
+        self,
+        handle: int,
+        node_id: str,
+        index: tuple | None = None,
+        feeds: Mapping[str, np.ndarray] | None = None,
+        trust: bool = False,
+    ) -> int:
         """Ask for a node's value; any earlier evaluation becomes stale.
 
         ``trust``: the user vouched for the file after a ``trust_needed``; it is reopened
@@ -259,8 +269,15 @@ class Worker(QObject):
     @staticmethod
     def _describe(handle: int, source: Source, path: Path) -> OpenedFile:
         metadata = {str(k): str(v) for k, v in getattr(source, "metadata", {}).items()}
-        return OpenedFile(handle, path, source.format_name, source.backend_name,
-                          bool(source.writable), list(source.nodes.values()), metadata)
+        return OpenedFile(
+            handle,
+            path,
+            source.format_name,
+            source.backend_name,
+            bool(source.writable),
+            list(source.nodes.values()),
+            metadata,
+        )
 
     def cancel(self) -> None:
         """Drop the pending evaluation's result; the view returns to idle at once."""
@@ -309,6 +326,7 @@ class Worker(QObject):
     def _start(self, rid: int, kind: str, fn: Callable[[], Any], path: Path | None = None) -> None:
         def post(rid_: int, kind_: str, ok: bool, payload: object) -> None:
             self._posted.emit(rid_, kind_ if path is None else f"{kind_}\0{path}", ok, payload)
+
         self._pool.start(_Job(post, rid, kind, fn))
 
     @Slot(int, str, bool, object)
@@ -347,4 +365,3 @@ def _as_array(value: object) -> np.ndarray:
         return np.asarray(value)
     except Exception:
         return np.asarray(str(value))
-

@@ -26,7 +26,21 @@ from tensor_inspector.backends.registry import (
 )
 
 __all__ = [
-    "Backend", "CorruptFile", "FeedSpec", "InspectorError", "MissingFramework", "Node", "NodeKind",
-    "NodeNotFound", "NotEvaluable", "Source", "TrustRequired", "UnsupportedFormat",
-    "available_backends", "detect", "get_backend", "open_path", "supported_formats",
+    "Backend",
+    "CorruptFile",
+    "FeedSpec",
+    "InspectorError",
+    "MissingFramework",
+    "Node",
+    "NodeKind",
+    "NodeNotFound",
+    "NotEvaluable",
+    "Source",
+    "TrustRequired",
+    "UnsupportedFormat",
+    "available_backends",
+    "detect",
+    "get_backend",
+    "open_path",
+    "supported_formats",
 ]

@@ -8,18 +8,24 @@ the GUI noticing. Nothing here imports Qt or a framework.
 from __future__ import annotations
 
 import threading
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
 from tensor_inspector.core.dtypes import numpy_dtype
 from tensor_inspector.core.errors import (  # noqa: F401  (re-exported for backends)
-    Cancelled, CorruptFile, InspectorError, MissingFramework, NodeNotFound, NotEvaluable,
-    TrustRequired, UnsupportedFormat,
+    Cancelled,
+    CorruptFile,
+    InspectorError,
+    MissingFramework,
+    NodeNotFound,
+    NotEvaluable,
+    TrustRequired,
+    UnsupportedFormat,
 )
 from tensor_inspector.core.nodes import FeedSpec, Index, Node, NodeKind, check_shape  # noqa: F401
-
 
 
 class Source:
@@ -33,7 +39,7 @@ class Source:
     backend_name: str = "?"
     format_name: str = "?"
     writable: bool = False
-    opened_signature: str | None = None  # set by registry.open_path (see core.saving)
+    opened_signature: str | None = None  # set by session.opening (see session.saving)
     trusted: bool = False
 
     def __init__(self, path: Path):
@@ -88,8 +94,9 @@ class Source:
         return self._add(node)
 
     # -- values -------------------------------------------------------------------
-    def get(self, node_id: str, index: Index | None = None,
-            feeds: Mapping[str, np.ndarray] | None = None) -> np.ndarray:
+    def get(
+        self, node_id: str, index: Index | None = None, feeds: Mapping[str, np.ndarray] | None = None
+    ) -> np.ndarray:
         """The value of any node: stored tensors are read, computed nodes evaluated."""
         node = self.node(node_id)
         if node.kind is NodeKind.COMPUTED:
@@ -149,13 +156,13 @@ class Source:
             return  # string tensors: any width of text fits
         if node.dtype is not None and str(value.dtype) != node.dtype:
             raise InspectorError(
-                f"Dtype mismatch for {node.id!r}: the file has {node.dtype}, "
-                f"the new value has {value.dtype}.")
+                f"Dtype mismatch for {node.id!r}: the file has {node.dtype}, the new value has {value.dtype}."
+            )
 
     def close(self) -> None:
         """Release file handles and memory maps (required before overwriting the file)."""
 
-    def __enter__(self) -> "Source":
+    def __enter__(self) -> Source:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -176,10 +183,10 @@ class Backend:
     """A format family. ``detect`` must not import the framework (read bytes only)."""
 
     name: str = "?"
-    description: str = "?"           # shown in "supported formats" messages
+    description: str = "?"  # shown in "supported formats" messages
     extensions: tuple[str, ...] = ()
-    framework: str | None = None     # importable module name the backend needs, e.g. "torch"
-    extra: str | None = None         # pip extra that installs it, e.g. "torch"
+    framework: str | None = None  # importable module name the backend needs, e.g. "torch"
+    extra: str | None = None  # pip extra that installs it, e.g. "torch"
 
     def detect(self, path: Path) -> float:
         """Confidence 0..1 that ``path`` is this format, judged by content."""
@@ -193,6 +200,7 @@ class Backend:
         if self.framework is None:
             return True
         import importlib.util
+
         return importlib.util.find_spec(self.framework) is not None
 
     def require_framework(self) -> None:

@@ -15,19 +15,31 @@ from pathlib import Path
 import numpy as np
 
 from tensor_inspector.backends.base import (
-    Backend, CorruptFile, Index, InspectorError, Node, NodeKind, Source, read_head,
+    Backend,
+    CorruptFile,
+    Index,
+    InspectorError,
+    Node,
+    NodeKind,
+    Source,
+    read_head,
 )
 from tensor_inspector.core.npy_format import MAGIC, NpyHeader, read_header, write_npy
-
 
 NPY_NODE_ID = "array"
 
 
 def _node_for(node_id: str, header: NpyHeader, **meta: object) -> Node:
-    return Node(id=node_id, name=node_id.rsplit("/", 1)[-1], kind=NodeKind.TENSOR,
-                dtype=header.dtype.name, framework_dtype=str(header.dtype),
-                shape=header.shape, nbytes=header.nbytes,
-                metadata={"fortran_order": header.fortran_order, **meta})
+    return Node(
+        id=node_id,
+        name=node_id.rsplit("/", 1)[-1],
+        kind=NodeKind.TENSOR,
+        dtype=header.dtype.name,
+        framework_dtype=str(header.dtype),
+        shape=header.shape,
+        nbytes=header.nbytes,
+        metadata={"fortran_order": header.fortran_order, **meta},
+    )
 
 
 def _map(path: Path, offset: int, header: NpyHeader) -> np.ndarray:
@@ -35,8 +47,7 @@ def _map(path: Path, offset: int, header: NpyHeader) -> np.ndarray:
     if header.nbytes == 0:
         return np.empty(header.shape, header.dtype)
     order = "F" if header.fortran_order else "C"
-    return np.memmap(path, dtype=header.dtype, mode="r", offset=offset,
-                     shape=header.shape, order=order)
+    return np.memmap(path, dtype=header.dtype, mode="r", offset=offset, shape=header.shape, order=order)
 
 
 class NpySource(Source):
@@ -53,7 +64,8 @@ class NpySource(Source):
             raise CorruptFile(
                 f"{path.name} is truncated: its header declares {self.header.shape} "
                 f"{self.header.dtype} ({self.header.nbytes:,} bytes) but only "
-                f"{size - self.header.data_offset:,} bytes of data follow.")
+                f"{size - self.header.data_offset:,} bytes of data follow."
+            )
         # A fixed id (not the file name) so Save As under another name keeps node ids stable;
         # the tree shows the file name.
         self.node_id = NPY_NODE_ID
@@ -101,11 +113,13 @@ class NpzSource(Source):
             if header.data_offset + header.nbytes > info.file_size:
                 raise CorruptFile(
                     f"{path.name}: member {info.filename} declares {header.nbytes:,} bytes of data "
-                    f"but holds {max(info.file_size - header.data_offset, 0):,}.")
+                    f"but holds {max(info.file_size - header.data_offset, 0):,}."
+                )
             self._headers[node_id] = (info, header)
             compression = "stored" if info.compress_type == zipfile.ZIP_STORED else "deflated"
-            self._add_with_groups(_node_for(node_id, header, compression=compression,
-                                            compressed_size=info.compress_size))
+            self._add_with_groups(
+                _node_for(node_id, header, compression=compression, compressed_size=info.compress_size)
+            )
         if not self._headers:
             raise CorruptFile(f"{path.name} is a zip archive with no .npy members.")
 

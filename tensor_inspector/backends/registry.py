@@ -47,6 +47,7 @@ def available_backends() -> dict[str, Backend]:
             log.debug("backend %s unavailable: %s", name, exc)
     try:
         from importlib.metadata import entry_points
+
         for ep in entry_points(group=ENTRY_POINT_GROUP):
             try:
                 backend_cls = ep.load()
@@ -100,14 +101,11 @@ def open_path(path: str | Path, trust: bool = False, backend: str | None = None)
                 raise UnsupportedFormat(f"{path} is empty (0 bytes).")
             what = "directory" if path.is_dir() else "file"
             raise UnsupportedFormat(
-                f"{path} is not a {what} any backend recognises. Supported: {supported_formats()}.")
+                f"{path} is not a {what} any backend recognises. Supported: {supported_formats()}."
+            )
         chosen = candidates[0][1]
     chosen.require_framework()
-    from tensor_inspector.session.saving import file_signature
-
-    signature = file_signature(path)  # taken before opening: a later change is noticed on save
     source = chosen.open(path, trust=trust)
-    source.opened_signature = signature
     source.trusted = trust
     return source
 

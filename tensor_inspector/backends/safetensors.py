@@ -16,17 +16,35 @@ from pathlib import Path
 import numpy as np
 
 from tensor_inspector.backends.base import (
-    Backend, CorruptFile, Index, InspectorError, Node, NodeKind, Source, read_head,
+    Backend,
+    CorruptFile,
+    Index,
+    InspectorError,
+    Node,
+    NodeKind,
+    Source,
+    read_head,
 )
 from tensor_inspector.core.dtypes import numpy_dtype
 
 # safetensors dtype code -> numpy dtype name
 DTYPES = {
-    "F64": "float64", "F32": "float32", "F16": "float16", "BF16": "bfloat16",
-    "F8_E4M3": "float8_e4m3fn", "F8_E5M2": "float8_e5m2",
-    "I64": "int64", "I32": "int32", "I16": "int16", "I8": "int8",
-    "U64": "uint64", "U32": "uint32", "U16": "uint16", "U8": "uint8",
-    "BOOL": "bool", "C64": "complex64",
+    "F64": "float64",
+    "F32": "float32",
+    "F16": "float16",
+    "BF16": "bfloat16",
+    "F8_E4M3": "float8_e4m3fn",
+    "F8_E5M2": "float8_e5m2",
+    "I64": "int64",
+    "I32": "int32",
+    "I16": "int16",
+    "I8": "int8",
+    "U64": "uint64",
+    "U32": "uint32",
+    "U16": "uint16",
+    "U8": "uint8",
+    "BOOL": "bool",
+    "C64": "complex64",
 }
 CODES = {v: k for k, v in DTYPES.items()}
 MAX_HEADER = 100 * 1024 * 1024  # the reference implementation's own limit
@@ -44,7 +62,8 @@ def parse_header(path: Path) -> tuple[dict, int, int]:
         if header_len > min(MAX_HEADER, size - 8):
             raise CorruptFile(
                 f"{path.name} declares a {header_len:,}-byte safetensors header but the file has "
-                f"{size:,} bytes: it is truncated or not a safetensors file.")
+                f"{size:,} bytes: it is truncated or not a safetensors file."
+            )
         try:
             header = json.loads(fh.read(header_len))
         except (UnicodeDecodeError, json.JSONDecodeError):
@@ -65,14 +84,16 @@ def _check_entry(path: Path, key: str, entry: object, data_size: int) -> None:
         shape = [int(d) for d in entry["shape"]]  # type: ignore[index]
         begin, end = (int(o) for o in entry["data_offsets"])  # type: ignore[index]
     except (KeyError, TypeError, ValueError):
-        raise CorruptFile(f"{path.name}: tensor {key!r} has an invalid or unsupported entry "
-                          f"({str(entry)[:80]}).") from None
+        raise CorruptFile(
+            f"{path.name}: tensor {key!r} has an invalid or unsupported entry ({str(entry)[:80]})."
+        ) from None
     if any(d < 0 for d in shape):
         raise CorruptFile(f"{path.name}: tensor {key!r} has a negative dimension {shape}.")
     expected = int(np.prod(shape, dtype=object)) * dtype.itemsize
     if not 0 <= begin <= end or end - begin != expected:
-        raise CorruptFile(f"{path.name}: tensor {key!r} declares {shape} {dtype} "
-                          f"but spans bytes {begin}..{end}.")
+        raise CorruptFile(
+            f"{path.name}: tensor {key!r} declares {shape} {dtype} but spans bytes {begin}..{end}."
+        )
     if end > data_size:
         raise CorruptFile(f"{path.name}: tensor {key!r} ends past the end of the file (truncated).")
 
@@ -110,8 +131,9 @@ class SafetensorsSource(Source):
             self._open_file(shard_path, shard=shard)
         missing = set(weight_map) - set(self._entries)
         if missing:
-            raise CorruptFile(f"{path.name} lists tensors missing from their shards: "
-                              f"{', '.join(sorted(missing)[:5])}.")
+            raise CorruptFile(
+                f"{path.name} lists tensors missing from their shards: {', '.join(sorted(missing)[:5])}."
+            )
 
     def _open_file(self, path: Path, shard: str | None) -> None:
         header, data_start, _ = parse_header(path)
@@ -129,9 +151,18 @@ class SafetensorsSource(Source):
             if shard:
                 meta["shard"] = shard
             self._entries[key] = (path, data_start, entry)
-            self._add(Node(id=key, name=key, kind=NodeKind.TENSOR, dtype=dtype,
-                           framework_dtype=entry["dtype"], shape=shape, nbytes=end - begin,
-                           metadata=meta))
+            self._add(
+                Node(
+                    id=key,
+                    name=key,
+                    kind=NodeKind.TENSOR,
+                    dtype=dtype,
+                    framework_dtype=entry["dtype"],
+                    shape=shape,
+                    nbytes=end - begin,
+                    metadata=meta,
+                )
+            )
 
     def _read(self, node: Node, index: Index | None) -> np.ndarray:
         path, data_start, entry = self._entries[node.id]
@@ -140,8 +171,7 @@ class SafetensorsSource(Source):
         if end == begin:
             array = np.empty(node.shape or (), dtype)
         else:
-            array = np.memmap(path, dtype=dtype, mode="r", offset=data_start + begin,
-                              shape=node.shape or ())
+            array = np.memmap(path, dtype=dtype, mode="r", offset=data_start + begin, shape=node.shape or ())
         return array if index is None else array[index]
 
     def _write(self, path: Path, replacements: dict[str, np.ndarray]) -> None:
@@ -152,23 +182,31 @@ class SafetensorsSource(Source):
         # convention does ("<stem>-00001-of-00003.safetensors"), so a Save As next to the
         # original never overwrites the original's shards.
         if not path.name.endswith(INDEX_SUFFIX):
-            raise InspectorError(f"A sharded checkpoint is saved as an index named "
-                                 f"*{INDEX_SUFFIX}, not {path.name}.")
-        stem = path.name[:-len(INDEX_SUFFIX)]
+            raise InspectorError(
+                f"A sharded checkpoint is saved as an index named *{INDEX_SUFFIX}, not {path.name}."
+            )
+        stem = path.name[: -len(INDEX_SUFFIX)]
         count = len(self._shards)
-        names = {shard: f"{stem}-{i + 1:05d}-of-{count:05d}.safetensors"
-                 for i, shard in enumerate(self._shards)}
+        names = {
+            shard: f"{stem}-{i + 1:05d}-of-{count:05d}.safetensors" for i, shard in enumerate(self._shards)
+        }
         for shard, name in names.items():
-            write_safetensors(path.parent / name, self._tensors_of(shard, replacements),
-                              self._shard_metadata[shard])
-        index = {"metadata": self._index_metadata or {},
-                 "weight_map": {key: names[shard] for key, (shard, _, _) in self._entries.items()}}
+            write_safetensors(
+                path.parent / name, self._tensors_of(shard, replacements), self._shard_metadata[shard]
+            )
+        index = {
+            "metadata": self._index_metadata or {},
+            "weight_map": {key: names[shard] for key, (shard, _, _) in self._entries.items()},
+        }
         path.write_text(json.dumps(index, indent=2) + "\n")
 
     def _tensors_of(self, shard: Path, replacements: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         """The tensors stored in ``shard``, in file order, with ``replacements`` applied."""
-        return {key: replacements[key] if key in replacements else self._read(self.node(key), None)
-                for key, (file, _, _) in self._entries.items() if file == shard}
+        return {
+            key: replacements[key] if key in replacements else self._read(self.node(key), None)
+            for key, (file, _, _) in self._entries.items()
+            if file == shard
+        }
 
 
 def write_safetensors(path: Path, tensors: dict[str, np.ndarray], metadata: dict[str, str]) -> None:
@@ -181,8 +219,11 @@ def write_safetensors(path: Path, tensors: dict[str, np.ndarray], metadata: dict
         name = np.dtype(array.dtype).name
         if name not in CODES:
             raise InspectorError(f"safetensors cannot store dtype {name} (tensor {key!r}).")
-        header[key] = {"dtype": CODES[name], "shape": list(array.shape),
-                       "data_offsets": [offset, offset + array.nbytes]}
+        header[key] = {
+            "dtype": CODES[name],
+            "shape": list(array.shape),
+            "data_offsets": [offset, offset + array.nbytes],
+        }
         offset += array.nbytes
     raw = json.dumps(header, separators=(",", ":")).encode()
     raw += b" " * (-len(raw) % 8)  # align the data to 8 bytes, as the reference writer does
@@ -192,7 +233,7 @@ def write_safetensors(path: Path, tensors: dict[str, np.ndarray], metadata: dict
         for array in tensors.values():
             flat = np.ascontiguousarray(array).reshape(-1).view(np.uint8)
             for start in range(0, flat.size, 1 << 24):
-                fh.write(flat[start:start + (1 << 24)].tobytes())
+                fh.write(flat[start : start + (1 << 24)].tobytes())
 
 
 class SafetensorsBackend(Backend):

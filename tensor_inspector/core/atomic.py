@@ -9,8 +9,8 @@ import contextlib
 import os
 import shutil
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 
 def _fsync_dir(directory: Path) -> None:
@@ -39,8 +39,7 @@ def fsync_path(path: Path) -> None:
 
 
 @contextlib.contextmanager
-def atomic_write(target: str | Path, directory: bool = False,
-                 backup: Path | None = None) -> Iterator[Path]:
+def atomic_write(target: str | Path, directory: bool = False, backup: Path | None = None) -> Iterator[Path]:
     """Yield a temporary path beside ``target``; on success fsync it and rename onto ``target``.
 
     On any exception the temporary path is removed and ``target`` is untouched.

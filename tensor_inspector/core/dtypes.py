@@ -23,18 +23,36 @@ ML_DTYPES: dict[str, np.dtype] = {
 
 # Short names users type in filters and see in the tree.
 SHORT_NAMES: dict[str, str] = {
-    "float16": "f16", "float32": "f32", "float64": "f64", "bfloat16": "bf16",
-    "float8_e4m3fn": "f8e4m3", "float8_e5m2": "f8e5m2",
-    "int8": "i8", "int16": "i16", "int32": "i32", "int64": "i64",
-    "uint8": "u8", "uint16": "u16", "uint32": "u32", "uint64": "u64",
-    "bool": "bool", "complex64": "c64", "complex128": "c128",
+    "float16": "f16",
+    "float32": "f32",
+    "float64": "f64",
+    "bfloat16": "bf16",
+    "float8_e4m3fn": "f8e4m3",
+    "float8_e5m2": "f8e5m2",
+    "int8": "i8",
+    "int16": "i16",
+    "int32": "i32",
+    "int64": "i64",
+    "uint8": "u8",
+    "uint16": "u16",
+    "uint32": "u32",
+    "uint64": "u64",
+    "bool": "bool",
+    "complex64": "c64",
+    "complex128": "c128",
 }
 
-ALIASES: dict[str, str] = {**{v: k for k, v in SHORT_NAMES.items()},
-                           "bf16": "bfloat16", "half": "float16", "float": "float32",
-                           "double": "float64", "fp8_e4m3fn": "float8_e4m3fn",
-                           "fp8_e5m2": "float8_e5m2", "f8_e4m3fn": "float8_e4m3fn",
-                           "f8_e5m2": "float8_e5m2"}
+ALIASES: dict[str, str] = {
+    **{v: k for k, v in SHORT_NAMES.items()},
+    "bf16": "bfloat16",
+    "half": "float16",
+    "float": "float32",
+    "double": "float64",
+    "fp8_e4m3fn": "float8_e4m3fn",
+    "fp8_e5m2": "float8_e5m2",
+    "f8_e4m3fn": "float8_e4m3fn",
+    "f8_e5m2": "float8_e5m2",
+}
 
 
 def numpy_dtype(name: str | np.dtype | type) -> np.dtype:
@@ -89,7 +107,23 @@ def display_float(array: np.ndarray) -> np.ndarray:
 
 def all_test_dtypes() -> list[np.dtype]:
     """Every dtype the numeric formats should round-trip (used by tests and the demo)."""
-    names = ["float16", "float32", "float64", "bfloat16", "float8_e4m3fn", "float8_e5m2",
-             "int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64",
-             "bool", "complex64", "complex128"]
+    names = [
+        "float16",
+        "float32",
+        "float64",
+        "bfloat16",
+        "float8_e4m3fn",
+        "float8_e5m2",
+        "int8",
+        "int16",
+        "int32",
+        "int64",
+        "uint8",
+        "uint16",
+        "uint32",
+        "uint64",
+        "bool",
+        "complex64",
+        "complex128",
+    ]
     return [numpy_dtype(n) for n in names]

@@ -10,14 +10,14 @@ from __future__ import annotations
 
 import threading
 import zipfile
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 
-from tensor_inspector.core.errors import Cancelled, InspectorError
 from tensor_inspector.core.atomic import atomic_write
 from tensor_inspector.core.dtypes import numpy_dtype
+from tensor_inspector.core.errors import Cancelled, InspectorError
 from tensor_inspector.core.npy_format import header_bytes, write_npy
 
 FORMATS = ("npy", "npz", "csv")
@@ -51,7 +51,8 @@ def cast_array(array: np.ndarray, dtype: str | None) -> np.ndarray:
             if array.dtype.kind == "c" and target.kind != "c":
                 raise InspectorError(
                     f"Casting complex values to {target.name} would drop the imaginary part; "
-                    "export as stored or as a complex dtype.")
+                    "export as stored or as a complex dtype."
+                )
             return array.astype(target)
     except (TypeError, ValueError) as exc:
         raise InspectorError(f"Cannot cast {array.dtype} to {target.name}: {exc}") from None
@@ -94,15 +95,21 @@ def _csv_value(value: object) -> str:
     return repr(value) if isinstance(value, float) else str(value)
 
 
-def export_array(array: np.ndarray, path: str | Path, fmt: str | None = None,
-                 dtype: str | None = None, key: str = "array",
-                 cancel: threading.Event | None = None,
-                 progress: Callable[[float], None] | None = None) -> Path:
+def export_array(
+    array: np.ndarray,
+    path: str | Path,
+    fmt: str | None = None,
+    dtype: str | None = None,
+    key: str = "array",
+    cancel: threading.Event | None = None,
+    progress: Callable[[float], None] | None = None,
+) -> Path:
     """Write ``array`` (optionally cast) to ``path`` atomically; returns the path written.
 
     ``progress(fraction)`` reports how far the write is; setting ``cancel`` stops it,
     raises ``Cancelled`` and leaves no file behind (the atomic write removes its temp).
     """
+
     def step(done: int, total: int) -> None:
         if cancel is not None and cancel.is_set():
             raise Cancelled()
@@ -117,7 +124,8 @@ def export_array(array: np.ndarray, path: str | Path, fmt: str | None = None,
     if fmt == "csv" and out.ndim > 2:
         raise InspectorError(
             f"CSV holds at most 2-D data and this array is {out.ndim}-D {tuple(out.shape)}: "
-            "export the current slice, or use .npy.")
+            "export the current slice, or use .npy."
+        )
     try:
         with atomic_write(path) as tmp:
             if fmt == "npy":

@@ -39,8 +39,14 @@ def run_isolated(target: str, *args: str, timeout: float = 120.0) -> Any:
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(p for p in (_PACKAGE_ROOT, env.get("PYTHONPATH")) if p)
     try:
-        proc = subprocess.run([sys.executable, "-c", _RUNNER, target, *args], capture_output=True,
-                              text=True, timeout=timeout, env=env, stdin=subprocess.DEVNULL)
+        proc = subprocess.run(
+            [sys.executable, "-c", _RUNNER, target, *args],
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            env=env,
+            stdin=subprocess.DEVNULL,
+        )
     except subprocess.TimeoutExpired:
         raise IsolatedFailure(f"reading it did not finish within {timeout:.0f} s", crashed=True) from None
     if proc.returncode < 0:

@@ -6,8 +6,9 @@ Plain frozen data, so it crosses thread and process boundaries unchanged.
 from __future__ import annotations
 
 import enum
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any
 
 import numpy as np
 
@@ -18,10 +19,10 @@ Index = tuple  # tuple[int | slice, ...]
 
 
 class NodeKind(str, enum.Enum):
-    TENSOR = "tensor"      # a stored tensor: read() gives its value
+    TENSOR = "tensor"  # a stored tensor: read() gives its value
     COMPUTED = "computed"  # a graph node output: evaluate() runs the graph to it
-    VALUE = "value"        # a non-tensor leaf (int, str, list of numbers) shown with its value
-    GROUP = "group"        # a container: a dict, a module, a name scope
+    VALUE = "value"  # a non-tensor leaf (int, str, list of numbers) shown with its value
+    GROUP = "group"  # a container: a dict, a module, a name scope
     SIGNATURE = "signature"  # a SavedModel signature / program entry point (a group with feeds)
 
 
@@ -64,5 +65,7 @@ class FeedSpec:
 def check_shape(node: Node, value: np.ndarray) -> None:
     """Raise with both shapes when ``value`` cannot take ``node``'s place."""
     if node.shape is not None and tuple(value.shape) != tuple(node.shape):
-        raise InspectorError(f"Shape mismatch for {node.id!r}: the file has {list(node.shape)}, "
-                             f"the new value has {list(value.shape)}.")
+        raise InspectorError(
+            f"Shape mismatch for {node.id!r}: the file has {list(node.shape)}, "
+            f"the new value has {list(value.shape)}."
+        )

@@ -24,15 +24,16 @@ def _first_in(flat: np.ndarray, start: int, stop: int, cancel: threading.Event |
     for begin in range(start, stop, CHUNK_ELEMENTS):
         if cancel is not None and cancel.is_set():
             return None
-        chunk = flat[begin:min(begin + CHUNK_ELEMENTS, stop)]
+        chunk = flat[begin : min(begin + CHUNK_ELEMENTS, stop)]
         hits = np.flatnonzero(~np.isfinite(display_float(chunk)))
         if hits.size:
             return begin + int(hits[0])
     return None
 
 
-def find_nonfinite(array: np.ndarray, after: tuple[int, ...] | None = None,
-                   cancel: threading.Event | None = None) -> tuple[int, ...] | None:
+def find_nonfinite(
+    array: np.ndarray, after: tuple[int, ...] | None = None, cancel: threading.Event | None = None
+) -> tuple[int, ...] | None:
     """The N-D index of the first NaN/±Inf after ``after`` in C order, wrapping around.
 
     ``after=None`` starts at the beginning. None when the array has no such value

@@ -11,14 +11,15 @@ from __future__ import annotations
 import ast
 import io
 import struct
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import BinaryIO, Callable
+from typing import BinaryIO
 
 import numpy as np
 from numpy.lib import format as npformat
 
-from tensor_inspector.core.errors import CorruptFile, InspectorError
 from tensor_inspector.core.dtypes import ML_DTYPES, is_ml_dtype
+from tensor_inspector.core.errors import CorruptFile, InspectorError
 
 MAGIC = b"\x93NUMPY"
 MAX_HEADER = 1 << 20
@@ -74,7 +75,8 @@ def read_header(fh: BinaryIO, what: str) -> NpyHeader:
     if dtype.hasobject:
         raise InspectorError(
             f"{what} holds Python objects (dtype {dtype}), which only pickle can load; "
-            "opening it could run code, so it is refused (numpy's allow_pickle=False).")
+            "opening it could run code, so it is refused (numpy's allow_pickle=False)."
+        )
     if any(d < 0 for d in shape):
         raise CorruptFile(f"{what} declares a negative dimension {shape}.")
     return NpyHeader(shape, dtype, fortran, fh.tell() - start)
@@ -105,8 +107,7 @@ def header_bytes(array: np.ndarray) -> bytes:
     return buf.getvalue()
 
 
-def write_npy(fh: BinaryIO, array: np.ndarray,
-              progress: Callable[[int, int], None] | None = None) -> None:
+def write_npy(fh: BinaryIO, array: np.ndarray, progress: Callable[[int, int], None] | None = None) -> None:
     """Write ``array`` as .npy to an open binary file, C order, exact dtype.
 
     ``progress(done_bytes, total_bytes)`` is called after each 16 MiB block; it may
@@ -121,6 +122,6 @@ def write_npy(fh: BinaryIO, array: np.ndarray,
     flat = array.reshape(-1).view(np.uint8) if array.size else np.zeros(0, np.uint8)
     block = 1 << 24
     for start in range(0, flat.size, block):
-        fh.write(flat[start:start + block].tobytes())
+        fh.write(flat[start : start + block].tobytes())
         if progress is not None:
             progress(min(start + block, flat.size), flat.size)

@@ -110,9 +110,9 @@ def format_value(value, kind: str, fmt: NumberFormat) -> str:
         return format_complex(value, fmt)
     if kind == "text":
         text = value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
-        return text if len(text) <= MAX_TEXT else text[:MAX_TEXT - 1] + "…"
+        return text if len(text) <= MAX_TEXT else text[: MAX_TEXT - 1] + "…"
     text = repr(value)
-    return text if len(text) <= MAX_TEXT else text[:MAX_TEXT - 1] + "…"
+    return text if len(text) <= MAX_TEXT else text[: MAX_TEXT - 1] + "…"
 
 
 def exact_text(value, kind: str) -> str:
@@ -121,7 +121,7 @@ def exact_text(value, kind: str) -> str:
 
 
 def special_class(value, kind: str) -> str | None:
-    """"nan", "posinf" or "neginf" for cells to colour, else None."""
+    """ "nan", "posinf" or "neginf" for cells to colour, else None."""
     if kind in ("float", "lowfloat"):
         x = float(value)
     elif kind == "complex":

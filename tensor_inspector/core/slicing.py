@@ -7,7 +7,7 @@ the axes selector (two displayed axes, one position for every other axis).
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -93,9 +93,7 @@ def check_index(index: tuple, shape: Sequence[int]) -> tuple:
         if not isinstance(part, (int, np.integer)):
             raise IndexSyntaxError(f"Position {part!r} on axis {axis} is neither an integer nor a slice.")
         if not -size <= int(part) < size:
-            raise IndexSyntaxError(
-                f"Position {int(part)} on axis {axis} is out of range for size {size}."
-            )
+            raise IndexSyntaxError(f"Position {int(part)} on axis {axis} is out of range for size {size}.")
     return index
 
 
@@ -120,12 +118,12 @@ def view_index(ndim: int, row_axis: int, col_axis: int, positions: Sequence[int]
     """
     if ndim <= 2:
         return ()
-    return tuple(slice(None) if axis in (row_axis, col_axis) else int(positions[axis])
-                 for axis in range(ndim))
+    return tuple(
+        slice(None) if axis in (row_axis, col_axis) else int(positions[axis]) for axis in range(ndim)
+    )
 
 
-def oriented_slice(array: np.ndarray, row_axis: int, col_axis: int,
-                   positions: Sequence[int]) -> np.ndarray:
+def oriented_slice(array: np.ndarray, row_axis: int, col_axis: int, positions: Sequence[int]) -> np.ndarray:
     """The displayed plane as a view: rows along ``row_axis``, columns along ``col_axis``.
 
     Indexing with ints keeps the two free axes in increasing order, so the plane is
@@ -137,8 +135,9 @@ def oriented_slice(array: np.ndarray, row_axis: int, col_axis: int,
     return plane.T if row_axis > col_axis else plane
 
 
-def cell_index(ndim: int, row_axis: int, col_axis: int, positions: Sequence[int],
-               row: int, col: int) -> tuple[int, ...]:
+def cell_index(
+    ndim: int, row_axis: int, col_axis: int, positions: Sequence[int], row: int, col: int
+) -> tuple[int, ...]:
     """The full N-D integer index of the displayed cell (row, col)."""
     if ndim == 0:
         return ()

@@ -15,8 +15,8 @@ from typing import Any
 
 import numpy as np
 
-from tensor_inspector.core.errors import Cancelled
 from tensor_inspector.core.dtypes import display_float, is_numeric
+from tensor_inspector.core.errors import Cancelled
 
 CHUNK_ELEMENTS = 1 << 22  # ~4M elements per pass: bounded temporaries, vectorised speed
 SAMPLE_ELEMENTS = 1 << 20
@@ -52,17 +52,28 @@ class Stats:
         mean = self.mean
         if isinstance(mean, complex):
             mean = [mean.real, mean.imag]
-        return {"shape": list(self.shape), "dtype": self.dtype, "nbytes": self.nbytes,
-                "count": self.count, "min": self.min, "max": self.max, "mean": mean,
-                "std": self.std, "nan": self.nan, "inf": self.inf, "posinf": self.posinf,
-                "neginf": self.neginf, "zeros": self.zeros}
+        return {
+            "shape": list(self.shape),
+            "dtype": self.dtype,
+            "nbytes": self.nbytes,
+            "count": self.count,
+            "min": self.min,
+            "max": self.max,
+            "mean": mean,
+            "std": self.std,
+            "nan": self.nan,
+            "inf": self.inf,
+            "posinf": self.posinf,
+            "neginf": self.neginf,
+            "zeros": self.zeros,
+        }
 
 
 def _chunks(flat: np.ndarray, cancel: threading.Event | None):
     for start in range(0, flat.size, CHUNK_ELEMENTS):
         if cancel is not None and cancel.is_set():
             raise Cancelled()
-        yield flat[start:start + CHUNK_ELEMENTS]
+        yield flat[start : start + CHUNK_ELEMENTS]
 
 
 def _flat(array: np.ndarray) -> np.ndarray:
@@ -93,8 +104,7 @@ def _finite_part(chunk: np.ndarray, stats: Stats, is_complex: bool) -> np.ndarra
     return chunk[np.isfinite(chunk)]
 
 
-def compute_stats(array: np.ndarray, bins: int = 64,
-                  cancel: threading.Event | None = None) -> Stats:
+def compute_stats(array: np.ndarray, bins: int = 64, cancel: threading.Event | None = None) -> Stats:
     """Min/max/mean/std, NaN/Inf/zero counts and a histogram, in one chunked pass.
 
     Mean and variance are merged chunk by chunk (Chan et al.), which is as stable as
@@ -104,8 +114,9 @@ def compute_stats(array: np.ndarray, bins: int = 64,
     other non-numeric arrays get only shape/dtype/size.
     """
     array = np.asarray(array) if not isinstance(array, np.ndarray) else array
-    stats = Stats(shape=tuple(array.shape), dtype=array.dtype.name, nbytes=int(array.nbytes),
-                  count=int(array.size))
+    stats = Stats(
+        shape=tuple(array.shape), dtype=array.dtype.name, nbytes=int(array.nbytes), count=int(array.size)
+    )
     if array.size == 0 or not is_numeric(array.dtype):
         if not is_numeric(array.dtype):
             stats.note = "not numeric: no statistics"
@@ -166,8 +177,7 @@ def strided_sample(array: np.ndarray, max_elements: int = SAMPLE_ELEMENTS) -> np
     return flat[::step]
 
 
-def display_levels(array: np.ndarray, mode: str = "auto",
-                   percentile: float = 0.0) -> tuple[float, float]:
+def display_levels(array: np.ndarray, mode: str = "auto", percentile: float = 0.0) -> tuple[float, float]:
     """Colour levels for a heatmap from a strided sample of the finite values.
 
     ``mode`` "auto": (min, max), or the ``percentile``/``100-percentile`` range if

@@ -59,7 +59,8 @@ def build(directory: Path = DEMO_DIR) -> list[Path]:
         "model.layers.0.attn.q_proj.weight": (rng.standard_normal((64, 64)) * 0.05).astype(np.float16),
         "model.layers.0.mlp.up.weight": (rng.standard_normal((128, 64)) * 0.05).astype(np.float32),
         "model.layers.0.mlp.up.weight_fp8": (rng.standard_normal((128, 64))).astype(
-            numpy_dtype("float8_e4m3fn")),
+            numpy_dtype("float8_e4m3fn")
+        ),
         "model.norm.weight": np.ones(64, np.float32),
     }
     written.append(directory / "tiny_llm.safetensors")
@@ -72,8 +73,10 @@ def build(directory: Path = DEMO_DIR) -> list[Path]:
 def _framework_demos(directory: Path) -> list[Path]:
     """torch / TensorFlow demo files, built by their backends' own demo helpers when present."""
     written: list[Path] = []
-    for module, func in (("tensor_inspector.demo.torch_demo", "make_demo_torch"),
-                         ("tensor_inspector.demo.tf_demo", "make_demo_tf")):
+    for module, func in (
+        ("tensor_inspector.demo.torch_demo", "make_demo_torch"),
+        ("tensor_inspector.demo.tf_demo", "make_demo_tf"),
+    ):
         try:
             mod = __import__(module, fromlist=[func])
         except ImportError:

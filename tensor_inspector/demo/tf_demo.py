@@ -20,8 +20,9 @@ def make_demo_tf(directory: Path) -> list[Path]:
     class Dense(tf.Module):
         def __init__(self, n_in: int, n_out: int, name: str):
             super().__init__(name=name)
-            self.kernel = tf.Variable((rng.standard_normal((n_in, n_out)) / np.sqrt(n_in))
-                                      .astype(np.float32), name="kernel")
+            self.kernel = tf.Variable(
+                (rng.standard_normal((n_in, n_out)) / np.sqrt(n_in)).astype(np.float32), name="kernel"
+            )
             self.bias = tf.Variable(np.zeros(n_out, np.float32), name="bias")
 
         def __call__(self, x, activation=True):
@@ -44,6 +45,7 @@ def make_demo_tf(directory: Path) -> list[Path]:
     out = directory / "mlp_savedmodel"
     if out.exists():
         import shutil
+
         shutil.rmtree(out)
     tf.saved_model.save(model, str(out), signatures={"serving_default": model.serve})
     return [out]

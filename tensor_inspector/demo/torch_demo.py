@@ -30,6 +30,7 @@ def _demo_model():  # type: ignore[no-untyped-def]
 def make_demo_torch(directory: Path) -> list[Path]:
     """Write ``demo_checkpoint.pt`` and ``demo_program.pt2`` into ``directory``; return their paths."""
     import torch
+
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     generator = torch.Generator().manual_seed(0)
@@ -45,8 +46,7 @@ def make_demo_torch(directory: Path) -> list[Path]:
 
     checkpoint = {
         "model": model.state_dict(),
-        "ema": {k: v.to(torch.bfloat16) for k, v in model.state_dict().items()
-                if v.is_floating_point()},
+        "ema": {k: v.to(torch.bfloat16) for k, v in model.state_dict().items() if v.is_floating_point()},
         "optimizer": optimizer.state_dict(),
         "epoch": 3,
         "global_step": 1200,

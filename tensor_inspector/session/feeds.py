@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Iterable, Sequence
 
 import numpy as np
 
+from tensor_inspector.core.dtypes import numpy_dtype
 from tensor_inspector.core.errors import InspectorError
 from tensor_inspector.core.nodes import FeedSpec
-from tensor_inspector.core.dtypes import numpy_dtype
 
 
 def load_npy(path: Path) -> np.ndarray:
@@ -38,16 +38,19 @@ def parse_feed(text: str, specs: Sequence[FeedSpec] = ()) -> tuple[str, np.ndarr
     spec = next((s for s in specs if s.name == name or s.name.split(":")[0] == name), None)
     if spec is None:  # a typo would otherwise be ignored and zeros used silently
         inputs = ", ".join(s.name for s in specs)
-        raise InspectorError(f"Unknown feed {name!r}: " + (
-            f"this node's inputs are {inputs}." if inputs else "this node takes no inputs."))
+        raise InspectorError(
+            f"Unknown feed {name!r}: "
+            + (f"this node's inputs are {inputs}." if inputs else "this node takes no inputs.")
+        )
     if value.startswith("@"):
         array = load_npy(Path(value[1:]))
         return (spec.name if spec else name), array
     try:
         literal = json.loads(value)
     except json.JSONDecodeError:
-        raise InspectorError(f"Feed {name!r}: {value!r} is not a JSON literal "
-                             "(use e.g. [[1,2],[3,4]] or @file.npy).") from None
+        raise InspectorError(
+            f"Feed {name!r}: {value!r} is not a JSON literal (use e.g. [[1,2],[3,4]] or @file.npy)."
+        ) from None
     dtype = numpy_dtype(spec.dtype) if spec and spec.dtype else None
     try:
         array = np.asarray(literal, dtype=dtype)

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import numpy as np
 
+from tensor_inspector.core.dtypes import numpy_dtype
 from tensor_inspector.core.errors import InspectorError
 from tensor_inspector.core.nodes import Node, check_shape
-from tensor_inspector.core.dtypes import numpy_dtype
 from tensor_inspector.session.feeds import load_npy
 
 
@@ -36,7 +36,8 @@ def check_replacement(value: np.ndarray, node: Node, allow_cast: bool = False) -
     if not allow_cast:
         raise InspectorError(
             f"Dtype mismatch for {node.id!r}: the file stores {target.name}, the new value is "
-            f"{value.dtype.name}; casting may lose precision (confirm with --cast).")
+            f"{value.dtype.name}; casting may lose precision (confirm with --cast)."
+        )
     with np.errstate(all="ignore"):
         return value.astype(target)
 

@@ -17,15 +17,15 @@ import json
 import os
 import shutil
 import tempfile
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Mapping
 
 import numpy as np
 
-from tensor_inspector.core.errors import InspectorError
 from tensor_inspector.backends import Source
 from tensor_inspector.core.atomic import _fsync_dir, atomic_write, fsync_path
+from tensor_inspector.core.errors import InspectorError
 
 
 def source_files(path: Path) -> list[Path]:
@@ -38,8 +38,11 @@ def source_files(path: Path) -> list[Path]:
         return [path]
     if path.is_dir():
         return sorted(p for p in path.rglob("*") if p.is_file())
-    return sorted(p for p in path.parent.glob(path.name + ".*")
-                  if p.name == path.name + ".index" or p.name.startswith(path.name + ".data-"))
+    return sorted(
+        p
+        for p in path.parent.glob(path.name + ".*")
+        if p.name == path.name + ".index" or p.name.startswith(path.name + ".data-")
+    )
 
 
 SHARDED_INDEX = ".safetensors.index.json"
@@ -79,8 +82,13 @@ class SaveReport:
     verified: list[str]
 
 
-def save(source: Source, replacements: Mapping[str, np.ndarray], target: str | Path,
-         opened_signature: str | None = None, backup: bool = True) -> SaveReport:
+def save(
+    source: Source,
+    replacements: Mapping[str, np.ndarray],
+    target: str | Path,
+    opened_signature: str | None = None,
+    backup: bool = True,
+) -> SaveReport:
     """Write ``source`` with ``replacements`` to ``target`` and verify the result.
 
     Saving onto ``source.path`` needs ``opened_signature`` (from ``file_signature`` at
@@ -89,19 +97,21 @@ def save(source: Source, replacements: Mapping[str, np.ndarray], target: str | P
     target = Path(target).absolute()
     in_place = target == source.path.absolute()
     if in_place and opened_signature is not None and file_signature(target) != opened_signature:
-        raise ChangedOnDisk(f"{target.name} changed on disk since it was opened; "
-                            "not overwriting it. Reopen it, or save under another name.")
+        raise ChangedOnDisk(
+            f"{target.name} changed on disk since it was opened; "
+            "not overwriting it. Reopen it, or save under another name."
+        )
     if _is_multi_file(source.path):
         backup_path = _save_files(source, replacements, target, backup and in_place)
     else:
-        backup_path = _save_path(source, replacements, target, source.path.is_dir(),
-                                 backup and in_place)
+        backup_path = _save_path(source, replacements, target, source.path.is_dir(), backup and in_place)
     verified = verify(source, replacements, target)
     return SaveReport(target, backup_path, verified)
 
 
-def _save_path(source: Source, replacements: Mapping[str, np.ndarray], target: Path,
-               is_dir: bool, make_backup: bool) -> Path | None:
+def _save_path(
+    source: Source, replacements: Mapping[str, np.ndarray], target: Path, is_dir: bool, make_backup: bool
+) -> Path | None:
     backup_path = target.with_name(target.name + ".bak") if make_backup else None
     with atomic_write(target, directory=is_dir, backup=backup_path) as tmp:
         source.write(tmp, replacements)
@@ -109,8 +119,9 @@ def _save_path(source: Source, replacements: Mapping[str, np.ndarray], target: P
     return backup_path
 
 
-def _save_files(source: Source, replacements: Mapping[str, np.ndarray], target: Path,
-                make_backup: bool) -> Path | None:
+def _save_files(
+    source: Source, replacements: Mapping[str, np.ndarray], target: Path, make_backup: bool
+) -> Path | None:
     """Several files (checkpoint prefix, sharded index): write all in a temp dir, then move.
 
     Backups: a checkpoint ``ckpt`` keeps its old files as the checkpoint ``ckpt.bak``
@@ -131,8 +142,10 @@ def _save_files(source: Source, replacements: Mapping[str, np.ndarray], target: 
         in_place = target == source.path.absolute()
         clash = {f.name for f in new_files} & {f.name for f in source_files(source.path)}
         if not in_place and target.parent == source.path.absolute().parent and clash:
-            raise InspectorError(f"Saving as {target.name} would overwrite {sorted(clash)[0]}, which "
-                                 f"belongs to {source.path.name}; choose another name or folder.")
+            raise InspectorError(
+                f"Saving as {target.name} would overwrite {sorted(clash)[0]}, which "
+                f"belongs to {source.path.name}; choose another name or folder."
+            )
         source.close()
         for old in source_files(target):
             if backup_path is None:
@@ -140,7 +153,7 @@ def _save_files(source: Source, replacements: Mapping[str, np.ndarray], target: 
             elif sharded:
                 os.replace(old, old.with_name(old.name + ".bak"))
             else:
-                os.replace(old, old.with_name(backup_path.name + old.name[len(target.name):]))
+                os.replace(old, old.with_name(backup_path.name + old.name[len(target.name) :]))
         # data first, the index last: a reader never sees an index without its data
         for file in sorted(new_files, key=lambda p: p.name.endswith((".index", SHARDED_INDEX))):
             os.replace(file, target.parent / file.name)
@@ -163,14 +176,17 @@ def verify(source: Source, replacements: Mapping[str, np.ndarray], target: Path)
         for node_id, expected in replacements.items():
             got = np.asarray(reopened.read(node_id))
             expected = np.asarray(expected)
-            same = (got.dtype == expected.dtype and got.shape == expected.shape
-                    and np.ascontiguousarray(got).tobytes() == np.ascontiguousarray(expected).tobytes())
+            same = (
+                got.dtype == expected.dtype
+                and got.shape == expected.shape
+                and np.ascontiguousarray(got).tobytes() == np.ascontiguousarray(expected).tobytes()
+            )
             if not same:
                 raise InspectorError(
                     f"Verification failed: {node_id!r} in the saved file differs from the value "
-                    f"written ({got.dtype}{list(got.shape)} vs {expected.dtype}{list(expected.shape)}).")
+                    f"written ({got.dtype}{list(got.shape)} vs {expected.dtype}{list(expected.shape)})."
+                )
             checked.append(node_id)
         return checked
     finally:
         reopened.close()
-

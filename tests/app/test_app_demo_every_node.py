@@ -28,8 +28,7 @@ def test_every_demo_node_shows_a_value(qtbot, window):
     window.value_failed.connect(failures.append)
     for handle, opened in list(window.files.items()):
         for node in (n for n in opened.nodes if n.has_value):
-            with qtbot.waitSignals([window.value_shown], timeout=WAIT_MS,
-                                   raising=False) as blocker:
+            with qtbot.waitSignals([window.value_shown], timeout=WAIT_MS, raising=False) as blocker:
                 window.tree.select(handle, node.id)
             qtbot.waitUntil(lambda: window.view.stats_ready() or bool(failures), timeout=WAIT_MS)
             assert blocker.signal_triggered and not failures, (opened.path.name, node.id, failures)

@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 
 from tensor_inspector.app.dialogs.export_dialog import ExportDialog
+from tensor_inspector.app.dialogs.trust_dialog import TrustDialog
 from tensor_inspector.app.views.feeds_panel import FeedChoice, FeedsPanel, build_feed, parse_shape
 from tensor_inspector.app.window.main_window import MainWindow
 from tensor_inspector.app.window.window_support import settings
-from tensor_inspector.app.dialogs.trust_dialog import TrustDialog
 from tensor_inspector.backends import FeedSpec, InspectorError, TrustRequired
 from tensor_inspector.core.export import export_array
 
@@ -171,8 +171,10 @@ def test_feeds_panel_asks_unknown_dims_and_builds_the_dict(qtbot):
 
 
 def test_trust_dialog_names_the_globals_and_defaults_to_cancel(qtbot, tmp_path):
-    error = TrustRequired("model.pt wants to import objects that are not on the safe list.",
-                          ["__main__.Net", "collections.OrderedDict"])
+    error = TrustRequired(
+        "model.pt wants to import objects that are not on the safe list.",
+        ["__main__.Net", "collections.OrderedDict"],
+    )
     dialog = TrustDialog(tmp_path / "model.pt", error)
     qtbot.addWidget(dialog)
     assert dialog.globals_needed() == ["__main__.Net", "collections.OrderedDict"]

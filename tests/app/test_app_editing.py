@@ -11,12 +11,12 @@ from PySide6.QtCore import Qt
 from PySide6.QtGui import QGuiApplication
 from PySide6.QtWidgets import QAbstractItemView, QLineEdit
 from safetensors.numpy import save_file
+from window_helpers import CUBE, open_file, show, window  # noqa: F401  (window: fixture)
 
 from tensor_inspector.app.editing import parse_cell
-from tensor_inspector.app.window.main_window import MainWindow
 from tensor_inspector.app.views.tree_model import MODIFIED_ROLE
+from tensor_inspector.app.window.main_window import MainWindow
 from tensor_inspector.backends import open_path
-from window_helpers import CUBE, open_file, show, window  # noqa: F401  (window: fixture)
 
 
 @pytest.fixture
@@ -80,8 +80,10 @@ def test_editing_a_slice_cell_of_a_3d_tensor_then_undo_redo(qtbot, window, npz):
     assert tree_mark(window, handle, None)[1].startswith("* cube.npz")
     assert tree_mark(window, handle, "other")[0] is None
 
-    keys = {a: [k.toString() for k in getattr(window.edit_flow, a).shortcuts()] for a in ("undo_action",
-                                                                                          "redo_action")}
+    keys = {
+        a: [k.toString() for k in getattr(window.edit_flow, a).shortcuts()]
+        for a in ("undo_action", "redo_action")
+    }
     assert "Ctrl+Z" in keys["undo_action"] and keys["redo_action"] == ["Ctrl+Shift+Z", "Ctrl+Y"]
     window.edit_flow.undo_action.trigger()
     np.testing.assert_array_equal(window.view.array(), CUBE)
@@ -158,7 +160,9 @@ def test_parse_cell_rules():
     assert parse_cell("1+2j", np.dtype(np.complex64)) == np.complex64(1 + 2j)
     assert parse_cell(" true ", np.dtype(bool)) is np.True_
     assert parse_cell("18446744073709551615", np.dtype(np.uint64)) == np.iinfo(np.uint64).max
-    assert parse_cell("0.3", np.dtype(ml_dtypes.float8_e4m3fn)) == np.array(0.3).astype(ml_dtypes.float8_e4m3fn)
+    assert parse_cell("0.3", np.dtype(ml_dtypes.float8_e4m3fn)) == np.array(0.3).astype(
+        ml_dtypes.float8_e4m3fn
+    )
     assert np.isnan(parse_cell("nan", np.dtype(np.float16)))
     with pytest.raises(ValueError, match="out of range for float16"):
         parse_cell("1e6", np.dtype(np.float16))
@@ -193,7 +197,9 @@ def test_replace_from_npy_checks_shape_and_asks_before_a_lossy_cast(qtbot, windo
     assert "shape [4, 3, 2]" in refused.args[0] and "[2, 3, 4]" in refused.args[0]
 
     asked = []
-    window.edit_flow.ask_lossy_cast = lambda node, src, dst: asked.append((node.id, src.name, dst.name)) or False
+    window.edit_flow.ask_lossy_cast = lambda node, src, dst: (
+        asked.append((node.id, src.name, dst.name)) or False
+    )
     with qtbot.waitSignal(window.edit_flow.message) as declined:
         window.edit_flow.replace_from_npy(handle, "cube", tmp_path / "wide.npy")
     assert asked == [("cube", "float64", "float32")] and "declined" in declined.args[0]
@@ -212,8 +218,13 @@ def test_replace_from_npy_checks_shape_and_asks_before_a_lossy_cast(qtbot, windo
 
     for _ in range(3):
         window.edit_flow.undo_action.trigger()
-    qtbot.waitUntil(lambda: window.shown() == (handle, "cube") and window.view.array() is not None
-                    and window.view.array()[0, 0, 0] == 0)
+    qtbot.waitUntil(
+        lambda: (
+            window.shown() == (handle, "cube")
+            and window.view.array() is not None
+            and window.view.array()[0, 0, 0] == 0
+        )
+    )
     np.testing.assert_array_equal(window.view.array(), CUBE)  # read from the file again
     assert not window.isWindowModified()
 

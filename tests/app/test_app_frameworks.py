@@ -35,12 +35,21 @@ def evaluate(qtbot, worker, handle, node_id, feeds=None):
     return blocker.args[1].array
 
 
-@pytest.mark.parametrize("path, nodes", [
-    (DEMO / "mlp_savedmodel", ["serving_default/StatefulPartitionedCall/hidden/Relu:0",
-                               "serving_default/StatefulPartitionedCall/probabilities:0",
-                               "variables/hidden/kernel"]),
-    (DEMO / "demo_program.pt2", ["graph/relu", "graph/linear", "graph/conv2d"]),
-], ids=["tensorflow", "torch.export"])
+@pytest.mark.parametrize(
+    "path, nodes",
+    [
+        (
+            DEMO / "mlp_savedmodel",
+            [
+                "serving_default/StatefulPartitionedCall/hidden/Relu:0",
+                "serving_default/StatefulPartitionedCall/probabilities:0",
+                "variables/hidden/kernel",
+            ],
+        ),
+        (DEMO / "demo_program.pt2", ["graph/relu", "graph/linear", "graph/conv2d"]),
+    ],
+    ids=["tensorflow", "torch.export"],
+)
 def test_graph_nodes_evaluate_repeatedly_from_worker_threads(qtbot, worker, path, nodes):
     opened = open_file(qtbot, worker, path)
     direct = open_path(path)
@@ -54,9 +63,13 @@ def test_graph_nodes_evaluate_repeatedly_from_worker_threads(qtbot, worker, path
 def test_feeds_reach_the_tensorflow_graph(qtbot, worker):
     opened = open_file(qtbot, worker, DEMO / "mlp_savedmodel")
     features = np.linspace(-1, 1, 32, dtype=np.float32).reshape(2, 16)
-    probs = evaluate(qtbot, worker, opened.handle,
-                     "serving_default/StatefulPartitionedCall/probabilities:0",
-                     feeds={"features": features})
+    probs = evaluate(
+        qtbot,
+        worker,
+        opened.handle,
+        "serving_default/StatefulPartitionedCall/probabilities:0",
+        feeds={"features": features},
+    )
     assert probs.shape == (2, 10)
     np.testing.assert_allclose(probs.sum(axis=1), 1.0, rtol=1e-5)
 
@@ -64,6 +77,7 @@ def test_feeds_reach_the_tensorflow_graph(qtbot, worker):
 @pytest.mark.parametrize("answer", [False, True], ids=["refused", "trusted"])
 def test_evaluating_a_saved_model_that_writes_files_asks_for_trust(qtbot, tmp_path, answer):
     import tf_fixtures
+
     from tensor_inspector.app.window.main_window import MainWindow
 
     canary = tmp_path / "canary.txt"

@@ -19,8 +19,9 @@ def run_python(code: str, tmp_path: Path) -> subprocess.CompletedProcess:
     env.pop("QT_QPA_PLATFORM", None)  # launch must pick offscreen by itself when there is no display
     env.pop("DISPLAY", None)
     env.pop("WAYLAND_DISPLAY", None)
-    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env,
-                          timeout=300, cwd=tmp_path)
+    return subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300, cwd=tmp_path
+    )
 
 
 def test_window_is_shown_before_any_framework_is_imported(tmp_path):
@@ -49,8 +50,10 @@ def arrays(tmp_path: Path) -> Path:
 
 def test_run_gui_screenshot_selects_waits_and_writes_a_png(tmp_path, arrays):
     out = tmp_path / "shots" / "gui.png"
-    code = ("import sys\nfrom tensor_inspector.app.window.launch import run_gui\n"
-            f"sys.exit(run_gui([{str(arrays)!r}], select='block', screenshot={str(out)!r}))\n")
+    code = (
+        "import sys\nfrom tensor_inspector.app.window.launch import run_gui\n"
+        f"sys.exit(run_gui([{str(arrays)!r}], select='block', screenshot={str(out)!r}))\n"
+    )
     result = run_python(code, tmp_path)
     assert result.returncode == 0, result.stderr
     image = QImage(str(out))
@@ -63,8 +66,10 @@ def test_run_gui_screenshot_selects_waits_and_writes_a_png(tmp_path, arrays):
 
 def test_run_gui_exits_non_zero_for_a_missing_node(tmp_path, arrays):
     out = tmp_path / "missing.png"
-    code = ("import sys\nfrom tensor_inspector.app.window.launch import run_gui\n"
-            f"sys.exit(run_gui([{str(arrays)!r}], select='nope', screenshot={str(out)!r}))\n")
+    code = (
+        "import sys\nfrom tensor_inspector.app.window.launch import run_gui\n"
+        f"sys.exit(run_gui([{str(arrays)!r}], select='nope', screenshot={str(out)!r}))\n"
+    )
     result = run_python(code, tmp_path)
     assert result.returncode == 1
     assert "No node named 'nope' in acts.npz." in result.stderr
@@ -74,8 +79,10 @@ def test_run_gui_exits_non_zero_for_a_missing_node(tmp_path, arrays):
 def test_run_gui_exits_non_zero_when_opening_fails(tmp_path):
     bad = tmp_path / "bad.npy"
     bad.write_bytes(b"\x93NUMPY\x01\x00broken")
-    code = ("import sys\nfrom tensor_inspector.app.window.launch import run_gui\n"
-            f"sys.exit(run_gui([{str(bad)!r}], select='array', screenshot={str(tmp_path / 'e.png')!r}))\n")
+    code = (
+        "import sys\nfrom tensor_inspector.app.window.launch import run_gui\n"
+        f"sys.exit(run_gui([{str(bad)!r}], select='array', screenshot={str(tmp_path / 'e.png')!r}))\n"
+    )
     result = run_python(code, tmp_path)
     assert result.returncode == 1
     assert "bad.npy" in result.stderr and "Traceback" not in result.stderr
@@ -85,8 +92,10 @@ def test_run_gui_exits_non_zero_when_opening_fails(tmp_path):
 def test_run_demo_screenshot(tmp_path):
     assert demo_files(), "the demo directory ships data files"
     out = tmp_path / "demo.png"
-    code = ("import sys\nfrom tensor_inspector.app.window.launch import run_demo\n"
-            f"sys.exit(run_demo(screenshot={str(out)!r}))\n")
+    code = (
+        "import sys\nfrom tensor_inspector.app.window.launch import run_demo\n"
+        f"sys.exit(run_demo(screenshot={str(out)!r}))\n"
+    )
     result = run_python(code, tmp_path)
     assert result.returncode == 0, result.stderr
     assert QImage(str(out)).width() == SCREENSHOT_SIZE[0]

@@ -8,12 +8,12 @@ from pathlib import Path
 import ml_dtypes
 import numpy as np
 from safetensors.numpy import save_file
+from window_helpers import CUBE, open_file, show, window  # noqa: F401  (window: fixture)
 
+from tensor_inspector.app.views.tree_model import MODIFIED_ROLE
 from tensor_inspector.app.window.main_window import MainWindow
 from tensor_inspector.app.window.save_flow import target_problem
-from tensor_inspector.app.views.tree_model import MODIFIED_ROLE
 from tensor_inspector.backends import open_path
-from window_helpers import CUBE, open_file, show, window  # noqa: F401  (window: fixture)
 
 
 def edit(win: MainWindow, row: int, col: int, text: str) -> None:
@@ -93,7 +93,10 @@ def test_save_as_writes_a_new_file_and_the_tree_follows_it(qtbot, window, tmp_pa
         directory.mkdir()
     (busy_dir / "notes.txt").write_text("keep me")
     assert "not an empty folder" in target_problem(saved_model, busy_dir)
-    assert target_problem(saved_model, empty_dir) is None and target_problem(saved_model, tmp_path / "new") is None
+    assert (
+        target_problem(saved_model, empty_dir) is None
+        and target_problem(saved_model, tmp_path / "new") is None
+    )
 
 
 def test_a_safetensors_bf16_edit_is_saved_with_its_exact_bits(qtbot, window, tmp_path):
@@ -150,6 +153,7 @@ def test_a_failing_rename_leaves_the_original_and_the_edits(qtbot, window, tmp_p
 
     def refuse(src, dst):
         raise PermissionError(13, "Permission denied", str(dst))
+
     monkeypatch.setattr(os, "replace", refuse)
     with qtbot.waitSignal(window.save_flow.failed, timeout=60000) as failed:
         window.save_flow.save()
@@ -168,8 +172,14 @@ def test_saving_a_torch_checkpoint_from_the_window(qtbot, window, tmp_path):
     import torch
 
     path = tmp_path / "model.pt"
-    torch.save({"w": torch.arange(12, dtype=torch.float32).reshape(3, 4),
-                "b": torch.ones(3, dtype=torch.bfloat16), "step": 7}, path)
+    torch.save(
+        {
+            "w": torch.arange(12, dtype=torch.float32).reshape(3, 4),
+            "b": torch.ones(3, dtype=torch.bfloat16),
+            "step": 7,
+        },
+        path,
+    )
     open_file(qtbot, window, path)
     show(qtbot, window, "w")
     edit(window, 1, 2, "123.5")
@@ -178,7 +188,9 @@ def test_saving_a_torch_checkpoint_from_the_window(qtbot, window, tmp_path):
     expected = torch.arange(12, dtype=torch.float32).reshape(3, 4)
     expected[1, 2] = 123.5
     assert torch.equal(loaded["w"], expected)
-    assert loaded["b"].dtype == torch.bfloat16 and torch.equal(loaded["b"], torch.ones(3, dtype=torch.bfloat16))
+    assert loaded["b"].dtype == torch.bfloat16 and torch.equal(
+        loaded["b"], torch.ones(3, dtype=torch.bfloat16)
+    )
     assert loaded["step"] == 7
     assert (tmp_path / "model.pt.bak").exists()
 
@@ -186,8 +198,9 @@ def test_saving_a_torch_checkpoint_from_the_window(qtbot, window, tmp_path):
 def test_saving_a_tf_checkpoint_from_the_window(qtbot, window, tmp_path):
     import tensorflow as tf
 
-    prefix = tf.train.Checkpoint(v=tf.Variable(np.arange(4, dtype=np.float32)),
-                                 n=tf.Variable(np.array([1, 2], np.int64))).write(str(tmp_path / "ckpt"))
+    prefix = tf.train.Checkpoint(
+        v=tf.Variable(np.arange(4, dtype=np.float32)), n=tf.Variable(np.array([1, 2], np.int64))
+    ).write(str(tmp_path / "ckpt"))
     open_file(qtbot, window, Path(prefix))
     show(qtbot, window, "v")
     edit(window, 2, 0, "-1.5")

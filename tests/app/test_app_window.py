@@ -10,21 +10,27 @@ from PySide6.QtCore import QMimeData, QPoint, QPointF, Qt, QUrl
 from PySide6.QtGui import QDragEnterEvent, QDropEvent
 from safetensors.numpy import save_file
 
+from tensor_inspector.app.views.tree_model import format_bytes, query_matches
 from tensor_inspector.app.window.launch import _Driver
 from tensor_inspector.app.window.main_window import MainWindow
-from tensor_inspector.app.views.tree_model import format_bytes, query_matches
-from tensor_inspector.backends import Node, NodeKind
 from tensor_inspector.app.window.window_support import settings
+from tensor_inspector.backends import Node, NodeKind
 
 
 @pytest.fixture
 def files(tmp_path: Path) -> dict[str, Path]:
     cube = np.arange(2 * 3 * 4, dtype=np.float32).reshape(2, 3, 4)
     np.save(tmp_path / "cube.npy", cube)
-    np.savez(tmp_path / "pair.npz", weight=np.full((4, 5), 2.5, np.float64), bias=np.arange(5, dtype=np.int64))
-    np.savez(tmp_path / "nested.npz", **{"enc/w": np.ones((2, 2), np.float32), "enc/b": np.zeros(2, np.float32)})
-    save_file({"layer/kernel": np.eye(3, dtype=np.float32), "layer/scale": np.ones(7, np.float16)},
-              str(tmp_path / "model.safetensors"))
+    np.savez(
+        tmp_path / "pair.npz", weight=np.full((4, 5), 2.5, np.float64), bias=np.arange(5, dtype=np.int64)
+    )
+    np.savez(
+        tmp_path / "nested.npz", **{"enc/w": np.ones((2, 2), np.float32), "enc/b": np.zeros(2, np.float32)}
+    )
+    save_file(
+        {"layer/kernel": np.eye(3, dtype=np.float32), "layer/scale": np.ones(7, np.float16)},
+        str(tmp_path / "model.safetensors"),
+    )
     (tmp_path / "broken.npy").write_bytes(b"\x93NUMPY\x01\x00garbage that is not a header")
     return {p.stem: p for p in tmp_path.iterdir()}
 
@@ -243,7 +249,16 @@ def test_tree_columns_and_sorting(qtbot, window, files):
 
 def test_filter_tokens_on_plain_nodes():
     node = Node("enc/layer_0/kernel", "kernel", NodeKind.TENSOR, dtype="bfloat16", shape=(4096, 128))
-    for query in ("bf16", "bfloat16", "kern", "*layer_?/kernel", "4096x", "x128", "4096x128", "enc bf16 x128"):
+    for query in (
+        "bf16",
+        "bfloat16",
+        "kern",
+        "*layer_?/kernel",
+        "4096x",
+        "x128",
+        "4096x128",
+        "enc bf16 x128",
+    ):
         assert query_matches(query, node), query
     for query in ("f32", "128x", "x4096", "40x", "bias", "kernel f16", "*bias*"):
         assert not query_matches(query, node), query
@@ -265,8 +280,11 @@ def test_interactive_select_waits_for_the_files(qtbot, window, files):
 
 
 def test_file_metadata_and_node_details_are_shown(qtbot, window, tmp_path):
-    save_file({"w": np.ones((2, 2), np.float32)}, str(tmp_path / "m.safetensors"),
-              metadata={"format": "pt", "trained_on": "demo data"})
+    save_file(
+        {"w": np.ones((2, 2), np.float32)},
+        str(tmp_path / "m.safetensors"),
+        metadata={"format": "pt", "trained_on": "demo data"},
+    )
     handle = open_and_wait(qtbot, window, tmp_path / "m.safetensors")
     window.tree.view.setCurrentIndex(window.tree.proxy.mapFromSource(window.tree.model.index(0, 0)))
     page = window.view.message_label.text()

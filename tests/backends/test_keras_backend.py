@@ -9,8 +9,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 import tf_fixtures
+
 from tensor_inspector.backends.base import CorruptFile, NodeKind, UnsupportedFormat
 from tensor_inspector.backends.keras.backend import KerasBackend
 
@@ -27,8 +27,10 @@ def files(tmp_path_factory) -> dict[str, Path]:
 
 def _reference_weights(path: Path) -> list[np.ndarray]:
     import keras
-    model = keras.models.load_model(path, safe_mode=False, compile=False,
-                                    custom_objects={"touch_canary": lambda t: t * 2.0})
+
+    model = keras.models.load_model(
+        path, safe_mode=False, compile=False, custom_objects={"touch_canary": lambda t: t * 2.0}
+    )
     return [w.numpy() for w in model.weights]
 
 
@@ -58,9 +60,13 @@ def test_lambda_listed_flagged_and_never_executed(files, kind):
 
 def test_weights_equal_keras_loader(files):
     import keras  # noqa: F401  (loaded here only to build the reference values)
+
     with BACKEND.open(files["keras"]) as source:
-        kernel = next(n for n in source.nodes.values() if n.metadata.get("layer") == "d1"
-                      and n.kind is NodeKind.TENSOR and len(n.shape) == 2)
+        kernel = next(
+            n
+            for n in source.nodes.values()
+            if n.metadata.get("layer") == "d1" and n.kind is NodeKind.TENSOR and len(n.shape) == 2
+        )
         values = sorted(source.read(n.id).tobytes() for n in source.value_nodes())
     assert kernel.shape == (3, 4)
     reference = sorted(w.tobytes() for w in _reference_weights(files["keras"]))
@@ -72,9 +78,11 @@ def test_weights_equal_keras_loader(files):
 
 
 def test_opening_does_not_import_tensorflow_or_keras(files):
-    code = ("import sys; from tensor_inspector.backends.keras.backend import KerasBackend as K;"
-            f"s = K().open({str(files['keras'])!r}); [s.read(n.id) for n in s.value_nodes()];"
-            "print(sorted(m for m in ('tensorflow', 'keras', 'torch') if m in sys.modules))")
+    code = (
+        "import sys; from tensor_inspector.backends.keras.backend import KerasBackend as K;"
+        f"s = K().open({str(files['keras'])!r}); [s.read(n.id) for n in s.value_nodes()];"
+        "print(sorted(m for m in ('tensorflow', 'keras', 'torch') if m in sys.modules))"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
 

@@ -44,7 +44,12 @@ def test_npy_every_dtype_reads_exactly(tmp_path, dtype):
     source = open_path(tmp_path / "a.npy")
     node = source.node("array")
     assert node.name == "a"  # the tree shows the file name
-    assert (node.kind, node.dtype, node.shape, node.nbytes) == (NodeKind.TENSOR, dtype.name, (3, 4), array.nbytes)
+    assert (node.kind, node.dtype, node.shape, node.nbytes) == (
+        NodeKind.TENSOR,
+        dtype.name,
+        (3, 4),
+        array.nbytes,
+    )
     assert same_bits(np.asarray(source.read("array")), array)
 
 

@@ -13,12 +13,11 @@ import ml_dtypes
 import numpy as np
 import pytest
 import torch
+from torch_fixtures import SystemPayload, hostile_pickle
 
-from tensor_inspector.backends import (
-    CorruptFile, NodeKind, TrustRequired, open_path)
+from tensor_inspector.backends import CorruptFile, NodeKind, TrustRequired, open_path
 from tensor_inspector.backends.pickles.backend import PickleBackend
 from tensor_inspector.backends.pickles.safe_unpickler import globals_in_pickle
-from torch_fixtures import SystemPayload, hostile_pickle
 
 
 def sample() -> dict:
@@ -90,6 +89,7 @@ def test_hostile_storage_bytes_inside_a_tensor_pickle(tmp_path: Path) -> None:
     class Storage:
         def __reduce__(self):  # type: ignore[no-untyped-def]
             from torch.storage import _load_from_bytes
+
             return (_load_from_bytes, (buffer.getvalue(),))
 
     path = tmp_path / "tensor.pkl"

@@ -18,8 +18,16 @@ class TextTensorSource(Source):
     def __init__(self, path):
         super().__init__(path)
         self.values = np.array([float(v) for v in path.read_text()[4:].split(",")], np.float32)
-        self._add(Node(id="values", name="values", kind=NodeKind.TENSOR, dtype="float32",
-                       shape=self.values.shape, nbytes=self.values.nbytes))
+        self._add(
+            Node(
+                id="values",
+                name="values",
+                kind=NodeKind.TENSOR,
+                dtype="float32",
+                shape=self.values.shape,
+                nbytes=self.values.nbytes,
+            )
+        )
 
     def _read(self, node, index):
         return self.values if index is None else self.values[index]
@@ -45,6 +53,7 @@ class NeedsMissingFramework(TextTensorBackend):
 @pytest.fixture
 def plugin(monkeypatch):
     """Register a backend the way a third-party package's entry point would."""
+
     def fake_entry_points(group=None):
         assert group == registry.ENTRY_POINT_GROUP
         return [EntryPoint("text-tensor", f"{__name__}:TextTensorBackend", group)]
@@ -64,8 +73,14 @@ def test_entry_point_backend_opens_its_files(plugin, tmp_path):
 
 
 def test_builtin_backends_are_all_registered():
-    assert set(registry.available_backends()) >= {"numpy", "safetensors", "torch", "pickle",
-                                                  "tensorflow", "keras"}
+    assert set(registry.available_backends()) >= {
+        "numpy",
+        "safetensors",
+        "torch",
+        "pickle",
+        "tensorflow",
+        "keras",
+    }
 
 
 def test_missing_framework_names_the_extra(tmp_path, monkeypatch):

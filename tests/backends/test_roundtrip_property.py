@@ -6,9 +6,10 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
-from hypothesis import HealthCheck, event, given, settings, strategies as st
-
+from hypothesis import HealthCheck, event, given, settings
+from hypothesis import strategies as st
 from roundtrip_formats import FORMATS, SLOW_FORMATS
+
 from tensor_inspector.backends import open_path
 from tensor_inspector.core.dtypes import numpy_dtype
 from tensor_inspector.session.saving import save
@@ -33,7 +34,7 @@ def cases(draw, formats=tuple(sorted(FORMATS))):
     builder, dtypes, multi = ALL_FORMATS[fmt]
     dtype = numpy_dtype(draw(st.sampled_from(dtypes)))
     shape = draw(SHAPES)
-    seed = draw(st.integers(0, 2 ** 32 - 1))
+    seed = draw(st.integers(0, 2**32 - 1))
     return fmt, dtype, shape, seed
 
 

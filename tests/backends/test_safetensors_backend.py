@@ -7,15 +7,32 @@ import numpy as np
 import pytest
 import torch
 from safetensors.numpy import save_file as save_numpy
-from safetensors.torch import load_file, save_file as save_torch
+from safetensors.torch import load_file
+from safetensors.torch import save_file as save_torch
 
 from tensor_inspector.backends import CorruptFile, open_path
 from tensor_inspector.core.dtypes import numpy_dtype
 
-NUMPY_DTYPES = ["float16", "float32", "float64", "int8", "int16", "int32", "int64",
-                "uint8", "uint16", "uint32", "uint64", "bool", "complex64"]
-TORCH_DTYPES = {"bfloat16": torch.bfloat16, "float8_e4m3fn": torch.float8_e4m3fn,
-                "float8_e5m2": torch.float8_e5m2}
+NUMPY_DTYPES = [
+    "float16",
+    "float32",
+    "float64",
+    "int8",
+    "int16",
+    "int32",
+    "int64",
+    "uint8",
+    "uint16",
+    "uint32",
+    "uint64",
+    "bool",
+    "complex64",
+]
+TORCH_DTYPES = {
+    "bfloat16": torch.bfloat16,
+    "float8_e4m3fn": torch.float8_e4m3fn,
+    "float8_e5m2": torch.float8_e5m2,
+}
 
 
 @pytest.mark.parametrize("dtype", NUMPY_DTYPES)
@@ -53,9 +70,10 @@ def test_metadata_order_empty_and_five_d(tmp_path):
 def test_sharded_index_opens_as_one_tree(tmp_path):
     save_torch({"a": torch.ones(2)}, tmp_path / "model-00001-of-00002.safetensors")
     save_torch({"b": torch.full((3,), 2.0)}, tmp_path / "model-00002-of-00002.safetensors")
-    index = {"metadata": {"total_size": 20},
-             "weight_map": {"a": "model-00001-of-00002.safetensors",
-                            "b": "model-00002-of-00002.safetensors"}}
+    index = {
+        "metadata": {"total_size": 20},
+        "weight_map": {"a": "model-00001-of-00002.safetensors", "b": "model-00002-of-00002.safetensors"},
+    }
     (tmp_path / "model.safetensors.index.json").write_text(json.dumps(index))
     source = open_path(tmp_path / "model.safetensors.index.json")
     assert [n.id for n in source.value_nodes()] == ["a", "b"]
@@ -78,7 +96,9 @@ def test_truncated_data_and_bad_json(tmp_path):
     with pytest.raises(CorruptFile, match="past the end"):
         open_path(tmp_path / "t.safetensors")
     header_len = struct.unpack("<Q", data[:8])[0]
-    (tmp_path / "j.safetensors").write_bytes(data[:8] + b"{" + b"x" * (header_len - 1) + data[8 + header_len:])
+    (tmp_path / "j.safetensors").write_bytes(
+        data[:8] + b"{" + b"x" * (header_len - 1) + data[8 + header_len :]
+    )
     with pytest.raises(CorruptFile, match="not valid JSON"):
         open_path(tmp_path / "j.safetensors")
 
@@ -98,13 +118,22 @@ def test_write_keeps_metadata_order_and_untouched_bytes(tmp_path):
 
 
 def _sharded(tmp_path):
-    save_torch({"a": torch.ones(2), "c": torch.zeros(3, dtype=torch.bfloat16)},
-               tmp_path / "model-00001-of-00002.safetensors", metadata={"format": "pt"})
-    save_torch({"b": torch.full((3,), 2.0)}, tmp_path / "model-00002-of-00002.safetensors",
-               metadata={"format": "pt"})
-    index = {"metadata": {"total_size": 26},
-             "weight_map": {"a": "model-00001-of-00002.safetensors", "c": "model-00001-of-00002.safetensors",
-                            "b": "model-00002-of-00002.safetensors"}}
+    save_torch(
+        {"a": torch.ones(2), "c": torch.zeros(3, dtype=torch.bfloat16)},
+        tmp_path / "model-00001-of-00002.safetensors",
+        metadata={"format": "pt"},
+    )
+    save_torch(
+        {"b": torch.full((3,), 2.0)}, tmp_path / "model-00002-of-00002.safetensors", metadata={"format": "pt"}
+    )
+    index = {
+        "metadata": {"total_size": 26},
+        "weight_map": {
+            "a": "model-00001-of-00002.safetensors",
+            "c": "model-00001-of-00002.safetensors",
+            "b": "model-00002-of-00002.safetensors",
+        },
+    }
     path = tmp_path / "model.safetensors.index.json"
     path.write_text(json.dumps(index))
     return path
@@ -121,16 +150,19 @@ def test_sharded_save_as_and_in_place(tmp_path):
     assert {p.name: p.read_bytes() for p in tmp_path.iterdir() if p.name in originals} == originals
     index = json.loads((tmp_path / "edited.safetensors.index.json").read_text())
     assert index["metadata"] == {"total_size": 26}
-    assert index["weight_map"] == {"a": "edited-00001-of-00002.safetensors",
-                                   "c": "edited-00001-of-00002.safetensors",
-                                   "b": "edited-00002-of-00002.safetensors"}
-    assert torch.equal(load_file(tmp_path / "edited-00002-of-00002.safetensors")["b"], torch.tensor([7., 8, 9]))
+    assert index["weight_map"] == {
+        "a": "edited-00001-of-00002.safetensors",
+        "c": "edited-00001-of-00002.safetensors",
+        "b": "edited-00002-of-00002.safetensors",
+    }
+    assert torch.equal(
+        load_file(tmp_path / "edited-00002-of-00002.safetensors")["b"], torch.tensor([7.0, 8, 9])
+    )
     first = load_file(tmp_path / "edited-00001-of-00002.safetensors")
     assert first["c"].dtype == torch.bfloat16 and torch.equal(first["a"], torch.ones(2))
 
     source = open_path(path)
-    report = save(source, {"a": np.array([5, 6], np.float32)}, path,
-                  opened_signature=source.opened_signature)
+    report = save(source, {"a": np.array([5, 6], np.float32)}, path, opened_signature=source.opened_signature)
     assert report.backup == tmp_path / "model.safetensors.index.json.bak"
     for name, data in originals.items():
         assert (tmp_path / (name + ".bak")).read_bytes() == data

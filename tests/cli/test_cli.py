@@ -24,8 +24,7 @@ def run(capsys, *args):
 @pytest.fixture
 def npz(tmp_path):
     path = tmp_path / "m.npz"
-    np.savez(path, w=np.arange(24, dtype=np.float32).reshape(2, 3, 4),
-             n=np.array([1.0, np.nan, np.inf, 0.0]))
+    np.savez(path, w=np.arange(24, dtype=np.float32).reshape(2, 3, 4), n=np.array([1.0, np.nan, np.inf, 0.0]))
     return path
 
 
@@ -33,8 +32,10 @@ def test_ls_json_keys(capsys, npz):
     code, out, _ = run(capsys, "ls", npz, "--json")
     assert code == 0
     rows = json.loads(out)
-    assert rows == [{"id": "w", "kind": "tensor", "dtype": "float32", "shape": [2, 3, 4]},
-                    {"id": "n", "kind": "tensor", "dtype": "float64", "shape": [4]}]
+    assert rows == [
+        {"id": "w", "kind": "tensor", "dtype": "float32", "shape": [2, 3, 4]},
+        {"id": "n", "kind": "tensor", "dtype": "float64", "shape": [4]},
+    ]
 
 
 def test_ls_table(capsys, npz):
@@ -77,8 +78,9 @@ def test_export_is_bit_identical_for_every_dtype(capsys, tmp_path, dtype):
 def test_export_bf16_from_safetensors_stays_bf16(capsys, tmp_path):
     tensor = torch.randn(4, 4).to(torch.bfloat16)
     save_torch({"layer.w": tensor}, tmp_path / "m.safetensors")
-    code, _, _ = run(capsys, "export", tmp_path / "m.safetensors", "layer.w", "-o", tmp_path / "w.npy",
-                     "--slice", "1:3")
+    code, _, _ = run(
+        capsys, "export", tmp_path / "m.safetensors", "layer.w", "-o", tmp_path / "w.npy", "--slice", "1:3"
+    )
     assert code == 0
     back = np.load(tmp_path / "w.npy")
     assert back.dtype == numpy_dtype("bfloat16")
@@ -90,7 +92,7 @@ BAD_INPUTS = {
     "pickle.npy": lambda p: p.write_bytes(pickle.dumps(ZeroDivisionError("not an array"))),
     "truncated.npy": lambda p: p.write_bytes(_npy_bytes(np.arange(100.0))[:-50]),
     "shortdata.npy": lambda p: p.write_bytes(_npy_bytes(np.arange(100.0))[:200]),
-    "header.safetensors": lambda p: p.write_bytes((10 ** 6).to_bytes(8, "little") + b'{"a":1}'),
+    "header.safetensors": lambda p: p.write_bytes((10**6).to_bytes(8, "little") + b'{"a":1}'),
     "empty.npz": lambda p: p.write_bytes(b""),
     "folder": lambda p: (p.mkdir(), (p / "readme.txt").write_text("nothing here")),
     "missing.npy": lambda p: None,
@@ -99,6 +101,7 @@ BAD_INPUTS = {
 
 def _npy_bytes(array):
     import io
+
     buf = io.BytesIO()
     np.save(buf, array)
     return buf.getvalue()
@@ -161,6 +164,10 @@ def test_import_in_place_keeps_backup(capsys, tmp_path, npz):
 
 
 def test_console_entry_point_runs():
-    result = subprocess.run([sys.executable, "-m", "tensor_inspector", "ls", "--help"],
-                            capture_output=True, text=True, timeout=120)
+    result = subprocess.run(
+        [sys.executable, "-m", "tensor_inspector", "ls", "--help"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert result.returncode == 0 and "--json" in result.stdout

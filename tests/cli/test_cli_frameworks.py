@@ -6,9 +6,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from torch_fixtures import three_layer
 
 from tensor_inspector.cli import main
-from torch_fixtures import three_layer
 
 DEMO = Path(__file__).parents[2] / "tensor_inspector" / "resources" / "demo"
 SAVED_MODEL = DEMO / "mlp_savedmodel"
@@ -24,6 +24,7 @@ def run(capsys, *args):
 @pytest.fixture(scope="module")
 def mlp():
     import tensorflow as tf
+
     return tf.saved_model.load(str(SAVED_MODEL))
 
 
@@ -31,15 +32,20 @@ def test_ls_saved_model_lists_variables_and_graph_nodes(capsys):
     code, out, _ = run(capsys, "ls", SAVED_MODEL, "--json")
     rows = {r["id"]: r for r in json.loads(out)}
     assert code == 0
-    assert rows["variables/hidden/kernel"] == {"id": "variables/hidden/kernel", "kind": "tensor",
-                                               "dtype": "float32", "shape": [16, 32]}
+    assert rows["variables/hidden/kernel"] == {
+        "id": "variables/hidden/kernel",
+        "kind": "tensor",
+        "dtype": "float32",
+        "shape": [16, 32],
+    }
     assert rows[RELU]["kind"] == "computed" and rows[RELU]["shape"] == [None, 32]
 
 
 def test_show_graph_node_with_json_feed_equals_tensorflow(capsys, mlp):
     features = np.linspace(-2, 2, 32, dtype=np.float32).reshape(2, 16)
-    code, out, err = run(capsys, "show", SAVED_MODEL, RELU, "--json",
-                         "--feed", f"features={json.dumps(features.tolist())}")
+    code, out, err = run(
+        capsys, "show", SAVED_MODEL, RELU, "--json", "--feed", f"features={json.dumps(features.tolist())}"
+    )
     assert code == 0, err
     hidden = mlp.hidden
     expected = np.maximum(features @ hidden.kernel.numpy() + hidden.bias.numpy(), 0)
@@ -52,8 +58,16 @@ def test_export_signature_output_with_npy_feed_equals_calling_the_signature(caps
     features = np.random.default_rng(0).standard_normal((3, 16)).astype(np.float32)
     np.save(tmp_path / "x.npy", features)
     node = "serving_default/StatefulPartitionedCall/probabilities:0"
-    code, _, err = run(capsys, "export", SAVED_MODEL, node, "-o", tmp_path / "p.npy",
-                       "--feed", f"features=@{tmp_path / 'x.npy'}")
+    code, _, err = run(
+        capsys,
+        "export",
+        SAVED_MODEL,
+        node,
+        "-o",
+        tmp_path / "p.npy",
+        "--feed",
+        f"features=@{tmp_path / 'x.npy'}",
+    )
     assert code == 0, err
     expected = mlp.signatures["serving_default"](features=features)["probabilities"].numpy()
     np.testing.assert_allclose(np.load(tmp_path / "p.npy"), expected, rtol=1e-6)
@@ -61,6 +75,7 @@ def test_export_signature_output_with_npy_feed_equals_calling_the_signature(caps
 
 def test_export_variable_equals_checkpoint_reader(capsys, tmp_path):
     import tensorflow as tf
+
     code, _, _ = run(capsys, "export", SAVED_MODEL, "variables/logits/kernel", "-o", tmp_path / "k.npy")
     reader = tf.train.load_checkpoint(str(SAVED_MODEL / "variables" / "variables"))
     key = next(k for k in reader.get_variable_to_shape_map() if k.startswith("logits/kernel"))
@@ -83,8 +98,16 @@ def test_torch_export_graph_node_with_feed(capsys, tmp_path):
     assert code == 0 and graph_ids
     feed = torch.randn(2, 4)
     out_node = graph_ids[-1]
-    code, _, err = run(capsys, "export", tmp_path / "m.pt2", out_node, "-o", tmp_path / "y.npy",
-                       "--feed", f"x=@{_save(tmp_path / 'x.npy', feed.numpy())}")
+    code, _, err = run(
+        capsys,
+        "export",
+        tmp_path / "m.pt2",
+        out_node,
+        "-o",
+        tmp_path / "y.npy",
+        "--feed",
+        f"x=@{_save(tmp_path / 'x.npy', feed.numpy())}",
+    )
     assert code == 0, err
     with torch.no_grad():
         expected = model(feed).numpy()

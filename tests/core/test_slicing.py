@@ -20,15 +20,18 @@ from tensor_inspector.core.slicing import (
 )
 
 
-@pytest.mark.parametrize("expr, expected", [
-    ("0,:,3:7", (0, slice(None), slice(3, 7))),
-    ("[1, ::2, -1]", (1, slice(None, None, 2), -1)),
-    ("(2,)", (2,)),
-    ("", ()),
-    (" 5 ", (5,)),
-    ("-3:", (slice(-3, None),)),
-    ("1:10:3", (slice(1, 10, 3),)),
-])
+@pytest.mark.parametrize(
+    "expr, expected",
+    [
+        ("0,:,3:7", (0, slice(None), slice(3, 7))),
+        ("[1, ::2, -1]", (1, slice(None, None, 2), -1)),
+        ("(2,)", (2,)),
+        ("", ()),
+        (" 5 ", (5,)),
+        ("-3:", (slice(-3, None),)),
+        ("1:10:3", (slice(1, 10, 3),)),
+    ],
+)
 def test_parse_index(expr, expected):
     assert parse_index(expr) == expected
 
@@ -49,8 +52,12 @@ def test_format_index():
 
 part = st.one_of(
     st.integers(-50, 50),
-    st.builds(slice, st.none() | st.integers(-9, 9), st.none() | st.integers(-9, 9),
-              st.none() | st.integers(1, 4) | st.integers(-4, -1)),
+    st.builds(
+        slice,
+        st.none() | st.integers(-9, 9),
+        st.none() | st.integers(-9, 9),
+        st.none() | st.integers(1, 4) | st.integers(-4, -1),
+    ),
 )
 
 

@@ -5,9 +5,9 @@ import threading
 import numpy as np
 import pytest
 
+from tensor_inspector.backends.base import Cancelled
 from tensor_inspector.core import stats as stats_mod
 from tensor_inspector.core.dtypes import numpy_dtype
-from tensor_inspector.backends.base import Cancelled
 from tensor_inspector.core.stats import compute_stats, display_levels, strided_sample
 
 
@@ -25,14 +25,23 @@ def test_float_stats_match_numpy_across_chunks(monkeypatch):
     assert s.hist_counts.sum() == finite.size and len(s.hist_edges) == 65
 
 
-@pytest.mark.parametrize("array", [
-    np.array([], np.float32), np.full(10, np.nan), np.array([True, False, True]),
-    np.arange(-5, 5, dtype=np.int8), np.array([2 ** 63 + 5, 1], np.uint64),
-    np.array([1 + 2j, np.nan + 0j, 3j], np.complex64), np.zeros((3, 0, 2)),
-    np.array(4.5), np.array(["a", "b"]),
-    np.array([1.5, -2, np.nan], numpy_dtype("bfloat16")),
-    np.array([0.5, 448, -1], numpy_dtype("float8_e4m3fn")),
-], ids=lambda a: f"{a.dtype}{list(a.shape)}")
+@pytest.mark.parametrize(
+    "array",
+    [
+        np.array([], np.float32),
+        np.full(10, np.nan),
+        np.array([True, False, True]),
+        np.arange(-5, 5, dtype=np.int8),
+        np.array([2**63 + 5, 1], np.uint64),
+        np.array([1 + 2j, np.nan + 0j, 3j], np.complex64),
+        np.zeros((3, 0, 2)),
+        np.array(4.5),
+        np.array(["a", "b"]),
+        np.array([1.5, -2, np.nan], numpy_dtype("bfloat16")),
+        np.array([0.5, 448, -1], numpy_dtype("float8_e4m3fn")),
+    ],
+    ids=lambda a: f"{a.dtype}{list(a.shape)}",
+)
 def test_never_crashes(array):
     s = compute_stats(array)
     assert s.count == array.size and s.dtype == array.dtype.name
@@ -40,8 +49,8 @@ def test_never_crashes(array):
 
 
 def test_integers_stay_exact():
-    s = compute_stats(np.array([2 ** 62 + 1, -3], np.int64))
-    assert s.max == 2 ** 62 + 1 and s.min == -3
+    s = compute_stats(np.array([2**62 + 1, -3], np.int64))
+    assert s.max == 2**62 + 1 and s.min == -3
 
 
 def test_complex_uses_magnitude_for_range():

@@ -5,9 +5,10 @@ import os
 import numpy as np
 import pytest
 
-from tensor_inspector.backends import InspectorError, open_path
 from tensor_inspector.core import atomic
+from tensor_inspector.core.errors import InspectorError
 from tensor_inspector.session import saving
+from tensor_inspector.session.opening import open_source as open_path
 from tensor_inspector.session.saving import file_signature, save
 
 

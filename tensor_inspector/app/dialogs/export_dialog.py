@@ -9,21 +9,34 @@ Cancel then stops the write and leaves no file.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
-    QApplication, QButtonGroup, QComboBox, QDialog, QDialogButtonBox, QFileDialog, QFormLayout, QHBoxLayout,
-    QLabel, QLineEdit, QMessageBox, QProgressBar, QRadioButton, QToolButton, QVBoxLayout, QWidget,
+    QApplication,
+    QButtonGroup,
+    QComboBox,
+    QDialog,
+    QDialogButtonBox,
+    QFileDialog,
+    QFormLayout,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QMessageBox,
+    QProgressBar,
+    QRadioButton,
+    QToolButton,
+    QVBoxLayout,
+    QWidget,
 )
 
 from tensor_inspector.app.background import BackgroundRunner
-
 from tensor_inspector.app.views.tree_model import format_bytes, format_shape
-from tensor_inspector.core.errors import InspectorError
 from tensor_inspector.core.dtypes import numpy_dtype, short_name
+from tensor_inspector.core.errors import InspectorError
 from tensor_inspector.core.export import AS_STORED, CAST_CHOICES, FORMATS, estimated_size, export_array
 from tensor_inspector.core.slicing import format_index
 
@@ -32,8 +45,13 @@ _FILTERS = {"npy": "NumPy array (*.npy)", "npz": "NumPy archive (*.npz)", "csv":
 
 
 def _ask_overwrite(parent: QWidget, path: Path) -> bool:
-    answer = QMessageBox.question(parent, "Overwrite?", f"{path.name} already exists. Replace it?",
-                                  QMessageBox.Yes | QMessageBox.No, QMessageBox.No)
+    answer = QMessageBox.question(
+        parent,
+        "Overwrite?",
+        f"{path.name} already exists. Replace it?",
+        QMessageBox.Yes | QMessageBox.No,
+        QMessageBox.No,
+    )
     return answer == QMessageBox.Yes
 
 
@@ -43,8 +61,14 @@ class ExportDialog(QDialog):
     exported = Signal(str)  # the path written
     _progress = Signal(float)  # emitted from the writing thread, delivered queued
 
-    def __init__(self, array: np.ndarray, slice_index: tuple = (), name: str = "array",
-                 directory: str | Path = "", parent: QWidget | None = None):
+    def __init__(
+        self,
+        array: np.ndarray,
+        slice_index: tuple = (),
+        name: str = "array",
+        directory: str | Path = "",
+        parent: QWidget | None = None,
+    ):
         super().__init__(parent)
         self.setWindowTitle(f"Export {name}")
         self.setMinimumWidth(520)
@@ -144,10 +168,14 @@ class ExportDialog(QDialog):
 
     # -- behaviour ------------------------------------------------------------------------
     def _browse(self) -> None:
-        path, _ = QFileDialog.getSaveFileName(self, "Export to", self.path_edit.text(),
-                                              ";;".join(_FILTERS[f] for f in FORMATS),
-                                              _FILTERS[self.fmt()],
-                                              QFileDialog.DontConfirmOverwrite)
+        path, _ = QFileDialog.getSaveFileName(
+            self,
+            "Export to",
+            self.path_edit.text(),
+            ";;".join(_FILTERS[f] for f in FORMATS),
+            _FILTERS[self.fmt()],
+            QFileDialog.DontConfirmOverwrite,
+        )
         if path:
             self.set_path(path)
 
@@ -176,7 +204,9 @@ class ExportDialog(QDialog):
         dtype = array.dtype if dtype_choice == AS_STORED else numpy_dtype(dtype_choice)
         problem = ""
         if fmt == "csv" and array.ndim > 2:
-            problem = f"CSV holds at most 2-D data; this is {array.ndim}-D. Export the current slice or use .npy."
+            problem = (
+                f"CSV holds at most 2-D data; this is {array.ndim}-D. Export the current slice or use .npy."
+            )
         size = estimated_size(array.shape, dtype, fmt)
         approx = "≈ " if fmt == "csv" else ""
         text = f"{format_shape(array.shape)} {dtype.name}, {approx}{format_bytes(size)}"
@@ -211,9 +241,19 @@ class ExportDialog(QDialog):
         self.progress.setValue(0)
         self.progress.show()
         self.info.setText(f"Writing {path.name}…")
-        self._runner.submit("export", export_array, array, path, fmt=fmt, dtype=dtype, key=key,
-                            progress=self._progress.emit, cancellable=True,
-                            on_done=lambda _: self._done(path), on_error=self._background_failed)
+        self._runner.submit(
+            "export",
+            export_array,
+            array,
+            path,
+            fmt=fmt,
+            dtype=dtype,
+            key=key,
+            progress=self._progress.emit,
+            cancellable=True,
+            on_done=lambda _: self._done(path),
+            on_error=self._background_failed,
+        )
 
     def is_writing(self) -> bool:
         return bool(self._runner.pending("export"))

@@ -11,7 +11,14 @@ from pathlib import Path
 
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import (
-    QDialog, QDialogButtonBox, QLabel, QListWidget, QPushButton, QStyle, QVBoxLayout, QHBoxLayout,
+    QDialog,
+    QDialogButtonBox,
+    QHBoxLayout,
+    QLabel,
+    QListWidget,
+    QPushButton,
+    QStyle,
+    QVBoxLayout,
     QWidget,
 )
 
@@ -40,7 +47,8 @@ class TrustDialog(QDialog):
         top.addWidget(icon)
         self.message = QLabel(
             f"<p><b>{html.escape(self.path.name)}</b> cannot be opened safely.</p>"
-            f"<p>{html.escape(str(error))}</p><p>{html.escape(RISK_TEXT)}</p>")
+            f"<p>{html.escape(str(error))}</p><p>{html.escape(RISK_TEXT)}</p>"
+        )
         self.message.setWordWrap(True)
         self.message.setTextFormat(Qt.RichText)
         top.addWidget(self.message, 1)

@@ -11,17 +11,27 @@ from __future__ import annotations
 import numpy as np
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QKeySequence, QShortcut
-from PySide6.QtWidgets import (QComboBox, QHBoxLayout, QLabel, QSpinBox, QSplitter, QStackedWidget, QToolButton,
-                               QTableView, QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (
+    QComboBox,
+    QHBoxLayout,
+    QLabel,
+    QSpinBox,
+    QSplitter,
+    QStackedWidget,
+    QTableView,
+    QToolButton,
+    QVBoxLayout,
+    QWidget,
+)
 
-from tensor_inspector.app.views.axes_selector import AxesSelector
 from tensor_inspector.app.background import BackgroundRunner
+from tensor_inspector.app.views.axes_selector import AxesSelector
 from tensor_inspector.app.views.heatmap import HeatmapView
-from tensor_inspector.core.number_format import MODES, NumberFormat, exact_text
 from tensor_inspector.app.views.stats_panel import SLICE, WHOLE, StatsPanel
 from tensor_inspector.app.views.table_view import ArrayTableView
 from tensor_inspector.core.dtypes import short_name
 from tensor_inspector.core.nonfinite import can_hold_nonfinite, find_nonfinite
+from tensor_inspector.core.number_format import MODES, NumberFormat, exact_text
 from tensor_inspector.core.slicing import oriented_slice
 from tensor_inspector.core.stats import Stats, compute_stats
 
@@ -38,8 +48,10 @@ def stats_job(array: np.ndarray, cancel=None) -> Stats:
     stats = compute_stats(sample, cancel=cancel)
     stats.shape, stats.nbytes, stats.count = tuple(array.shape), int(array.nbytes), int(array.size)
     stats.nan = stats.posinf = stats.neginf = stats.zeros = 0  # counts of a sample would mislead
-    stats.note = (f"estimated from {sample.size:,} sampled values (non-contiguous view); "
-                  "NaN/Inf/zero counts not computed")
+    stats.note = (
+        f"estimated from {sample.size:,} sampled values (non-contiguous view); "
+        "NaN/Inf/zero counts not computed"
+    )
     return stats
 
 
@@ -57,9 +69,9 @@ def _nd_sample(array: np.ndarray, target: int = 1 << 20) -> np.ndarray:
 class ArrayView(QWidget):
     """Table + heatmap (or line plot for 1-D) + N-D axes selector + statistics for ONE array."""
 
-    slice_changed = Signal()     # the displayed 2-D slice changed (axes choice, slider, transpose)
+    slice_changed = Signal()  # the displayed 2-D slice changed (axes choice, slider, transpose)
     cell_selected = Signal(tuple)  # full N-D index of the table's current cell or a heatmap click
-    ready = Signal()             # image, whole and slice statistics of the current array shown
+    ready = Signal()  # image, whole and slice statistics of the current array shown
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -88,8 +100,9 @@ class ArrayView(QWidget):
         self.precision_spin = QSpinBox()
         self.precision_spin.setRange(0, 17)
         self.precision_spin.setSpecialValueText("exact")
-        self.precision_spin.setToolTip("Significant digits (general) or decimals (fixed, scientific); "
-                                       "'exact' shows the stored value")
+        self.precision_spin.setToolTip(
+            "Significant digits (general) or decimals (fixed, scientific); 'exact' shows the stored value"
+        )
         self.find_button = QToolButton()
         self.find_button.setText("Next NaN/Inf")
         self.find_button.setToolTip("Go to the next NaN or ±Inf after the current cell, in any slice (F3)")
@@ -147,13 +160,16 @@ class ArrayView(QWidget):
         self.heatmap.image_ready.connect(self._check_ready)
         self.table.cell_selected.connect(self._on_cell_selected)
         self.table.selectionModel().currentChanged.connect(
-            lambda current, _previous: self.heatmap.mark_cell(current.row(), current.column()))
+            lambda current, _previous: self.heatmap.mark_cell(current.row(), current.column())
+        )
         self.table.message.connect(self.status.setText)
         self.runner.finished.connect(lambda *_: self._check_ready())
         self.runner.failed.connect(self._on_stats_failed)
-        for keys, slot in (("Alt+Right", lambda: self.step_slice(1)),
-                           ("Alt+Left", lambda: self.step_slice(-1)),
-                           ("F3", self.find_next_nonfinite)):
+        for keys, slot in (
+            ("Alt+Right", lambda: self.step_slice(1)),
+            ("Alt+Left", lambda: self.step_slice(-1)),
+            ("F3", self.find_next_nonfinite),
+        ):
             shortcut = QShortcut(QKeySequence(keys), self)
             shortcut.setContext(Qt.ShortcutContext.WidgetWithChildrenShortcut)
             shortcut.activated.connect(slot)
@@ -166,9 +182,11 @@ class ArrayView(QWidget):
         self._array = array
         self._title = title
         shape = "×".join(str(s) for s in array.shape) or "scalar"
-        self.title.setText(f"{title}   <span style='font-weight:400; color:#555'>{shape}  "
-                           f"{short_name(array.dtype)}</span>" if title else
-                           f"{shape}  {short_name(array.dtype)}")
+        self.title.setText(
+            f"{title}   <span style='font-weight:400; color:#555'>{shape}  {short_name(array.dtype)}</span>"
+            if title
+            else f"{shape}  {short_name(array.dtype)}"
+        )
         self.status.setText(" ")
         self.stack.setCurrentIndex(0)
         self.axes.set_shape(array.shape)
@@ -178,8 +196,13 @@ class ArrayView(QWidget):
             self.runner.cancel("whole")
             self.stats_panel.set_stats(WHOLE, whole_stats)
         else:
-            self.runner.submit("whole", stats_job, array, cancellable=True,
-                               on_done=lambda s: self.stats_panel.set_stats(WHOLE, s))
+            self.runner.submit(
+                "whole",
+                stats_job,
+                array,
+                cancellable=True,
+                on_done=lambda s: self.stats_panel.set_stats(WHOLE, s),
+            )
         self._show_plane(reset_view=True)
 
     def set_details(self, text: str) -> None:
@@ -209,11 +232,21 @@ class ArrayView(QWidget):
         self.heatmap.set_plane(plane, reset_view=False)
         self.stats_panel.clear(pending=True)
         self._whole_given = False
-        self.runner.submit("whole", stats_job, array, cancellable=True,
-                           on_done=lambda s: self.stats_panel.set_stats(WHOLE, s))
+        self.runner.submit(
+            "whole",
+            stats_job,
+            array,
+            cancellable=True,
+            on_done=lambda s: self.stats_panel.set_stats(WHOLE, s),
+        )
         if array.ndim > 2:
-            self.runner.submit("slice", stats_job, plane, cancellable=True,
-                               on_done=lambda s: self.stats_panel.set_stats(SLICE, s))
+            self.runner.submit(
+                "slice",
+                stats_job,
+                plane,
+                cancellable=True,
+                on_done=lambda s: self.stats_panel.set_stats(SLICE, s),
+            )
         self._check_ready()
 
     def show_message(self, text: str, error: bool = False) -> None:
@@ -290,8 +323,11 @@ class ArrayView(QWidget):
             self.status.setText(f"{array.dtype.name} values cannot be NaN or Inf.")
             return
         current = self.table.currentIndex()
-        after = (self.table.array_model.full_index(current.row(), current.column())
-                 if current.isValid() and array.ndim else None)
+        after = (
+            self.table.array_model.full_index(current.row(), current.column())
+            if current.isValid() and array.ndim
+            else None
+        )
         self.status.setText("Searching for NaN/Inf…")
 
         def found(index: tuple[int, ...] | None) -> None:
@@ -301,8 +337,10 @@ class ArrayView(QWidget):
                 self.status.setText("No NaN or Inf in this tensor.")
                 return
             self.go_to(index)
-            self.status.setText(f"{list(index)} = {exact_text(array[index], self.table.array_model.kind())}"
-                                "   (F3: next NaN/Inf)")
+            self.status.setText(
+                f"{list(index)} = {exact_text(array[index], self.table.array_model.kind())}"
+                "   (F3: next NaN/Inf)"
+            )
 
         self.runner.submit("find", find_nonfinite, array, after, cancellable=True, on_done=found)
 
@@ -313,14 +351,17 @@ class ArrayView(QWidget):
             return
         plane = self.current_slice()
         if array.ndim > 2:
-            self.heatmap.set_axis_names(f"row (axis {self.axes.row_axis})",
-                                        f"column (axis {self.axes.col_axis})")
+            self.heatmap.set_axis_names(
+                f"row (axis {self.axes.row_axis})", f"column (axis {self.axes.col_axis})"
+            )
         elif array.ndim == 2:
             transposed = self.axes.row_axis > self.axes.col_axis
-            self.heatmap.set_axis_names("row (axis 1)" if transposed else "row",
-                                        "column (axis 0)" if transposed else "column")
-        self.table.array_model.set_plane(plane, array.ndim, self.axes.row_axis, self.axes.col_axis,
-                                         self.axes.positions)
+            self.heatmap.set_axis_names(
+                "row (axis 1)" if transposed else "row", "column (axis 0)" if transposed else "column"
+            )
+        self.table.array_model.set_plane(
+            plane, array.ndim, self.axes.row_axis, self.axes.col_axis, self.axes.positions
+        )
         self.heatmap.set_plane(plane, reset_view=reset_view)
         if array.ndim <= 2:
             self.runner.cancel("slice")
@@ -331,8 +372,13 @@ class ArrayView(QWidget):
                 self.stats_panel.set_stats(SLICE, None)
         else:
             self.stats_panel.set_stats(SLICE, None)
-            self.runner.submit("slice", stats_job, plane, cancellable=True,
-                               on_done=lambda s: self.stats_panel.set_stats(SLICE, s))
+            self.runner.submit(
+                "slice",
+                stats_job,
+                plane,
+                cancellable=True,
+                on_done=lambda s: self.stats_panel.set_stats(SLICE, s),
+            )
         self._check_ready()
 
     def _on_axes_changed(self) -> None:

@@ -9,8 +9,16 @@ mirror each other.
 from __future__ import annotations
 
 from PySide6.QtCore import Qt, QTimer, Signal
-from PySide6.QtWidgets import (QComboBox, QGridLayout, QHBoxLayout, QLabel, QPushButton, QSlider,
-                               QSpinBox, QWidget)
+from PySide6.QtWidgets import (
+    QComboBox,
+    QGridLayout,
+    QHBoxLayout,
+    QLabel,
+    QPushButton,
+    QSlider,
+    QSpinBox,
+    QWidget,
+)
 
 from tensor_inspector.core.slicing import view_index
 
@@ -84,8 +92,7 @@ class AxesSelector(QWidget):
         """Display ``row_axis`` as rows and ``col_axis`` as columns (emits changed if different)."""
         ndim = len(self._shape)
         if ndim < 2 or row_axis == col_axis or not (0 <= row_axis < ndim and 0 <= col_axis < ndim):
-            raise ValueError(f"Axes ({row_axis}, {col_axis}) are not two distinct axes of a "
-                             f"{ndim}-D array.")
+            raise ValueError(f"Axes ({row_axis}, {col_axis}) are not two distinct axes of a {ndim}-D array.")
         if (row_axis, col_axis) == (self.row_axis, self.col_axis):
             return
         self.row_axis, self.col_axis = row_axis, col_axis

@@ -12,8 +12,8 @@ import threading
 import numpy as np
 import pyqtgraph as pg
 
-from tensor_inspector.core.errors import Cancelled
 from tensor_inspector.core.dtypes import display_float
+from tensor_inspector.core.errors import Cancelled
 from tensor_inspector.core.stats import display_levels
 
 # name shown -> pyqtgraph colormap name (all bundled with pyqtgraph, no matplotlib needed)
@@ -29,9 +29,9 @@ DIVERGING = {"diverging (CET-D1)"}
 DEFAULT_COLORMAP = "viridis"
 
 # RGBA drawn over the image for non-finite values, and shown in the legend.
-NAN_RGBA = (255, 0, 255, 255)      # magenta
-POSINF_RGBA = (255, 140, 0, 255)   # orange
-NEGINF_RGBA = (0, 229, 255, 255)   # cyan
+NAN_RGBA = (255, 0, 255, 255)  # magenta
+POSINF_RGBA = (255, 140, 0, 255)  # orange
+NEGINF_RGBA = (0, 229, 255, 255)  # cyan
 
 
 def colormap(name: str) -> pg.ColorMap:
@@ -62,18 +62,20 @@ def special_mask(image: np.ndarray) -> np.ndarray | None:
 
 def legend_html() -> str:
     """Rich text naming the non-finite colours (shown under the heatmap)."""
+
     def swatch(rgba: tuple[int, int, int, int], label: str) -> str:
         r, g, b, _ = rgba
-        return (f'<span style="color: rgb({r},{g},{b}); font-size: 14px;">&#9632;</span>'
-                f'&nbsp;{label}')
-    return "&nbsp;&nbsp;".join([swatch(NAN_RGBA, "NaN"), swatch(POSINF_RGBA, "+Inf"),
-                                swatch(NEGINF_RGBA, "&minus;Inf")])
+        return f'<span style="color: rgb({r},{g},{b}); font-size: 14px;">&#9632;</span>&nbsp;{label}'
+
+    return "&nbsp;&nbsp;".join(
+        [swatch(NAN_RGBA, "NaN"), swatch(POSINF_RGBA, "+Inf"), swatch(NEGINF_RGBA, "&minus;Inf")]
+    )
 
 
 # -- the image actually drawn (computed off the GUI thread) ----------------------------------
 
-MAX_IMAGE_SIDE = 4096          # larger planes are block-averaged first (bounded memory)
-LEVEL_SAMPLE = 1 << 20         # elements sampled for levels
+MAX_IMAGE_SIDE = 4096  # larger planes are block-averaged first (bounded memory)
+LEVEL_SAMPLE = 1 << 20  # elements sampled for levels
 COMPLEX_PARTS = ("|z|", "real", "imag", "phase")
 
 
@@ -99,13 +101,17 @@ def plane_sample(plane: np.ndarray, max_elements: int = LEVEL_SAMPLE) -> np.ndar
     if plane.size <= max_elements:
         return plane
     if plane.ndim == 1:
-        return plane[::int(np.ceil(plane.size / max_elements))]
+        return plane[:: int(np.ceil(plane.size / max_elements))]
     step = int(np.ceil(np.sqrt(plane.size / max_elements)))
     return plane[::step, ::step]
 
 
-def block_mean(plane: np.ndarray, max_side: int = MAX_IMAGE_SIDE, part: str = "|z|",
-               cancel: threading.Event | None = None) -> tuple[np.ndarray, int]:
+def block_mean(
+    plane: np.ndarray,
+    max_side: int = MAX_IMAGE_SIDE,
+    part: str = "|z|",
+    cancel: threading.Event | None = None,
+) -> tuple[np.ndarray, int]:
     """A contiguous float image of at most ``max_side`` per axis, and the block size used.
 
     Block means (like pyqtgraph's own downsampling) keep isolated NaN/Inf visible
@@ -123,8 +129,8 @@ def block_mean(plane: np.ndarray, max_side: int = MAX_IMAGE_SIDE, part: str = "|
         if cancel is not None and cancel.is_set():
             raise Cancelled()
         stop = min(start + band, out_rows * factor)
-        chunk = real_part(plane[start:stop, :out_cols * factor], part)
-        target = out[start // factor:stop // factor]
+        chunk = real_part(plane[start:stop, : out_cols * factor], part)
+        target = out[start // factor : stop // factor]
         # a sum of factor**2 strided views: one pass over the data, no reshape copies
         target[...] = 0
         for i in range(factor):

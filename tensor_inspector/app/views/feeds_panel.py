@@ -14,13 +14,22 @@ from pathlib import Path
 import numpy as np
 from PySide6.QtCore import Signal
 from PySide6.QtWidgets import (
-    QComboBox, QFileDialog, QGridLayout, QHBoxLayout, QLabel, QLineEdit, QPushButton, QSpinBox,
-    QToolButton, QVBoxLayout, QWidget,
+    QComboBox,
+    QFileDialog,
+    QGridLayout,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QPushButton,
+    QSpinBox,
+    QToolButton,
+    QVBoxLayout,
+    QWidget,
 )
 
+from tensor_inspector.core.dtypes import numpy_dtype, short_name
 from tensor_inspector.core.errors import InspectorError
 from tensor_inspector.core.nodes import FeedSpec
-from tensor_inspector.core.dtypes import numpy_dtype, short_name
 
 FILL_CHOICES = ("zeros", "ones", "random normal", ".npy file")
 
@@ -63,7 +72,8 @@ def build_feed(spec: FeedSpec, choice: FeedChoice) -> np.ndarray:
         if spec.shape is not None and not _shape_fits(spec.shape, value.shape):
             raise InspectorError(
                 f"{Path(choice.npy_path).name} has shape {value.shape} but input {spec.name!r} "
-                f"needs {_spec_shape_text(spec.shape)}.")
+                f"needs {_spec_shape_text(spec.shape)}."
+            )
         return value.astype(dtype, copy=False)
     shape = choice.shape
     if choice.fill == "ones":
@@ -93,8 +103,7 @@ def default_shape(spec: FeedSpec) -> tuple[int, ...]:
 class _FeedRow:
     """The widgets of one input row."""
 
-    def __init__(self, panel: "FeedsPanel", grid: QGridLayout, row: int, spec: FeedSpec,
-                 choice: FeedChoice):
+    def __init__(self, panel: FeedsPanel, grid: QGridLayout, row: int, spec: FeedSpec, choice: FeedChoice):
         self.spec = spec
         name = QLabel(f"<b>{spec.name}</b>")
         name.setToolTip(spec.description or spec.name)
@@ -141,8 +150,9 @@ class _FeedRow:
     def choice(self) -> FeedChoice:
         shape = parse_shape(self.shape.text()) if self.shape.isEnabled() else default_shape(self.spec)
         if self.spec.shape is not None and not _shape_fits(self.spec.shape, shape):
-            raise InspectorError(f"Input {self.spec.name!r} needs shape {_spec_shape_text(self.spec.shape)}, "
-                                 f"got {shape}.")
+            raise InspectorError(
+                f"Input {self.spec.name!r} needs shape {_spec_shape_text(self.spec.shape)}, got {shape}."
+            )
         return FeedChoice(self.fill.currentText(), shape, self.seed.value(), self.path.text().strip())
 
 

@@ -11,21 +11,38 @@ in the colours of :mod:`colormaps` and named in the legend under the plot.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QPointF, QRectF, Qt, Signal
-from PySide6.QtWidgets import (QComboBox, QGraphicsRectItem, QHBoxLayout, QLabel, QStackedWidget, QToolButton,
-                               QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (
+    QComboBox,
+    QGraphicsRectItem,
+    QHBoxLayout,
+    QLabel,
+    QStackedWidget,
+    QToolButton,
+    QVBoxLayout,
+    QWidget,
+)
 
 from tensor_inspector.app.background import BackgroundRunner
-from tensor_inspector.app.views.colormaps import (COLORMAPS, COMPLEX_PARTS, DEFAULT_COLORMAP, block_mean,
-                                            colormap, image_levels, is_diverging, legend_html,
-                                            real_part, special_mask)
-from tensor_inspector.core.number_format import exact_text, value_kind
+from tensor_inspector.app.views.colormaps import (
+    COLORMAPS,
+    COMPLEX_PARTS,
+    DEFAULT_COLORMAP,
+    block_mean,
+    colormap,
+    image_levels,
+    is_diverging,
+    legend_html,
+    real_part,
+    special_mask,
+)
 from tensor_inspector.core.dtypes import is_numeric
+from tensor_inspector.core.number_format import exact_text, value_kind
 
 pg.setConfigOptions(imageAxisOrder="row-major")
 
@@ -36,8 +53,8 @@ LEVEL_MODES = ("auto", "symmetric", "robust", "manual")  # robust: 0.5-99.5 perc
 class Prepared:
     """What the background job hands to the GUI thread."""
 
-    image: np.ndarray          # 2-D float image (possibly block-averaged) or 1-D y values
-    mask: np.ndarray | None    # RGBA overlay for non-finite pixels
+    image: np.ndarray  # 2-D float image (possibly block-averaged) or 1-D y values
+    mask: np.ndarray | None  # RGBA overlay for non-finite pixels
     levels: tuple[float, float]
     factor: int
 
@@ -54,7 +71,7 @@ def prepare(plane: np.ndarray, part: str, mode: str, cancel=None) -> Prepared:
 class HeatmapView(QWidget):
     """Plot + colour bar + controls; knows nothing of N-D: it shows one plane."""
 
-    cell_clicked = Signal(int, int)   # row, column of the plane
+    cell_clicked = Signal(int, int)  # row, column of the plane
     image_ready = Signal()
 
     def __init__(self, parent: QWidget | None = None) -> None:
@@ -85,12 +102,11 @@ class HeatmapView(QWidget):
         self.cmap_combo.setToolTip("Colormap (diverging maps switch levels to symmetric)")
         self.levels_combo = QComboBox()
         self.levels_combo.addItems(list(LEVEL_MODES))
-        self.levels_combo.setToolTip("Colour levels: min-max, symmetric around 0, "
-                                     "0.5-99.5 percentiles, or typed in")
-        self.lo_spin = pg.SpinBox(value=0.0, dec=True, minStep=0, format="{value:.6g}",
-                                  compactHeight=False)
-        self.hi_spin = pg.SpinBox(value=1.0, dec=True, minStep=0, format="{value:.6g}",
-                                  compactHeight=False)
+        self.levels_combo.setToolTip(
+            "Colour levels: min-max, symmetric around 0, 0.5-99.5 percentiles, or typed in"
+        )
+        self.lo_spin = pg.SpinBox(value=0.0, dec=True, minStep=0, format="{value:.6g}", compactHeight=False)
+        self.hi_spin = pg.SpinBox(value=1.0, dec=True, minStep=0, format="{value:.6g}", compactHeight=False)
         for spin, tip in ((self.lo_spin, "Lowest level"), (self.hi_spin, "Highest level")):
             spin.setToolTip(tip)
             spin.setFixedWidth(110)  # room for a sign and 6 significant digits
@@ -105,9 +121,17 @@ class HeatmapView(QWidget):
         row = QHBoxLayout(self.controls)
         row.setContentsMargins(0, 0, 0, 0)
         self.complex_label = QLabel("complex:")
-        for widget in (QLabel("colormap:"), self.cmap_combo, QLabel("levels:"), self.levels_combo,
-                       self.lo_spin, self.hi_spin, self.complex_label, self.complex_combo,
-                       self.aspect_button):
+        for widget in (
+            QLabel("colormap:"),
+            self.cmap_combo,
+            QLabel("levels:"),
+            self.levels_combo,
+            self.lo_spin,
+            self.hi_spin,
+            self.complex_label,
+            self.complex_combo,
+            self.aspect_button,
+        ):
             row.addWidget(widget)
         self.cmap_combo.currentTextChanged.connect(self._on_cmap)
         self.levels_combo.currentTextChanged.connect(self._on_levels_mode)
@@ -146,8 +170,9 @@ class HeatmapView(QWidget):
         self.curve.setDownsampling(auto=True, method="peak")
         self.curve.setClipToView(True)
         self.plot.addItem(self.curve)
-        self.colorbar = pg.ColorBarItem(colorMap=colormap(DEFAULT_COLORMAP), interactive=True,
-                                        width=14, rounding=1e-12)
+        self.colorbar = pg.ColorBarItem(
+            colorMap=colormap(DEFAULT_COLORMAP), interactive=True, width=14, rounding=1e-12
+        )
         self.colorbar.setImageItem(self.image_item, insert_in=self.plot)
         self.colorbar.sigLevelsChangeFinished.connect(self._on_bar_dragged)
         self.message_label = QLabel()
@@ -243,9 +268,16 @@ class HeatmapView(QWidget):
         if plane is None or plane.ndim == 0 or plane.size == 0 or not is_numeric(plane.dtype):
             return
         self._ready = False
-        self.runner.submit("image", prepare, plane, self.complex_combo.currentText(),
-                           self.levels_combo.currentText(), cancellable=True,
-                           on_done=self._on_prepared, on_error=self._on_failed)
+        self.runner.submit(
+            "image",
+            prepare,
+            plane,
+            self.complex_combo.currentText(),
+            self.levels_combo.currentText(),
+            cancellable=True,
+            on_done=self._on_prepared,
+            on_error=self._on_failed,
+        )
 
     def _on_failed(self, message: str) -> None:
         self._show_message(f"Cannot draw this array: {message}")

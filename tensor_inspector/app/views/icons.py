@@ -7,7 +7,7 @@ once per visible row.
 
 from __future__ import annotations
 
-from functools import lru_cache
+from functools import cache
 
 from PySide6.QtCore import QRectF, Qt
 from PySide6.QtGui import QColor, QFont, QIcon, QPainter, QPainterPath, QPen, QPixmap
@@ -17,9 +17,9 @@ from tensor_inspector.core.nodes import NodeKind
 
 # kind -> (letter, fill colour). Letters say what the node is without a legend.
 _BADGES: dict[str, tuple[str, str]] = {
-    NodeKind.TENSOR.value: ("T", "#2f6fb3"),     # stored tensor: read from the file
-    NodeKind.COMPUTED.value: ("ƒ", "#d07a12"),   # graph output: evaluated by the framework
-    NodeKind.VALUE.value: ("v", "#6b7480"),      # plain value (int, str, list)
+    NodeKind.TENSOR.value: ("T", "#2f6fb3"),  # stored tensor: read from the file
+    NodeKind.COMPUTED.value: ("ƒ", "#d07a12"),  # graph output: evaluated by the framework
+    NodeKind.VALUE.value: ("v", "#6b7480"),  # plain value (int, str, list)
     NodeKind.SIGNATURE.value: ("S", "#7a4fb0"),  # entry point with inputs
     "error": ("!", "#c0392b"),
 }
@@ -46,7 +46,7 @@ def _badge(letter: str, colour: str, size: int = 32) -> QPixmap:
     return pixmap
 
 
-@lru_cache(maxsize=None)
+@cache
 def kind_icon(kind: str) -> QIcon:
     """The icon for a ``NodeKind`` value; groups use the platform's folder icon."""
     if kind == NodeKind.GROUP.value:
@@ -58,14 +58,14 @@ def kind_icon(kind: str) -> QIcon:
     return icon
 
 
-@lru_cache(maxsize=None)
+@cache
 def file_icon(is_dir: bool = False) -> QIcon:
     """A file root: a folder for SavedModels and checkpoint directories, a page otherwise."""
     style = QApplication.style()
     return style.standardIcon(QStyle.SP_DirOpenIcon if is_dir else QStyle.SP_FileIcon)
 
 
-@lru_cache(maxsize=None)
+@cache
 def app_icon() -> QIcon:
     """The window icon: a small heatmap grid, so the app is recognisable in a task bar."""
     icon = QIcon()
@@ -78,8 +78,10 @@ def app_icon() -> QIcon:
         palette = ["#440154", "#3b528b", "#21918c", "#5ec962", "#fde725"]
         for r in range(cells):
             for c in range(cells):
-                painter.fillRect(QRectF(c * step, r * step, step - 0.5, step - 0.5),
-                                 QColor(palette[(r + c) % len(palette)]))
+                painter.fillRect(
+                    QRectF(c * step, r * step, step - 0.5, step - 0.5),
+                    QColor(palette[(r + c) % len(palette)]),
+                )
         painter.end()
         icon.addPixmap(pixmap)
     return icon

@@ -12,8 +12,14 @@ import math
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import Qt
-from PySide6.QtWidgets import QAbstractItemView, QHBoxLayout, QHeaderView, QTableWidget, \
-    QTableWidgetItem, QWidget
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QHBoxLayout,
+    QHeaderView,
+    QTableWidget,
+    QTableWidgetItem,
+    QWidget,
+)
 
 from tensor_inspector.app.views.tree_model import format_bytes
 from tensor_inspector.core.dtypes import short_name
@@ -53,13 +59,18 @@ def stats_texts(stats: Stats) -> dict[str, str]:
     """The cell texts of one column."""
     return {
         "shape": "(" + ", ".join(str(s) for s in stats.shape) + (",)" if len(stats.shape) == 1 else ")"),
-        "dtype": f"{stats.dtype} ({short_name(stats.dtype)})" if short_name(stats.dtype) != stats.dtype
+        "dtype": f"{stats.dtype} ({short_name(stats.dtype)})"
+        if short_name(stats.dtype) != stats.dtype
         else stats.dtype,
         "size": f"{stats.count:,} values, {human_bytes(stats.nbytes)}",
-        "min": _number(stats.min), "max": _number(stats.max),
-        "mean": _number(stats.mean), "std": _number(stats.std),
-        "NaN": _count(stats.nan, stats.count), "+Inf": _count(stats.posinf, stats.count),
-        "−Inf": _count(stats.neginf, stats.count), "zeros": _count(stats.zeros, stats.count),
+        "min": _number(stats.min),
+        "max": _number(stats.max),
+        "mean": _number(stats.mean),
+        "std": _number(stats.std),
+        "NaN": _count(stats.nan, stats.count),
+        "+Inf": _count(stats.posinf, stats.count),
+        "−Inf": _count(stats.neginf, stats.count),
+        "zeros": _count(stats.zeros, stats.count),
         "note": stats.note,
     }
 
@@ -88,8 +99,13 @@ class StatsPanel(QWidget):
             self.histogram.getAxis(name).setTextPen("#444")
         self.histogram.addLegend(offset=(-4, 4), labelTextColor="#333")
         self.curves = [
-            self.histogram.plot(stepMode="center", fillLevel=0, pen=pg.mkPen(COLOURS[0], width=1),
-                                brush=pg.mkBrush(76, 114, 176, 90), name="whole"),
+            self.histogram.plot(
+                stepMode="center",
+                fillLevel=0,
+                pen=pg.mkPen(COLOURS[0], width=1),
+                brush=pg.mkBrush(76, 114, 176, 90),
+                name="whole",
+            ),
             self.histogram.plot(stepMode="center", pen=pg.mkPen(COLOURS[1], width=1.6), name="slice"),
         ]
         layout = QHBoxLayout(self)

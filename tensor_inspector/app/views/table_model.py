@@ -16,12 +16,14 @@ returns is a rejection, emitted as ``edit_rejected``.
 
 from __future__ import annotations
 
-from typing import Any, Callable, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import numpy as np
 from PySide6.QtCore import QAbstractTableModel, QModelIndex, QPersistentModelIndex, Qt, Signal
 from PySide6.QtGui import QColor
 
+from tensor_inspector.core.dtypes import short_name
 from tensor_inspector.core.number_format import (
     NumberFormat,
     exact_text,
@@ -30,12 +32,11 @@ from tensor_inspector.core.number_format import (
     special_class,
     value_kind,
 )
-from tensor_inspector.core.dtypes import short_name
 from tensor_inspector.core.slicing import cell_index
 
 # Cell backgrounds for special values: light tints of the heatmap's NaN/+Inf/-Inf colours.
 SPECIAL_BACKGROUNDS = {
-    "nan": QColor(255, 200, 255),     # magenta tint
+    "nan": QColor(255, 200, 255),  # magenta tint
     "posinf": QColor(255, 221, 170),  # orange tint
     "neginf": QColor(190, 245, 255),  # cyan tint
 }
@@ -49,7 +50,7 @@ class ArrayTableModel(QAbstractTableModel):
     """Rows x columns of the current plane; the full N-D index of any cell on request."""
 
     value_edited = Signal(tuple, object)  # full N-D index, new numpy scalar
-    edit_rejected = Signal(str)           # why an edit or paste was refused
+    edit_rejected = Signal(str)  # why an edit or paste was refused
 
     def __init__(self, parent=None) -> None:
         super().__init__(parent)
@@ -63,8 +64,14 @@ class ArrayTableModel(QAbstractTableModel):
         self._edit_handler: EditHandler | None = None
 
     # -- content -------------------------------------------------------------------------
-    def set_plane(self, plane: np.ndarray, ndim: int, row_axis: int = 0, col_axis: int = 1,
-                  positions: Sequence[int] = ()) -> None:
+    def set_plane(
+        self,
+        plane: np.ndarray,
+        ndim: int,
+        row_axis: int = 0,
+        col_axis: int = 1,
+        positions: Sequence[int] = (),
+    ) -> None:
         """Show ``plane`` (0-, 1- or 2-D, already oriented) cut from an ``ndim`` array."""
         self.beginResetModel()
         self._plane = plane
@@ -83,9 +90,11 @@ class ArrayTableModel(QAbstractTableModel):
     def set_number_format(self, fmt: NumberFormat) -> None:
         self._fmt = fmt
         if self.rowCount() and self.columnCount():
-            self.dataChanged.emit(self.index(0, 0),
-                                  self.index(self.rowCount() - 1, self.columnCount() - 1),
-                                  [Qt.ItemDataRole.DisplayRole])
+            self.dataChanged.emit(
+                self.index(0, 0),
+                self.index(self.rowCount() - 1, self.columnCount() - 1),
+                [Qt.ItemDataRole.DisplayRole],
+            )
 
     def number_format(self) -> NumberFormat:
         return self._fmt
@@ -112,9 +121,11 @@ class ArrayTableModel(QAbstractTableModel):
     def refresh(self) -> None:
         """Repaint every cell after the values changed in place."""
         if self.rowCount() and self.columnCount():
-            self.dataChanged.emit(self.index(0, 0),
-                                  self.index(self.rowCount() - 1, self.columnCount() - 1),
-                                  [Qt.ItemDataRole.DisplayRole, Qt.ItemDataRole.BackgroundRole])
+            self.dataChanged.emit(
+                self.index(0, 0),
+                self.index(self.rowCount() - 1, self.columnCount() - 1),
+                [Qt.ItemDataRole.DisplayRole, Qt.ItemDataRole.BackgroundRole],
+            )
 
     def full_index(self, row: int, col: int) -> tuple[int, ...]:
         """The N-D index in the whole array of the displayed cell (row, col)."""
@@ -162,8 +173,12 @@ class ArrayTableModel(QAbstractTableModel):
             return f"{where} = {exact_text(value, self._kind)}  ({short_name(self._plane.dtype)})"
         return None
 
-    def headerData(self, section: int, orientation: Qt.Orientation,  # noqa: N802 - Qt override
-                   role: int = Qt.ItemDataRole.DisplayRole) -> Any:
+    def headerData(
+        self,
+        section: int,
+        orientation: Qt.Orientation,  # noqa: N802 - Qt override
+        role: int = Qt.ItemDataRole.DisplayRole,
+    ) -> Any:
         if role != Qt.ItemDataRole.DisplayRole:
             return None
         if orientation == Qt.Orientation.Horizontal and self._plane.ndim < 2:
@@ -180,10 +195,17 @@ class ArrayTableModel(QAbstractTableModel):
             flags |= Qt.ItemFlag.ItemIsEditable
         return flags
 
-    def setData(self, index: AnyIndex, value: Any,  # noqa: N802 - Qt override
-                role: int = Qt.ItemDataRole.EditRole) -> bool:
-        if not (index.isValid() and role == Qt.ItemDataRole.EditRole
-                and self.flags(index) & Qt.ItemFlag.ItemIsEditable):
+    def setData(
+        self,
+        index: AnyIndex,
+        value: Any,  # noqa: N802 - Qt override
+        role: int = Qt.ItemDataRole.EditRole,
+    ) -> bool:
+        if not (
+            index.isValid()
+            and role == Qt.ItemDataRole.EditRole
+            and self.flags(index) & Qt.ItemFlag.ItemIsEditable
+        ):
             return False
         row, col = index.row(), index.column()
         if self._edit_handler is not None:
@@ -213,10 +235,14 @@ class ArrayTableModel(QAbstractTableModel):
         if top + height > self.rowCount() or left + width > self.columnCount():
             self.edit_rejected.emit(
                 f"Paste rejected: a {height}×{width} block at row {top}, column {left} does not fit "
-                f"the {self.rowCount()}×{self.columnCount()} table.")
+                f"the {self.rowCount()}×{self.columnCount()} table."
+            )
             return False
-        cells = [(self.full_index(top + r, left + c), text)
-                 for r, line in enumerate(rows) for c, text in enumerate(line)]
+        cells = [
+            (self.full_index(top + r, left + c), text)
+            for r, line in enumerate(rows)
+            for c, text in enumerate(line)
+        ]
         if self._edit_handler is not None:
             return self._hand_over(cells)
         try:

@@ -18,14 +18,14 @@ from tensor_inspector.app.views.table_model import ArrayTableModel
 
 COPY_LIMIT = 1_000_000  # cells; formatting is Python per cell (~3 us each)
 PASTE_LIMIT = 1_000_000  # cells; parsing is Python per cell too
-WIDTH_SAMPLE = 24       # rows/columns sampled to size columns
+WIDTH_SAMPLE = 24  # rows/columns sampled to size columns
 
 
 class ArrayTableView(QTableView):
     """QTableView over an :class:`ArrayTableModel`."""
 
     cell_selected = Signal(tuple)  # full N-D index of the clicked/current cell
-    message = Signal(str)          # a sentence for the status line (e.g. copy refused)
+    message = Signal(str)  # a sentence for the status line (e.g. copy refused)
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -44,9 +44,11 @@ class ArrayTableView(QTableView):
         horizontal = self.horizontalHeader()
         horizontal.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
         horizontal.setDefaultAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
-        self.setEditTriggers(QAbstractItemView.EditTrigger.DoubleClicked
-                             | QAbstractItemView.EditTrigger.EditKeyPressed
-                             | QAbstractItemView.EditTrigger.AnyKeyPressed)
+        self.setEditTriggers(
+            QAbstractItemView.EditTrigger.DoubleClicked
+            | QAbstractItemView.EditTrigger.EditKeyPressed
+            | QAbstractItemView.EditTrigger.AnyKeyPressed
+        )
         self.clicked.connect(self._on_clicked)
         self.array_model.modelReset.connect(self.fit_columns)
 
@@ -56,8 +58,9 @@ class ArrayTableView(QTableView):
         model = self.array_model
         rows, cols = model.rowCount(), model.columnCount()
         metrics = self.fontMetrics()
-        widest = metrics.horizontalAdvance(model.headerData(max(cols - 1, 0), Qt.Orientation.Horizontal)
-                                           or "0")
+        widest = metrics.horizontalAdvance(
+            model.headerData(max(cols - 1, 0), Qt.Orientation.Horizontal) or "0"
+        )
         if rows and cols:
             row_sample = list(range(min(rows, WIDTH_SAMPLE))) + list(range(max(rows - 4, 0), rows))
             col_sample = list(range(min(cols, WIDTH_SAMPLE // 3)))
@@ -81,8 +84,7 @@ class ArrayTableView(QTableView):
         index = self.array_model.index(row, col)
         if not index.isValid():
             return
-        self.selectionModel().setCurrentIndex(
-            index, QItemSelectionModel.SelectionFlag.ClearAndSelect)
+        self.selectionModel().setCurrentIndex(index, QItemSelectionModel.SelectionFlag.ClearAndSelect)
         self.scrollTo(index, QAbstractItemView.ScrollHint.PositionAtCenter)
         self.cell_selected.emit(self.array_model.full_index(row, col))
 
@@ -92,8 +94,12 @@ class ArrayTableView(QTableView):
         if selection.isEmpty():
             return None
         ranges = [selection.at(i) for i in range(selection.count())]
-        return (min(r.top() for r in ranges), min(r.left() for r in ranges),
-                max(r.bottom() for r in ranges), max(r.right() for r in ranges))
+        return (
+            min(r.top() for r in ranges),
+            min(r.left() for r in ranges),
+            max(r.bottom() for r in ranges),
+            max(r.right() for r in ranges),
+        )
 
     def selected_tsv(self) -> str:
         """Selected cells as displayed, tab-separated; unselected cells inside the box stay empty."""
@@ -103,8 +109,10 @@ class ArrayTableView(QTableView):
         top, left, bottom, right = box
         count = (bottom - top + 1) * (right - left + 1)
         if count > COPY_LIMIT:
-            self.message.emit(f"Selection of {count:,} cells is too large to copy as text "
-                              f"(limit {COPY_LIMIT:,}); export it instead.")
+            self.message.emit(
+                f"Selection of {count:,} cells is too large to copy as text "
+                f"(limit {COPY_LIMIT:,}); export it instead."
+            )
             return ""
         selection = self.selectionModel().selection()
         ranges = [selection.at(i) for i in range(selection.count())]
@@ -114,8 +122,9 @@ class ArrayTableView(QTableView):
         for r in range(top, bottom + 1):
             cells = []
             for c in range(left, right + 1):
-                inside = single or any(g.top() <= r <= g.bottom() and g.left() <= c <= g.right()
-                                       for g in ranges)
+                inside = single or any(
+                    g.top() <= r <= g.bottom() and g.left() <= c <= g.right() for g in ranges
+                )
                 cells.append(model.cell_text(r, c) if inside else "")
             lines.append("\t".join(cells))
         return "\n".join(lines)
@@ -135,7 +144,8 @@ class ArrayTableView(QTableView):
         if count > PASTE_LIMIT:
             self.array_model.edit_rejected.emit(
                 f"Paste rejected: {count:,} values are too many (limit {PASTE_LIMIT:,}); "
-                "use Replace from .npy instead.")
+                "use Replace from .npy instead."
+            )
             return False
         box = self.selection_box()
         if box is not None:
@@ -159,8 +169,14 @@ class ArrayTableView(QTableView):
             return
         super().keyPressEvent(event)
         current = self.currentIndex()
-        if current.isValid() and event.key() in (Qt.Key.Key_Up, Qt.Key.Key_Down, Qt.Key.Key_Left,
-                                                 Qt.Key.Key_Right, Qt.Key.Key_PageUp,
-                                                 Qt.Key.Key_PageDown, Qt.Key.Key_Home,
-                                                 Qt.Key.Key_End):
+        if current.isValid() and event.key() in (
+            Qt.Key.Key_Up,
+            Qt.Key.Key_Down,
+            Qt.Key.Key_Left,
+            Qt.Key.Key_Right,
+            Qt.Key.Key_PageUp,
+            Qt.Key.Key_PageDown,
+            Qt.Key.Key_Home,
+            Qt.Key.Key_End,
+        ):
             self.cell_selected.emit(self.array_model.full_index(current.row(), current.column()))

@@ -7,26 +7,38 @@ on a file, Copy id on a node and Replace from .npy on a stored tensor.
 
 from __future__ import annotations
 
-from PySide6.QtCore import QModelIndex, QTimer, Qt, Signal
+from PySide6.QtCore import QModelIndex, Qt, QTimer, Signal
 from PySide6.QtGui import QAction, QGuiApplication, QKeySequence
 from PySide6.QtWidgets import (
-    QAbstractItemView, QHeaderView, QLineEdit, QMenu, QTreeView, QVBoxLayout, QWidget,
+    QAbstractItemView,
+    QHeaderView,
+    QLineEdit,
+    QMenu,
+    QTreeView,
+    QVBoxLayout,
+    QWidget,
 )
 
 from tensor_inspector.app.views.tree_model import (
-    HANDLE_ROLE, NODE_ID_ROLE, NODE_ROLE, NodeFilterProxy, NodeTreeModel,
+    HANDLE_ROLE,
+    NODE_ID_ROLE,
+    NODE_ROLE,
+    NodeFilterProxy,
+    NodeTreeModel,
 )
 from tensor_inspector.core.nodes import Node, NodeKind
 
-FILTER_HELP = ("Filter: name or id substring, glob (*kernel*), dtype (bf16, f32, i64), "
-               "shape (4096x, x128, 3x3). Several words must all match.")
+FILTER_HELP = (
+    "Filter: name or id substring, glob (*kernel*), dtype (bf16, f32, i64), "
+    "shape (4096x, x128, 3x3). Several words must all match."
+)
 
 
 class NodeTree(QWidget):
     """Filter box + tree. Emits ``node_selected(handle, node)`` for the current row."""
 
-    node_selected = Signal(int, object)   # handle, Node (None for a file root)
-    close_requested = Signal(int)         # handle
+    node_selected = Signal(int, object)  # handle, Node (None for a file root)
+    close_requested = Signal(int)  # handle
     replace_requested = Signal(int, str)  # handle, node id: Replace from .npy…
 
     def __init__(self, parent: QWidget | None = None):
@@ -106,6 +118,7 @@ class NodeTree(QWidget):
                 if node_id is not None:
                     out.append(node_id)
                 walk(index)
+
         walk(QModelIndex())
         return out
 
@@ -150,7 +163,9 @@ class NodeTree(QWidget):
             QGuiApplication.clipboard().setText(node.id)
 
     # -- files ------------------------------------------------------------------------------
-    def add_file(self, handle: int, path, format_name: str, nodes: list[Node], order: int | None = None) -> None:
+    def add_file(
+        self, handle: int, path, format_name: str, nodes: list[Node], order: int | None = None
+    ) -> None:
         source_index = self.model.add_file(handle, path, format_name, nodes, order)
         index = self.proxy.mapFromSource(source_index)
         # small files open expanded; big graphs stay collapsed so the tree appears at once
@@ -197,8 +212,9 @@ class NodeTree(QWidget):
         if node is not None:
             menu.addAction("Copy node id", lambda: QGuiApplication.clipboard().setText(node.id))
             if node.kind is NodeKind.TENSOR:
-                replace = menu.addAction("Replace from .npy…",
-                                         lambda: self.replace_requested.emit(handle, node.id))
+                replace = menu.addAction(
+                    "Replace from .npy…", lambda: self.replace_requested.emit(handle, node.id)
+                )
                 refusal = self.replace_refusal(handle, node)
                 replace.setEnabled(refusal is None)
                 if refusal:

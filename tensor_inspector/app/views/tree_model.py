@@ -19,8 +19,8 @@ from PySide6.QtCore import QAbstractItemModel, QModelIndex, QPersistentModelInde
 from PySide6.QtGui import QFont
 
 from tensor_inspector.app.views.icons import file_icon, kind_icon
+from tensor_inspector.core.dtypes import ALIASES, ML_DTYPES, SHORT_NAMES, short_name
 from tensor_inspector.core.nodes import Node
-from tensor_inspector.core.dtypes import ALIASES, SHORT_NAMES, ML_DTYPES, short_name
 
 COLUMNS = ("Name", "DType", "Shape", "Size")
 NODE_ID_ROLE = Qt.UserRole + 1
@@ -31,8 +31,12 @@ MODIFIED_ROLE = Qt.UserRole + 5  # True for a modified node or file, "inside" fo
 NODE_MARK, FILE_MARK = "• ", "* "  # prefixes of modified nodes and files
 
 _SHAPE_TOKEN = re.compile(r"^x?\d+(x\d+)*x?$")
-_DTYPE_WORDS = ({n.lower() for n in SHORT_NAMES} | {n.lower() for n in SHORT_NAMES.values()}
-                | {n.lower() for n in ALIASES} | {n.lower() for n in ML_DTYPES})
+_DTYPE_WORDS = (
+    {n.lower() for n in SHORT_NAMES}
+    | {n.lower() for n in SHORT_NAMES.values()}
+    | {n.lower() for n in ALIASES}
+    | {n.lower() for n in ML_DTYPES}
+)
 
 
 def format_shape(shape: tuple | None) -> str:
@@ -97,11 +101,11 @@ class TreeItem:
 
     handle: int
     node: Node | None
-    parent: "TreeItem | None"
+    parent: TreeItem | None
     label: str = ""
     path: Path | None = None
     format_name: str = ""
-    children: list["TreeItem"] = field(default_factory=list)
+    children: list[TreeItem] = field(default_factory=list)
     row: int = 0
     order: int = 0
     uid: int = 0
@@ -137,16 +141,25 @@ class NodeTreeModel(QAbstractItemModel):
         return self.createIndex(item.row, column, item.uid)
 
     # -- building -------------------------------------------------------------------
-    def add_file(self, handle: int, path: Path, format_name: str, nodes: list[Node],
-                 order: int | None = None) -> QModelIndex:
+    def add_file(
+        self, handle: int, path: Path, format_name: str, nodes: list[Node], order: int | None = None
+    ) -> QModelIndex:
         """Add a file root with its nodes (parents are listed before children).
 
         ``order`` (the open request's sequence number) keeps roots in the order the
         user asked for, although files finish opening in any order.
         """
-        root = self._register(TreeItem(handle, None, None, label=Path(path).name or str(path),
-                                       path=Path(path), format_name=format_name,
-                                       order=handle if order is None else order))
+        root = self._register(
+            TreeItem(
+                handle,
+                None,
+                None,
+                label=Path(path).name or str(path),
+                path=Path(path),
+                format_name=format_name,
+                order=handle if order is None else order,
+            )
+        )
         by_id: dict[str, TreeItem] = {}
         for node in nodes:
             parent = by_id.get(node.parent) if node.parent is not None else None

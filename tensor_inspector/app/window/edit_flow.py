@@ -10,9 +10,10 @@ the tree's marks, the title and the actions in step. Dialogs are attributes
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from functools import partial
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING
 
 import numpy as np
 from PySide6.QtCore import QObject, Signal
@@ -21,10 +22,10 @@ from PySide6.QtWidgets import QFileDialog, QMessageBox
 
 from tensor_inspector.app.background import BackgroundRunner
 from tensor_inspector.app.editing import EDITABLE_KINDS, EditModel
-from tensor_inspector.core.number_format import value_kind
+from tensor_inspector.core.dtypes import numpy_dtype
 from tensor_inspector.core.errors import InspectorError
 from tensor_inspector.core.nodes import Node, NodeKind
-from tensor_inspector.core.dtypes import numpy_dtype
+from tensor_inspector.core.number_format import value_kind
 from tensor_inspector.session.feeds import load_npy
 from tensor_inspector.session.importing import check_replacement, is_lossless_cast
 
@@ -35,10 +36,10 @@ if TYPE_CHECKING:
 class EditFlow(QObject):
     """Editing for one ``MainWindow``; ``message`` carries every sentence shown to the user."""
 
-    message = Signal(str)    # a refusal or a confirmation, also put in the status bar
-    replaced = Signal(str)   # node id whose value was replaced from a .npy
+    message = Signal(str)  # a refusal or a confirmation, also put in the status bar
+    replaced = Signal(str)  # node id whose value was replaced from a .npy
 
-    def __init__(self, window: "MainWindow") -> None:
+    def __init__(self, window: MainWindow) -> None:
         super().__init__(window)
         self.window = window
         self.model = EditModel(self)
@@ -93,8 +94,11 @@ class EditFlow(QObject):
         if not self._view_connected:
             table.edit_rejected.connect(self.message)
             self._view_connected = True
-        editable = (self.edit_refusal(handle, node) is None and value_kind(array.dtype) in EDITABLE_KINDS
-                    and _same_dtype(node, array))
+        editable = (
+            self.edit_refusal(handle, node) is None
+            and value_kind(array.dtype) in EDITABLE_KINDS
+            and _same_dtype(node, array)
+        )
         table.set_editable(editable)
         table.set_edit_handler(partial(self._edit_cells, handle, node.id) if editable else None)
 
@@ -105,8 +109,9 @@ class EditFlow(QObject):
         return self.model.edit_cells(handle, node_id, shown, cells)
 
     # -- Replace from .npy -------------------------------------------------------------------
-    def replace_from_npy(self, handle: int | None = None, node_id: str | None = None,
-                         path: str | Path | None = None) -> bool:
+    def replace_from_npy(
+        self, handle: int | None = None, node_id: str | None = None, path: str | Path | None = None
+    ) -> bool:
         """Load ``path`` (asked for when None) in the background and replace the node with it."""
         if handle is None or node_id is None:
             handle, node = self.window.tree.current()
@@ -126,23 +131,30 @@ class EditFlow(QObject):
                 return False
         path = Path(path)
         self.window.statusBar().showMessage(f"Reading {path.name}…")
-        self.runner.submit("import", load_npy, path,
-                           on_done=lambda value: self._on_npy_loaded(handle, node, path, value),
-                           on_error=lambda text: self.message.emit(f"{node.id} was not replaced: {text}"))
+        self.runner.submit(
+            "import",
+            load_npy,
+            path,
+            on_done=lambda value: self._on_npy_loaded(handle, node, path, value),
+            on_error=lambda text: self.message.emit(f"{node.id} was not replaced: {text}"),
+        )
         return True
 
     def _on_npy_loaded(self, handle: int, node: Node, path: Path, value: np.ndarray) -> None:
         if handle not in self.window.files:
             return
         if node.shape is not None and tuple(value.shape) != tuple(node.shape):
-            self.message.emit(f"{node.id} was not replaced: {path.name} holds shape {list(value.shape)} "
-                              f"but the file stores {list(node.shape)}.")
+            self.message.emit(
+                f"{node.id} was not replaced: {path.name} holds shape {list(value.shape)} "
+                f"but the file stores {list(node.shape)}."
+            )
             return
         target = numpy_dtype(node.dtype) if node.dtype else value.dtype
         lossy = value.dtype != target and not is_lossless_cast(value.dtype, target)
         if lossy and not self.ask_lossy_cast(node, value.dtype, target):
-            self.message.emit(f"{node.id} was not replaced: casting {value.dtype.name} to "
-                              f"{target.name} was declined.")
+            self.message.emit(
+                f"{node.id} was not replaced: casting {value.dtype.name} to {target.name} was declined."
+            )
             return
         loaded = value.dtype
         try:
@@ -160,18 +172,25 @@ class EditFlow(QObject):
 
     def _choose_npy_dialog(self, node: Node) -> Path | None:
         from tensor_inspector.app.window.window_support import last_directory
-        chosen, _ = QFileDialog.getOpenFileName(self.window, f"Replace {node.id} from .npy",
-                                                last_directory(), "NumPy arrays (*.npy);;All files (*)")
+
+        chosen, _ = QFileDialog.getOpenFileName(
+            self.window,
+            f"Replace {node.id} from .npy",
+            last_directory(),
+            "NumPy arrays (*.npy);;All files (*)",
+        )
         return Path(chosen) if chosen else None
 
     def _ask_lossy_dialog(self, node: Node, source: np.dtype, target: np.dtype) -> bool:
         answer = QMessageBox.question(
-            self.window, "Cast with possible loss?",
+            self.window,
+            "Cast with possible loss?",
             f"The .npy holds {np.dtype(source).name} values but {node.id} stores {np.dtype(target).name}.\n"
             f"Casting {np.dtype(source).name} to {np.dtype(target).name} may lose precision or range. "
             "Replace anyway?",
             QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.Cancel,
-            QMessageBox.StandardButton.Cancel)
+            QMessageBox.StandardButton.Cancel,
+        )
         return answer == QMessageBox.StandardButton.Yes
 
     # -- after every change ---------------------------------------------------------------------
@@ -191,8 +210,9 @@ class EditFlow(QObject):
         """Tree marks, title and actions after the modified state of ``handle`` may have changed."""
         window = self.window
         if handle in window.files:
-            window.tree.model.set_modified(handle, self.model.is_modified(handle),
-                                           self.model.modified_nodes(handle))
+            window.tree.model.set_modified(
+                handle, self.model.is_modified(handle), self.model.modified_nodes(handle)
+            )
         window.update_edit_state()
 
 

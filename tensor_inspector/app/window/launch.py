@@ -11,8 +11,8 @@ from __future__ import annotations
 import os
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 from PySide6.QtCore import QTimer
 
@@ -25,14 +25,17 @@ SCREENSHOT_SIZE = (1400, 880)
 HEADLESS_TIMEOUT_S = 900.0  # a wedged backend must not hang a docs build forever
 
 
-
-
 # System libraries Qt's X11 plugin loads (Debian/Ubuntu package names): without them Qt
 # aborts with "Could not load the Qt platform plugin xcb", which names none of them.
 XCB_LIBRARIES = {
-    "xcb-cursor": "libxcb-cursor0", "xcb-icccm": "libxcb-icccm4", "xcb-keysyms": "libxcb-keysyms1",
-    "xcb-image": "libxcb-image0", "xcb-render-util": "libxcb-render-util0",
-    "xcb-shape": "libxcb-shape0", "xcb-randr": "libxcb-randr0", "xcb-xkb": "libxcb-xkb1",
+    "xcb-cursor": "libxcb-cursor0",
+    "xcb-icccm": "libxcb-icccm4",
+    "xcb-keysyms": "libxcb-keysyms1",
+    "xcb-image": "libxcb-image0",
+    "xcb-render-util": "libxcb-render-util0",
+    "xcb-shape": "libxcb-shape0",
+    "xcb-randr": "libxcb-randr0",
+    "xcb-xkb": "libxcb-xkb1",
     "xkbcommon-x11": "libxkbcommon-x11-0",
 }
 
@@ -44,6 +47,7 @@ class DisplayUnavailable(InspectorError):
 def missing_x11_libraries() -> list[str]:
     """Debian package names of the X11 libraries Qt's xcb plugin needs and cannot find."""
     from ctypes.util import find_library
+
     return [package for lib, package in XCB_LIBRARIES.items() if find_library(lib) is None]
 
 
@@ -62,9 +66,11 @@ def ensure_platform(headless: bool = False) -> None:
             os.environ["QT_QPA_PLATFORM"] = "offscreen"
         elif missing:
             raise DisplayUnavailable(
-                "The window needs X11 libraries that are not installed: " + ", ".join(missing)
+                "The window needs X11 libraries that are not installed: "
+                + ", ".join(missing)
                 + f" (Debian/Ubuntu: sudo apt install {' '.join(missing)}). Screenshots and the CLI "
-                "work without them (QT_QPA_PLATFORM=offscreen).")
+                "work without them (QT_QPA_PLATFORM=offscreen)."
+            )
 
 
 def _quiet_offscreen_messages() -> None:
@@ -82,6 +88,7 @@ def make_app(headless: bool = False):
     """The QApplication (created once), named for QSettings and the desktop file."""
     ensure_platform(headless)
     from PySide6.QtWidgets import QApplication
+
     app = QApplication.instance()
     if app is None:
         app = QApplication(sys.argv[:1])
@@ -101,8 +108,15 @@ class _Driver:
     it is as fast as the work and never races it.
     """
 
-    def __init__(self, window, select: str | None, screenshot: str | Path | None,
-                 select_file: str | None = None, prefer_2d: bool = False, headless: bool = True):
+    def __init__(
+        self,
+        window,
+        select: str | None,
+        screenshot: str | Path | None,
+        select_file: str | None = None,
+        prefer_2d: bool = False,
+        headless: bool = True,
+    ):
         self.window, self.select, self.screenshot = window, select, screenshot
         self.select_file, self.prefer_2d, self.headless = select_file, prefer_2d, headless
         self.errors: list[str] = []
@@ -164,6 +178,7 @@ class _Driver:
             return  # the window stays up and shows the message
         if self.screenshot is not None:
             from PySide6.QtWidgets import QApplication
+
             QApplication.processEvents()
             path = Path(self.screenshot)
             path.parent.mkdir(parents=True, exist_ok=True)
@@ -172,14 +187,22 @@ class _Driver:
                 code = code or 1
         self.code = code
         from PySide6.QtWidgets import QApplication
+
         QApplication.instance().exit(code)
 
 
-def _run(paths: Sequence[str | Path], select: str | None, screenshot: str | Path | None, trust: bool,
-         select_file: str | None = None, prefer_2d: bool = False) -> int:
+def _run(
+    paths: Sequence[str | Path],
+    select: str | None,
+    screenshot: str | Path | None,
+    trust: bool,
+    select_file: str | None = None,
+    prefer_2d: bool = False,
+) -> int:
     headless = screenshot is not None
     app = make_app(headless)
     from tensor_inspector.app.window.main_window import MainWindow
+
     window = MainWindow(persist=not headless)
     if headless:
         window.resize(*SCREENSHOT_SIZE)  # the same picture whatever the user's saved geometry
@@ -198,8 +221,12 @@ def _run(paths: Sequence[str | Path], select: str | None, screenshot: str | Path
     return int(code)
 
 
-def run_gui(paths: Sequence[str | Path], select: str | None = None, screenshot: str | Path | None = None,
-            trust: bool = False) -> int:
+def run_gui(
+    paths: Sequence[str | Path],
+    select: str | None = None,
+    screenshot: str | Path | None = None,
+    trust: bool = False,
+) -> int:
     """Open ``paths`` in the window; with ``screenshot``, render once to PNG and exit."""
     return _run(list(paths), select, screenshot, trust)
 
@@ -207,9 +234,13 @@ def run_gui(paths: Sequence[str | Path], select: str | None = None, screenshot: 
 def demo_files() -> list[Path]:
     if not DEMO_DIR.is_dir():
         return []
-    return sorted(p for p in DEMO_DIR.iterdir()
-                  if p.name != "DEFAULT_NODE" and not p.name.startswith((".", "_"))
-                  and p.suffix.lower() not in _NOT_DEMO_DATA)
+    return sorted(
+        p
+        for p in DEMO_DIR.iterdir()
+        if p.name != "DEFAULT_NODE"
+        and not p.name.startswith((".", "_"))
+        and p.suffix.lower() not in _NOT_DEMO_DATA
+    )
 
 
 def _default_node() -> tuple[str, str] | None:

@@ -9,30 +9,40 @@ is shown from the copy, never read again from the file.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtGui import QAction, QCloseEvent, QDragEnterEvent, QDropEvent, QKeySequence
 from PySide6.QtWidgets import QFileDialog, QLabel, QMainWindow, QSplitter, QVBoxLayout, QWidget
 
-from tensor_inspector.app.window.edit_flow import EditFlow
 from tensor_inspector.app.dialogs.export_dialog import ExportDialog
+from tensor_inspector.app.dialogs.trust_dialog import ask_trust
 from tensor_inspector.app.views.feeds_panel import FeedsPanel
 from tensor_inspector.app.views.icons import app_icon
-from tensor_inspector.app.window.save_flow import SaveFlow
 from tensor_inspector.app.views.tree import NodeTree
 from tensor_inspector.app.views.tree_model import format_shape
-from tensor_inspector.app.dialogs.trust_dialog import ask_trust
+from tensor_inspector.app.window.edit_flow import EditFlow
+from tensor_inspector.app.window.save_flow import SaveFlow
 from tensor_inspector.app.window.window_support import (
-    BusyIndicator, add_recent, build_menus, describe_selection, fill_recent_menu, last_directory,
-    make_action, node_details, recent_files, restore_window, save_window, show_about, show_formats,
+    BusyIndicator,
+    add_recent,
+    build_menus,
+    describe_selection,
+    fill_recent_menu,
+    last_directory,
+    make_action,
+    node_details,
+    recent_files,
+    restore_window,
+    save_window,
+    show_about,
+    show_formats,
 )
 from tensor_inspector.app.worker import EvalResult, OpenedFile, Worker, user_message
 from tensor_inspector.core.errors import InspectorError, TrustRequired
 from tensor_inspector.core.nodes import Node, NodeKind
-
 
 BUSY_DELAY_MS = 200  # fast reads never flash a "Loading" message
 WELCOME = "Open a file (Ctrl+O) or drop files and folders here."
@@ -41,10 +51,10 @@ WELCOME = "Open a file (Ctrl+O) or drop files and folders here."
 class MainWindow(QMainWindow):
     """Tensor Inspector's window. Public methods are what the CLI, the demo and tests drive."""
 
-    file_opened = Signal(int)           # handle
-    open_error = Signal(str, str)       # path, message
-    value_shown = Signal(str)           # node id whose value is now in the view
-    value_failed = Signal(str)          # message
+    file_opened = Signal(int)  # handle
+    open_error = Signal(str, str)  # path, message
+    value_shown = Signal(str)  # node id whose value is now in the view
+    value_failed = Signal(str)  # message
 
     def __init__(self, parent: QWidget | None = None, persist: bool = True):
         super().__init__(parent)
@@ -57,8 +67,8 @@ class MainWindow(QMainWindow):
         self.files: dict[int, OpenedFile] = {}
         self._open_requests: dict[int, Path] = {}
         self._eval_rid: int | None = None
-        self._shown: tuple[int, str] | None = None      # (handle, node id) in the view
-        self._pending: tuple[int, Node] | None = None   # what is being read
+        self._shown: tuple[int, str] | None = None  # (handle, node id) in the view
+        self._pending: tuple[int, Node] | None = None  # what is being read
         self._user_feeds: dict[int, dict[str, np.ndarray]] = {}
         self._export_dir = ""
 
@@ -122,16 +132,37 @@ class MainWindow(QMainWindow):
         return make_action(self, text, slot, shortcut, icon, tip)
 
     def _build_actions(self) -> None:
-        self.open_action = self._action("&Open…", self.open_dialog, QKeySequence.Open, "SP_DialogOpenButton",
-                                        "Open tensor files")
-        self.open_folder_action = self._action("Open &Folder…", self.open_folder_dialog, "Ctrl+Shift+O",
-                                               "SP_DirOpenIcon", "Open a SavedModel or checkpoint folder")
-        self.export_action = self._action("&Export…", self.show_export_dialog, "Ctrl+E", "SP_DialogSaveButton",
-                                          "Export the shown tensor to .npy, .npz or .csv")
-        self.close_action = self._action("&Close File", self.close_current_file, "Ctrl+W",
-                                         "SP_DialogCloseButton", "Close the selected file")
-        self.reload_action = self._action("&Re-evaluate", self.reevaluate, QKeySequence.Refresh,
-                                          "SP_BrowserReload", "Read or evaluate the selected node again")
+        self.open_action = self._action(
+            "&Open…", self.open_dialog, QKeySequence.Open, "SP_DialogOpenButton", "Open tensor files"
+        )
+        self.open_folder_action = self._action(
+            "Open &Folder…",
+            self.open_folder_dialog,
+            "Ctrl+Shift+O",
+            "SP_DirOpenIcon",
+            "Open a SavedModel or checkpoint folder",
+        )
+        self.export_action = self._action(
+            "&Export…",
+            self.show_export_dialog,
+            "Ctrl+E",
+            "SP_DialogSaveButton",
+            "Export the shown tensor to .npy, .npz or .csv",
+        )
+        self.close_action = self._action(
+            "&Close File",
+            self.close_current_file,
+            "Ctrl+W",
+            "SP_DialogCloseButton",
+            "Close the selected file",
+        )
+        self.reload_action = self._action(
+            "&Re-evaluate",
+            self.reevaluate,
+            QKeySequence.Refresh,
+            "SP_BrowserReload",
+            "Read or evaluate the selected node again",
+        )
         self.cancel_action = self._action("Cancel", self.cancel, Qt.Key_Escape)
         quit_action = self._action("&Quit", self.close, QKeySequence.Quit)
         filter_action = self._action("&Filter Nodes", self.focus_filter, QKeySequence.Find)
@@ -144,6 +175,7 @@ class MainWindow(QMainWindow):
         """The ``ArrayView``; imported and built on first use (see ``__init__``)."""
         if self._view is None:
             from tensor_inspector.app.views.array_view import ArrayView
+
             self._view = ArrayView()
             self._view.show_message(self._placeholder.text())
             self._right_layout.replaceWidget(self._placeholder, self._view)
@@ -177,7 +209,9 @@ class MainWindow(QMainWindow):
         self.open_paths(paths)
 
     def open_folder_dialog(self) -> None:
-        path = QFileDialog.getExistingDirectory(self, "Open a SavedModel or checkpoint folder", last_directory())
+        path = QFileDialog.getExistingDirectory(
+            self, "Open a SavedModel or checkpoint folder", last_directory()
+        )
         if path:
             self.open_paths([path])
 
@@ -187,7 +221,9 @@ class MainWindow(QMainWindow):
         self.tree.add_file(opened.handle, opened.path, opened.format_name, opened.nodes, order=rid)
         self.add_recent(opened.path)
         values = sum(1 for n in opened.nodes if n.has_value)
-        self.statusBar().showMessage(f"Opened {opened.path.name}: {opened.format_name}, {values} values.", 8000)
+        self.statusBar().showMessage(
+            f"Opened {opened.path.name}: {opened.format_name}, {values} values.", 8000
+        )
         self.file_opened.emit(opened.handle)
         if self.auto_select and self._shown is None and self._pending is None:
             first = next((n for n in opened.nodes if n.has_value), None)
@@ -328,7 +364,8 @@ class MainWindow(QMainWindow):
             self.feeds_panel.set_specs(result.feed_specs, result.feeds)
         self.feeds_panel.setVisible(bool(result.feed_specs))
         self.statusBar().showMessage(
-            f"{node.id}: {format_shape(result.array.shape)} {result.array.dtype.name}", 8000)
+            f"{node.id}: {format_shape(result.array.shape)} {result.array.dtype.name}", 8000
+        )
         self.value_shown.emit(node.id)
 
     def _on_failed(self, rid: int, message: str) -> None:
@@ -351,8 +388,9 @@ class MainWindow(QMainWindow):
         handle, node = self._pending
         opened = self.files.get(handle)
         if opened is not None and self.trust_prompt(opened.path, exc):
-            self._eval_rid = self.worker.evaluate(handle, node.id, None, self._user_feeds.get(handle),
-                                                  trust=True)
+            self._eval_rid = self.worker.evaluate(
+                handle, node.id, None, self._user_feeds.get(handle), trust=True
+            )
             return
         self._on_failed(rid, f"not evaluated: the file is not trusted. {exc}")
 
@@ -382,7 +420,9 @@ class MainWindow(QMainWindow):
         handle, node_id = self._shown
         opened = self.files.get(handle)
         directory = self._export_dir or (str(opened.path.parent) if opened else "")
-        dialog = ExportDialog(array, self.view.current_index(), name=node_id, directory=directory, parent=self)
+        dialog = ExportDialog(
+            array, self.view.current_index(), name=node_id, directory=directory, parent=self
+        )
         dialog.exported.connect(self._on_exported)
         dialog.open()
         return dialog

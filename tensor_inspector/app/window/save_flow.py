@@ -13,8 +13,9 @@ so tests answer them without a modal loop.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QObject, Signal
 from PySide6.QtGui import QKeySequence
@@ -30,19 +31,25 @@ SAVE, DISCARD, CANCEL = "save", "discard", "cancel"
 
 
 class SaveFlow(QObject):
-    saved = Signal(str)    # path written
-    failed = Signal(str)   # message shown
+    saved = Signal(str)  # path written
+    failed = Signal(str)  # message shown
 
-    def __init__(self, window: "MainWindow", edits: EditModel) -> None:
+    def __init__(self, window: MainWindow, edits: EditModel) -> None:
         super().__init__(window)
         self.window, self.edits = window, edits
         self.choose_save_target: Callable[[OpenedFile], Path | None] = self._choose_target_dialog
         self.ask_unsaved: Callable[[list[str]], str] = self._ask_unsaved_dialog
         self.report_error: Callable[[str], None] = self._error_dialog
-        self.save_action = window._action("&Save", self.save, QKeySequence.StandardKey.Save,
-                                          "SP_DialogSaveButton", "Write the edits into the file (keeps a backup)")
-        self.save_as_action = window._action("Save &As…", self.save_as, "Ctrl+Shift+S", None,
-                                             "Write the file with its edits under a new name")
+        self.save_action = window._action(
+            "&Save",
+            self.save,
+            QKeySequence.StandardKey.Save,
+            "SP_DialogSaveButton",
+            "Write the edits into the file (keeps a backup)",
+        )
+        self.save_as_action = window._action(
+            "Save &As…", self.save_as, "Ctrl+Shift+S", None, "Write the file with its edits under a new name"
+        )
         self._rid: int | None = None
         self._saving: tuple[int, Path] | None = None
         self._queue: list[int] = []
@@ -81,8 +88,10 @@ class SaveFlow(QObject):
         modified = handle is not None and self.edits.is_modified(handle)
         self.save_action.setEnabled(refusal is None and modified)
         self.save_as_action.setEnabled(refusal is None)
-        for action, tip in ((self.save_action, "Write the edits into the file (keeps a backup)"),
-                            (self.save_as_action, "Write the file with its edits under a new name")):
+        for action, tip in (
+            (self.save_action, "Write the edits into the file (keeps a backup)"),
+            (self.save_as_action, "Write the file with its edits under a new name"),
+        ):
             action.setToolTip(refusal or tip)
             action.setStatusTip(refusal or tip)
 
@@ -215,10 +224,15 @@ class SaveFlow(QObject):
     # -- dialogs ------------------------------------------------------------------------------
     def _ask_unsaved_dialog(self, names: list[str]) -> str:
         listed = ", ".join(names[:5]) + (f" and {len(names) - 5} more" if len(names) > 5 else "")
-        box = QMessageBox(QMessageBox.Icon.Warning, "Unsaved changes",
-                          f"{listed} {'has' if len(names) == 1 else 'have'} unsaved changes.",
-                          QMessageBox.StandardButton.Save | QMessageBox.StandardButton.Discard
-                          | QMessageBox.StandardButton.Cancel, self.window)
+        box = QMessageBox(
+            QMessageBox.Icon.Warning,
+            "Unsaved changes",
+            f"{listed} {'has' if len(names) == 1 else 'have'} unsaved changes.",
+            QMessageBox.StandardButton.Save
+            | QMessageBox.StandardButton.Discard
+            | QMessageBox.StandardButton.Cancel,
+            self.window,
+        )
         box.setInformativeText("Save them before closing?")
         box.setDefaultButton(QMessageBox.StandardButton.Save)
         result = box.exec()
@@ -230,17 +244,22 @@ class SaveFlow(QObject):
         path = opened.path
         if path.is_dir():
             chosen = QFileDialog.getExistingDirectory(
-                self.window, "Save As: choose or create an empty folder for the SavedModel", str(path.parent))
+                self.window, "Save As: choose or create an empty folder for the SavedModel", str(path.parent)
+            )
         elif not path.is_file():
-            chosen, _ = QFileDialog.getSaveFileName(self.window, "Save As: a new checkpoint prefix", str(path),
-                                                    "Checkpoint prefix (*)")
+            chosen, _ = QFileDialog.getSaveFileName(
+                self.window, "Save As: a new checkpoint prefix", str(path), "Checkpoint prefix (*)"
+            )
         else:
-            chosen, _ = QFileDialog.getSaveFileName(self.window, "Save As", str(path),
-                                                    f"{opened.format_name} (*{path.suffix});;All files (*)")
+            chosen, _ = QFileDialog.getSaveFileName(
+                self.window, "Save As", str(path), f"{opened.format_name} (*{path.suffix});;All files (*)"
+            )
         return Path(chosen) if chosen else None
 
     def _error_dialog(self, text: str) -> None:
-        box = QMessageBox(QMessageBox.Icon.Warning, "Not saved", text, QMessageBox.StandardButton.Ok, self.window)
+        box = QMessageBox(
+            QMessageBox.Icon.Warning, "Not saved", text, QMessageBox.StandardButton.Ok, self.window
+        )
         box.open()  # window-modal, never blocks the event loop
 
 

@@ -6,13 +6,22 @@ them at a temporary directory (XDG_CONFIG_HOME or ``QSettings.setPath``).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from PySide6.QtCore import QSettings, Qt, Signal
 from PySide6.QtGui import QAction, QKeySequence
-from PySide6.QtWidgets import (QHBoxLayout, QLabel, QMainWindow, QMenu, QMessageBox, QProgressBar, QSplitter,
-                               QToolButton, QWidget)
+from PySide6.QtWidgets import (
+    QHBoxLayout,
+    QLabel,
+    QMainWindow,
+    QMenu,
+    QMessageBox,
+    QProgressBar,
+    QSplitter,
+    QToolButton,
+    QWidget,
+)
 
 from tensor_inspector.app.views.icons import standard
 from tensor_inspector.core.nodes import Node, NodeKind
@@ -60,8 +69,11 @@ def last_directory() -> str:
 
 def restore_window(window: QMainWindow, splitter: QSplitter) -> None:
     store = settings()
-    for key, restore in (("window/geometry", window.restoreGeometry), ("window/state", window.restoreState),
-                         ("window/splitter", splitter.restoreState)):
+    for key, restore in (
+        ("window/geometry", window.restoreGeometry),
+        ("window/state", window.restoreState),
+        ("window/splitter", splitter.restoreState),
+    ):
         value = store.value(key)
         if value is not None:
             restore(value)
@@ -105,8 +117,9 @@ class BusyIndicator(QWidget):
         self.setVisible(False)
 
 
-def make_action(parent: QWidget, text: str, slot, shortcut=None, icon: str | None = None,
-                tip: str = "") -> QAction:
+def make_action(
+    parent: QWidget, text: str, slot, shortcut=None, icon: str | None = None, tip: str = ""
+) -> QAction:
     action = QAction(text, parent)
     if shortcut is not None:
         action.setShortcut(QKeySequence(shortcut))
@@ -143,19 +156,29 @@ def build_menus(window, quit_action: QAction, filter_action: QAction) -> None:
     toolbar.setObjectName("main_toolbar")
     toolbar.setMovable(False)
     toolbar.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
-    toolbar.addActions([window.open_action, window.open_folder_action, window.save_flow.save_action,
-                        window.export_action, window.reload_action])
+    toolbar.addActions(
+        [
+            window.open_action,
+            window.open_folder_action,
+            window.save_flow.save_action,
+            window.export_action,
+            window.reload_action,
+        ]
+    )
 
 
 def show_formats(parent: QWidget) -> None:
     from tensor_inspector.backends import supported_formats
+
     QMessageBox.information(parent, "Supported formats", supported_formats())
 
 
 def show_about(parent: QWidget) -> None:
-    QMessageBox.about(parent, "About Tensor Inspector",
-                      "Tensor Inspector: open ML weight files, evaluate any node, "
-                      "view, export and edit tensors.")
+    QMessageBox.about(
+        parent,
+        "About Tensor Inspector",
+        "Tensor Inspector: open ML weight files, evaluate any node, view, export and edit tensors.",
+    )
 
 
 def node_details(node: Node) -> str:
@@ -178,7 +201,9 @@ def describe_selection(opened, node: Node | None, children: int) -> str:
             return "Select a tensor."
         count = sum(1 for n in opened.nodes if n.has_value)
         about = "".join(f"\n{key}: {value[:200]}" for key, value in list(opened.metadata.items())[:20])
-        return (f"{opened.path.name}\n{opened.format_name} · {count} values\n{about}"
-                "\n\nSelect a tensor in the tree.")
+        return (
+            f"{opened.path.name}\n{opened.format_name} · {count} values\n{about}"
+            "\n\nSelect a tensor in the tree."
+        )
     what = "a signature" if node.kind is NodeKind.SIGNATURE else "a group"
     return f"{node.id}\n{what} of {children} entries\n\nSelect one of its tensors."

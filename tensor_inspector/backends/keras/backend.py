@@ -20,8 +20,17 @@ from typing import Any
 
 import numpy as np
 
-from tensor_inspector.backends.base import (Backend, CorruptFile, Index, InspectorError, Node,
-                                            NodeKind, Source, UnsupportedFormat, read_head)
+from tensor_inspector.backends.base import (
+    Backend,
+    CorruptFile,
+    Index,
+    InspectorError,
+    Node,
+    NodeKind,
+    Source,
+    UnsupportedFormat,
+    read_head,
+)
 from tensor_inspector.backends.keras.config import config_layers
 from tensor_inspector.core.isolation import IsolatedFailure, run_isolated
 
@@ -70,10 +79,15 @@ def probe(path: str) -> dict[str, Any]:
 def _dataset_dtype(dataset: Any) -> tuple[np.dtype, str]:
     """The numpy dtype of a weight; bf16/fp8 stored as raw bytes carry their name in an attribute."""
     from tensor_inspector.core.dtypes import ML_DTYPES
+
     declared = dataset.attrs.get("dtype")
     if isinstance(declared, bytes):
         declared = declared.decode()
-    if isinstance(declared, str) and declared in ML_DTYPES and dataset.dtype.itemsize == ML_DTYPES[declared].itemsize:
+    if (
+        isinstance(declared, str)
+        and declared in ML_DTYPES
+        and dataset.dtype.itemsize == ML_DTYPES[declared].itemsize
+    ):
         return ML_DTYPES[declared], declared
     return dataset.dtype, dataset.dtype.name
 
@@ -85,6 +99,7 @@ class KerasSource(Source):
     def __init__(self, path: Path):
         super().__init__(path)
         import h5py
+
         self._archive: zipfile.ZipFile | None = None
         self._member: Any = None
         self.is_archive = _is_keras_zip(self.path)
@@ -115,17 +130,28 @@ class KerasSource(Source):
     def _add_config(self, config: Any) -> None:
         if not isinstance(config, dict):
             return
-        self._add(Node(id="config", name="config", kind=NodeKind.GROUP,
-                       metadata={"class_name": config.get("class_name"),
-                                 "keras_version": self._keras_version()}))
+        self._add(
+            Node(
+                id="config",
+                name="config",
+                kind=NodeKind.GROUP,
+                metadata={"class_name": config.get("class_name"), "keras_version": self._keras_version()},
+            )
+        )
         for layer in config_layers(config):
             if layer["flagged"]:
                 self.flagged.append(layer)
             node_id = "config/" + "/".join(p.replace("/", "_") for p in layer["path"])
             if node_id in self._nodes:
                 continue
-            self._add_with_groups(Node(id=node_id, name=layer["path"][-1], kind=NodeKind.GROUP,
-                                       metadata={k: v for k, v in layer.items() if k != "path"}))
+            self._add_with_groups(
+                Node(
+                    id=node_id,
+                    name=layer["path"][-1],
+                    kind=NodeKind.GROUP,
+                    metadata={k: v for k, v in layer.items() if k != "path"},
+                )
+            )
 
     def _keras_version(self) -> str | None:
         value = self._h5.attrs.get("keras_version") if self._h5 is not None else None
@@ -135,9 +161,11 @@ class KerasSource(Source):
 
     def _add_weights(self) -> None:
         import h5py
+
         datasets: list[tuple[str, Any]] = []
-        self._h5.visititems(lambda name, obj: datasets.append((name, obj))
-                            if isinstance(obj, h5py.Dataset) else None)
+        self._h5.visititems(
+            lambda name, obj: datasets.append((name, obj)) if isinstance(obj, h5py.Dataset) else None
+        )
         for name, dataset in datasets:
             dtype, dtype_name = _dataset_dtype(dataset)
             owner = dataset.parent.attrs.get("name")
@@ -146,11 +174,18 @@ class KerasSource(Source):
                 metadata["layer"] = owner.decode() if isinstance(owner, bytes) else str(owner)
             if dtype.kind in "OSUV" and dtype_name == dtype.name and dtype.kind != "S":
                 metadata["note"] = "not a numeric weight"
-            self._add_with_groups(Node(id=name, name=name.rsplit("/", 1)[-1], kind=NodeKind.TENSOR,
-                                       dtype=np.dtype(dtype).name, framework_dtype=dtype_name,
-                                       shape=tuple(dataset.shape or ()),
-                                       nbytes=int(dataset.size) * np.dtype(dtype).itemsize,
-                                       metadata=metadata))
+            self._add_with_groups(
+                Node(
+                    id=name,
+                    name=name.rsplit("/", 1)[-1],
+                    kind=NodeKind.TENSOR,
+                    dtype=np.dtype(dtype).name,
+                    framework_dtype=dtype_name,
+                    shape=tuple(dataset.shape or ()),
+                    nbytes=int(dataset.size) * np.dtype(dtype).itemsize,
+                    metadata=metadata,
+                )
+            )
 
     def _read(self, node: Node, index: Index | None) -> np.ndarray:
         dataset = self._h5[node.id]
@@ -168,6 +203,7 @@ class KerasSource(Source):
     def _write(self, path: Path, replacements: dict[str, np.ndarray]) -> None:
         """A copy with datasets overwritten in place (same shape and dtype, so the layout is kept)."""
         import h5py
+
         path = Path(path)
         workdir = Path(tempfile.mkdtemp(prefix=f".{path.name}-", dir=path.parent))
         try:
@@ -233,8 +269,10 @@ class KerasBackend(Backend):
             found = run_isolated(PROBE, str(path))
         except IsolatedFailure as exc:
             if exc.crashed:
-                raise CorruptFile(f"{path.name} is damaged: {exc}. It was read in a separate "
-                                  "process, so nothing else was affected.") from None
+                raise CorruptFile(
+                    f"{path.name} is damaged: {exc}. It was read in a separate "
+                    "process, so nothing else was affected."
+                ) from None
             raise CorruptFile(f"{path.name} is a damaged HDF5/Keras file ({exc}).") from None
         if not found.get("keras"):
             raise UnsupportedFormat(f"{path.name} is an HDF5 file but not a Keras model.")

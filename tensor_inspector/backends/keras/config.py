@@ -6,7 +6,8 @@ classes are described, never deserialized.
 
 from __future__ import annotations
 
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 BUILTIN_MODULE_PREFIXES = ("keras", "tf_keras", "tensorflow.keras", "tensorflow.python.keras")
 
@@ -31,8 +32,11 @@ def _flag(layer: dict[str, Any]) -> str | None:
         return "Lambda layer: its function is Python code stored in the file; it is never executed"
     if module is not None and not str(module).startswith(BUILTIN_MODULE_PREFIXES):
         return f"custom object from module {module!r}: loading it would import and run that code"
-    if registered and "custom" in str(registered).lower() or (
-            registered and module is None and ">" in str(registered)):
+    if (
+        registered
+        and "custom" in str(registered).lower()
+        or (registered and module is None and ">" in str(registered))
+    ):
         return f"custom object {registered!r}: loading it would run user code"
     if _has_python_function(layer.get("config", {})):
         return "holds a serialized Python function; it is never executed"
@@ -51,9 +55,13 @@ def config_layers(config: dict[str, Any], prefix: tuple[str, ...] = ()) -> Itera
         layer_config = layer.get("config") if isinstance(layer.get("config"), dict) else {}
         name = str(layer.get("name") or layer_config.get("name") or f"layer_{index}")
         reason = _flag(layer)
-        entry = {"path": prefix + (name,), "class_name": layer.get("class_name"),
-                 "module": layer.get("module"), "registered_name": layer.get("registered_name"),
-                 "flagged": reason is not None}
+        entry = {
+            "path": prefix + (name,),
+            "class_name": layer.get("class_name"),
+            "module": layer.get("module"),
+            "registered_name": layer.get("registered_name"),
+            "flagged": reason is not None,
+        }
         if reason:
             entry["reason"] = reason
         yield entry

@@ -14,7 +14,14 @@ from typing import Any
 import numpy as np
 
 from tensor_inspector.backends.base import (
-    Backend, CorruptFile, InspectorError, MissingFramework, Source, TrustRequired, read_head)
+    Backend,
+    CorruptFile,
+    InspectorError,
+    MissingFramework,
+    Source,
+    TrustRequired,
+    read_head,
+)
 from tensor_inspector.backends.pickles.safe_unpickler import Refused, disallowed_globals, safe_load
 from tensor_inspector.backends.pickles.tree import ContainerSource
 
@@ -81,6 +88,7 @@ class PickleBackend(Backend):
 def load_pickle_bytes(data: bytes, name: str, trust: bool) -> Any:
     """Unpickle ``data``: allow-list unless ``trust``; clear errors for refusals and damage."""
     import io
+
     try:
         if trust:
             return pickle.loads(data)  # the user trusts this file
@@ -90,13 +98,26 @@ def load_pickle_bytes(data: bytes, name: str, trust: bool) -> Any:
         raise TrustRequired(
             f"{name} is a pickle that loads {', '.join(wanted[:8])}"
             f"{' and more' if len(wanted) > 8 else ''}, which could run code: "
-            "open it only if you trust where it came from.", wanted) from None
+            "open it only if you trust where it came from.",
+            wanted,
+        ) from None
     except (MissingFramework, InspectorError):
         raise
-    except (EOFError, pickle.UnpicklingError, ValueError, IndexError, KeyError,
-            TypeError, AttributeError, MemoryError, RuntimeError, UnicodeDecodeError) as exc:
+    except (
+        EOFError,
+        pickle.UnpicklingError,
+        ValueError,
+        IndexError,
+        KeyError,
+        TypeError,
+        AttributeError,
+        MemoryError,
+        RuntimeError,
+        UnicodeDecodeError,
+    ) as exc:
         raise CorruptFile(
-            f"{name} is not a readable pickle (truncated or damaged: {_one_line(exc)}).") from None
+            f"{name} is not a readable pickle (truncated or damaged: {_one_line(exc)})."
+        ) from None
     except Exception as exc:  # a trusted pickle's own code failed
         raise InspectorError(f"Loading {name} failed: {_one_line(exc)}.") from None
 

@@ -12,19 +12,27 @@ import importlib
 import io
 import pickle
 import pickletools
-from typing import IO, Any, Callable
+from collections.abc import Callable
+from typing import IO, Any
 
 from tensor_inspector.backends.base import MissingFramework
 
 _NUMPY_ALLOWED = {
-    ("numpy._core.multiarray", "_reconstruct"), ("numpy.core.multiarray", "_reconstruct"),
-    ("numpy._core.multiarray", "scalar"), ("numpy.core.multiarray", "scalar"),
-    ("numpy._core.numeric", "_frombuffer"), ("numpy.core.numeric", "_frombuffer"),
-    ("numpy", "ndarray"), ("numpy", "dtype"),
+    ("numpy._core.multiarray", "_reconstruct"),
+    ("numpy.core.multiarray", "_reconstruct"),
+    ("numpy._core.multiarray", "scalar"),
+    ("numpy.core.multiarray", "scalar"),
+    ("numpy._core.numeric", "_frombuffer"),
+    ("numpy.core.numeric", "_frombuffer"),
+    ("numpy", "ndarray"),
+    ("numpy", "dtype"),
 }
 _BUILTINS_ALLOWED = {"set", "frozenset", "complex", "slice", "range", "bytearray"}
-_MODULE_ALIASES = {"numpy.core.multiarray": "numpy._core.multiarray",
-                   "numpy.core.numeric": "numpy._core.numeric", "__builtin__": "builtins"}
+_MODULE_ALIASES = {
+    "numpy.core.multiarray": "numpy._core.multiarray",
+    "numpy.core.numeric": "numpy._core.numeric",
+    "__builtin__": "builtins",
+}
 
 
 class Refused(pickle.UnpicklingError):
@@ -41,20 +49,24 @@ def allowed_global(module: str, name: str) -> Callable[..., Any] | type | None:
         return getattr(importlib.import_module(_MODULE_ALIASES.get(module, module)), name)
     if module == "numpy.dtypes" and name.endswith("DType"):
         import numpy.dtypes
+
         value = getattr(numpy.dtypes, name, None)
         return value if isinstance(value, type) else None
     if module == "ml_dtypes":
         import ml_dtypes
         import numpy as np
+
         value = getattr(ml_dtypes, name, None)
         return value if isinstance(value, type) and issubclass(value, np.generic) else None
     if module in ("builtins", "__builtin__") and name in _BUILTINS_ALLOWED:
         return getattr(__import__("builtins"), name)
     if (module, name) == ("_codecs", "encode"):
         import _codecs
+
         return _codecs.encode
     if (module, name) == ("collections", "OrderedDict"):
         from collections import OrderedDict
+
         return OrderedDict
     if module == "torch" or module.startswith("torch."):
         return _torch_global(module, name)
@@ -69,12 +81,14 @@ def _torch_global(module: str, name: str) -> Any:
     if (module, name) == ("torch.storage", "_load_from_bytes"):
         return _load_storage_bytes
     from torch._weights_only_unpickler import _get_allowed_globals
+
     return _get_allowed_globals().get(f"{module}.{name}")
 
 
 def _load_storage_bytes(data: bytes) -> Any:
     """A storage pickled by value: torch's own helper would load it unsafely."""
     import torch
+
     try:
         return torch.load(io.BytesIO(data), weights_only=True, map_location="cpu")
     except pickle.UnpicklingError:
@@ -104,6 +118,7 @@ class TorchArchiveUnpickler(pickle.Unpickler):
         value = allowed_global(module, name)
         if value is None and "torch" in __import__("sys").modules:
             from torch._weights_only_unpickler import _get_allowed_globals
+
             value = _get_allowed_globals().get(f"{module}.{name}")
         if value is None:
             raise Refused(f"{module}.{name}")
@@ -134,11 +149,19 @@ def safe_load(fh: IO[bytes]) -> Any:
 
 def _loaded_torch_utils() -> Any:
     import sys
+
     return sys.modules.get("torch._utils")
 
 
-_STRING_OPS = {"SHORT_BINUNICODE", "BINUNICODE", "BINUNICODE8", "UNICODE", "STRING",
-               "BINSTRING", "SHORT_BINSTRING"}
+_STRING_OPS = {
+    "SHORT_BINUNICODE",
+    "BINUNICODE",
+    "BINUNICODE8",
+    "UNICODE",
+    "STRING",
+    "BINSTRING",
+    "SHORT_BINSTRING",
+}
 
 
 def globals_in_pickle(data: bytes | IO[bytes]) -> list[str]:

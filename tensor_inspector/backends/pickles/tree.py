@@ -8,13 +8,13 @@ otherwise), and converted through ``torch_convert`` imported at that moment.
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
 import numpy as np
 
-from tensor_inspector.backends.base import (
-    Index, InspectorError, Node, NodeKind, NotEvaluable, Source)
+from tensor_inspector.backends.base import Index, InspectorError, Node, NodeKind, NotEvaluable, Source
 
 MAX_REPR = 200
 
@@ -38,8 +38,7 @@ def short_repr(value: Any) -> str:
 
 
 def _is_container(value: Any) -> bool:
-    if isinstance(value, (list, tuple)) and value and all(
-            isinstance(v, (int, float, bool)) for v in value):
+    if isinstance(value, (list, tuple)) and value and all(isinstance(v, (int, float, bool)) for v in value):
         return False  # a list of numbers is one value, shown as an array
     return isinstance(value, (dict, list, tuple)) or is_torch_module(value)
 
@@ -100,9 +99,14 @@ class ContainerSource(Source):
                     self._add_with_groups(Node(id=node_id, name=name, kind=NodeKind.GROUP))
                 self._paths.setdefault(node_id, path)
             elif _is_container(value):
-                self._add_with_groups(Node(
-                    id=node_id, name=name, kind=NodeKind.GROUP,
-                    metadata={"type": type(value).__name__, "value": short_repr(value)}))
+                self._add_with_groups(
+                    Node(
+                        id=node_id,
+                        name=name,
+                        kind=NodeKind.GROUP,
+                        metadata={"type": type(value).__name__, "value": short_repr(value)},
+                    )
+                )
             else:
                 self._leaf(node_id, path, value, in_module)
 
@@ -119,20 +123,36 @@ class ContainerSource(Source):
             self._in_module.add(node_id)
         if is_torch_tensor(value):
             from tensor_inspector.backends.pytorch import convert as torch_convert
+
             device = self._device_of(value) if self._device_of else None
             info = torch_convert.tensor_info(value, device)
             self._add_with_groups(Node(id=node_id, name=node_id, kind=NodeKind.TENSOR, **info))
         elif isinstance(value, np.ndarray) and value.dtype != object:
-            self._add_with_groups(Node(
-                id=node_id, name=node_id, kind=NodeKind.TENSOR, dtype=value.dtype.name,
-                framework_dtype=value.dtype.name, shape=tuple(value.shape),
-                nbytes=int(value.nbytes), metadata={"type": "numpy.ndarray"}))
+            self._add_with_groups(
+                Node(
+                    id=node_id,
+                    name=node_id,
+                    kind=NodeKind.TENSOR,
+                    dtype=value.dtype.name,
+                    framework_dtype=value.dtype.name,
+                    shape=tuple(value.shape),
+                    nbytes=int(value.nbytes),
+                    metadata={"type": "numpy.ndarray"},
+                )
+            )
         else:
             array = value_array(value)
-            self._add_with_groups(Node(
-                id=node_id, name=node_id, kind=NodeKind.VALUE, dtype=array.dtype.name,
-                framework_dtype=type(value).__name__, shape=tuple(array.shape),
-                metadata={"value": short_repr(value), "type": type(value).__name__}))
+            self._add_with_groups(
+                Node(
+                    id=node_id,
+                    name=node_id,
+                    kind=NodeKind.VALUE,
+                    dtype=array.dtype.name,
+                    framework_dtype=type(value).__name__,
+                    shape=tuple(array.shape),
+                    metadata={"value": short_repr(value), "type": type(value).__name__},
+                )
+            )
 
     # -- values -------------------------------------------------------------------
     def _read(self, node: Node, index: Index | None) -> np.ndarray:
@@ -143,6 +163,7 @@ class ContainerSource(Source):
         value = self._leaves[node.id]
         if is_torch_tensor(value):
             from tensor_inspector.backends.pytorch import convert as torch_convert
+
             return torch_convert.to_numpy(value, index)
         array = value if isinstance(value, np.ndarray) else value_array(value)
         if index is not None:
@@ -157,10 +178,12 @@ class ContainerSource(Source):
             if node_id in self._in_module:
                 raise InspectorError(
                     f"{node_id!r} belongs to a pickled module object; writing into modules "
-                    "is not supported (save its state_dict instead).")
+                    "is not supported (save its state_dict instead)."
+                )
             old = self._leaves[node_id]
             if is_torch_tensor(old):
                 from tensor_inspector.backends.pytorch import convert as torch_convert
+
                 new = torch_convert.from_numpy(array, old)
             else:
                 new = np.array(array, dtype=old.dtype, copy=True)

@@ -37,13 +37,11 @@ def classify(path: Path) -> str | None:
 
 def _classify_names(names: list[str]) -> str | None:
     tails = {name.split("/", 1)[1] if "/" in name else name for name in names}
-    if "archive_format" in tails or any(t.startswith("models/") and t.endswith(".json")
-                                        for t in tails):
+    if "archive_format" in tails or any(t.startswith("models/") and t.endswith(".json") for t in tails):
         return EXPORT
     if "serialized_exported_program.json" in tails:
         return EXPORT
-    if "data.pkl" in tails and ("constants.pkl" in tails or any(t.startswith("code/")
-                                                                 for t in tails)):
+    if "data.pkl" in tails and ("constants.pkl" in tails or any(t.startswith("code/") for t in tails)):
         return SCRIPT
     if "data.pkl" in tails:
         return CHECKPOINT
@@ -56,10 +54,11 @@ def _first_member_is_torch(path: Path) -> bool:
     if len(head) < 30:
         return False
     name_len = struct.unpack("<H", head[26:28])[0]
-    name = head[30:30 + name_len].decode("utf-8", "replace")
+    name = head[30 : 30 + name_len].decode("utf-8", "replace")
     tail = name.split("/", 1)[1] if "/" in name else name
-    return tail in ("data.pkl", "archive_format", "version", "byteorder") or \
-        tail.startswith(("data/", ".data/", "code/", "models/"))
+    return tail in ("data.pkl", "archive_format", "version", "byteorder") or tail.startswith(
+        ("data/", ".data/", "code/", "models/")
+    )
 
 
 class TorchBackend(Backend):
@@ -79,15 +78,19 @@ class TorchBackend(Backend):
         if kind == DAMAGED_ZIP:
             raise CorruptFile(
                 f"{path.name} looks like a torch zip archive but is truncated or damaged "
-                "(its zip directory cannot be read).")
+                "(its zip directory cannot be read)."
+            )
         self.require_framework()
         if kind == SCRIPT:
             from tensor_inspector.backends.pytorch.script import open_script
+
             return open_script(path, trust)
         if kind == EXPORT:
             from tensor_inspector.backends.pytorch.export import open_export
+
             return open_export(path, trust)
         from tensor_inspector.backends.pytorch.checkpoint import open_checkpoint
+
         if kind is None and not read_head(path, 4).startswith(b"PK"):
             # opened explicitly with this backend: let torch judge the bytes
             return open_checkpoint(path, trust, is_zip=False)

@@ -43,10 +43,12 @@ class CheckpointSource(ContainerSource):
 
     def _write(self, path: Path, replacements: dict[str, np.ndarray]) -> None:
         import torch
+
         if _same_file(path, self.path) and self._obj is not None:
             raise InspectorError(
                 "Cannot write onto the file that is open (memory-mapped): "
-                "write to a new file and rename it after closing.")
+                "write to a new file and rename it after closing."
+            )
         obj = self._replaced_object(replacements)
         torch.save(obj, path, _use_new_zipfile_serialization=self.is_zip)
 
@@ -60,6 +62,7 @@ def _same_file(a: Path, b: Path) -> bool:
 
 def open_checkpoint(path: Path, trust: bool, is_zip: bool) -> CheckpointSource:
     import torch
+
     source = CheckpointSource(path, is_zip)
     source.trusted = trust  # a re-open (verification after saving) uses the same trust
 
@@ -71,8 +74,7 @@ def open_checkpoint(path: Path, trust: bool, is_zip: bool) -> CheckpointSource:
         with warnings.catch_warnings():  # TypedStorage / quantized deprecation chatter
             warnings.simplefilter("ignore")
             try:
-                obj = torch.load(path, map_location=remember_location, weights_only=not trust,
-                                 mmap=is_zip)
+                obj = torch.load(path, map_location=remember_location, weights_only=not trust, mmap=is_zip)
             except pickle.UnpicklingError as exc:
                 if trust:
                     raise
@@ -85,7 +87,9 @@ def open_checkpoint(path: Path, trust: bool, is_zip: bool) -> CheckpointSource:
     except Refused as refused:
         raise TrustRequired(
             f"{path.name} needs {refused.name} to load, which could run code: "
-            "open it only if you trust where it came from.", [refused.name]) from None
+            "open it only if you trust where it came from.",
+            [refused.name],
+        ) from None
     except InspectorError:
         raise
     except Exception as exc:
@@ -97,9 +101,12 @@ def open_checkpoint(path: Path, trust: bool, is_zip: bool) -> CheckpointSource:
 def _load_with_allow_list(path: Path, map_location: Any, is_zip: bool) -> Any:
     """torch.load through our own allow-list unpickler, which reads every pickle protocol."""
     import torch
+
     from tensor_inspector.backends.pickles.safe_unpickler import TorchPickleModule
-    return torch.load(path, map_location=map_location, pickle_module=TorchPickleModule,
-                      weights_only=False, mmap=is_zip)
+
+    return torch.load(
+        path, map_location=map_location, pickle_module=TorchPickleModule, weights_only=False, mmap=is_zip
+    )
 
 
 def _refusal_or_damage(path: Path, exc: Exception, is_zip: bool) -> InspectorError:
@@ -112,13 +119,16 @@ def _refusal_or_damage(path: Path, exc: Exception, is_zip: bool) -> InspectorErr
     shown = ", ".join(wanted[:8]) + (" and more" if len(wanted) > 8 else "")
     return TrustRequired(
         f"{path.name} needs {shown} to load, which could run code: "
-        "open it only if you trust where it came from.", wanted)
+        "open it only if you trust where it came from.",
+        wanted,
+    )
 
 
 def unsafe_globals(path: Path, is_zip: bool) -> list[str]:
     """Globals the file names that ``weights_only=True`` does not allow (nothing is run)."""
     if is_zip:
         import torch
+
         try:
             return list(torch.serialization.get_unsafe_globals_in_checkpoint(str(path)))
         except Exception:  # e.g. a data.pkl in a protocol torch's scanner does not speak
@@ -128,8 +138,11 @@ def unsafe_globals(path: Path, is_zip: bool) -> list[str]:
 
 def _zip_unsafe_globals(path: Path) -> list[str]:
     import zipfile
+
     from torch._weights_only_unpickler import _get_allowed_globals
+
     from tensor_inspector.backends.pickles.safe_unpickler import globals_in_pickle
+
     allowed = set(_get_allowed_globals())
     with zipfile.ZipFile(path) as archive:
         member = next(n for n in archive.namelist() if n.endswith("data.pkl"))
@@ -140,7 +153,9 @@ def _zip_unsafe_globals(path: Path) -> list[str]:
 def _legacy_unsafe_globals(path: Path) -> list[str]:
     """Scan the pickles at the start of a legacy file: magic, protocol, sys info, object."""
     from torch._weights_only_unpickler import _get_allowed_globals
+
     from tensor_inspector.backends.pickles.safe_unpickler import globals_in_pickle
+
     allowed = set(_get_allowed_globals())
     wanted: list[str] = []
     with open(path, "rb") as fh:
@@ -159,4 +174,5 @@ def _damage(path: Path, exc: Exception, is_zip: bool) -> InspectorError:
     kind = "zip archive" if is_zip else "legacy-format file"
     return CorruptFile(
         f"{path.name} is a torch {kind} that could not be read; it is probably truncated "
-        f"or damaged ({text.rstrip('.')}).")
+        f"or damaged ({text.rstrip('.')})."
+    )

@@ -27,7 +27,8 @@ if hasattr(torch, "float8_e8m0fnu"):
     _BIT_VIEWS[torch.float8_e8m0fnu] = ("float8_e8m0fnu", torch.uint8)
 
 _BY_NUMPY_NAME: dict[str, tuple[torch.dtype, torch.dtype]] = {
-    name: (tdt, view) for tdt, (name, view) in _BIT_VIEWS.items()}
+    name: (tdt, view) for tdt, (name, view) in _BIT_VIEWS.items()
+}
 
 # Dense sparse tensors up to this size; bigger ones would not fit a viewer anyway.
 SPARSE_DENSE_LIMIT = 256 * 1024 * 1024
@@ -46,7 +47,8 @@ def _exposed(t: torch.Tensor) -> torch.Tensor:
         if nbytes > SPARSE_DENSE_LIMIT:
             raise InspectorError(
                 f"This sparse tensor would take {nbytes / 2**20:.0f} MiB as a dense array, "
-                "more than the viewer shows.")
+                "more than the viewer shows."
+            )
         return t.to_dense()
     return t
 
@@ -77,8 +79,11 @@ def to_numpy(t: torch.Tensor, index: Index | None = None) -> np.ndarray:
 
 def exposed_dtype(t: torch.Tensor) -> np.dtype:
     if t.is_quantized:
-        return {torch.quint8: np.dtype(np.uint8), torch.qint8: np.dtype(np.int8),
-                torch.qint32: np.dtype(np.int32)}.get(t.dtype, np.dtype(np.uint8))
+        return {
+            torch.quint8: np.dtype(np.uint8),
+            torch.qint8: np.dtype(np.int8),
+            torch.qint32: np.dtype(np.int32),
+        }.get(t.dtype, np.dtype(np.uint8))
     if t.dtype in _BIT_VIEWS:
         return numpy_dtype(_BIT_VIEWS[t.dtype][0])
     if t.dtype is torch.complex32:
@@ -98,7 +103,8 @@ def from_numpy(array: np.ndarray, like: torch.Tensor) -> torch.Tensor:
             new = new.to(torch.complex32)
         elif new.dtype != like.dtype:
             raise InspectorError(
-                f"Cannot store {name} values in a {framework_dtype_name(like.dtype)} tensor.")
+                f"Cannot store {name} values in a {framework_dtype_name(like.dtype)} tensor."
+            )
         if like.layout is torch.sparse_coo:
             new = new.to_sparse()
         elif like.layout is not torch.strided:
@@ -113,12 +119,11 @@ def from_numpy(array: np.ndarray, like: torch.Tensor) -> torch.Tensor:
 def _requantize(int_repr: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
     scheme = like.qscheme()
     if scheme in (torch.per_tensor_affine, torch.per_tensor_symmetric):
-        return torch._make_per_tensor_quantized_tensor(
-            int_repr, like.q_scale(), like.q_zero_point())
+        return torch._make_per_tensor_quantized_tensor(int_repr, like.q_scale(), like.q_zero_point())
     if scheme in (torch.per_channel_affine, torch.per_channel_symmetric):
         return torch._make_per_channel_quantized_tensor(
-            int_repr, like.q_per_channel_scales(), like.q_per_channel_zero_points(),
-            like.q_per_channel_axis())
+            int_repr, like.q_per_channel_scales(), like.q_per_channel_zero_points(), like.q_per_channel_axis()
+        )
     raise InspectorError(f"Writing {scheme} quantized tensors is not supported.")
 
 
@@ -165,7 +170,7 @@ def is_tensor(value: Any) -> bool:
     return isinstance(value, torch.Tensor)
 
 
-def tensor_from_array(array: np.ndarray) -> "torch.Tensor":
+def tensor_from_array(array: np.ndarray) -> torch.Tensor:
     """A fresh tensor holding ``array`` (a feed), bf16/fp8 through their bit patterns."""
     array = np.array(array, copy=True, order="C")  # ascontiguousarray would make 0-d 1-d
     name = array.dtype.name
@@ -178,7 +183,7 @@ def tensor_from_array(array: np.ndarray) -> "torch.Tensor":
     return torch.from_numpy(array)
 
 
-def numpy_name_of(dtype: "torch.dtype | None") -> str:
+def numpy_name_of(dtype: torch.dtype | None) -> str:
     """numpy's name for a torch dtype (float32 when unknown)."""
     if dtype is None:
         return "float32"

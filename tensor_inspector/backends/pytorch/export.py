@@ -16,8 +16,16 @@ from typing import Any
 import numpy as np
 
 from tensor_inspector.backends.base import (
-    CorruptFile, FeedSpec, Index, InspectorError, Node, NodeKind, NotEvaluable, Source,
-    TrustRequired)
+    CorruptFile,
+    FeedSpec,
+    Index,
+    InspectorError,
+    Node,
+    NodeKind,
+    NotEvaluable,
+    Source,
+    TrustRequired,
+)
 
 GRAPH_GROUP = "graph"
 
@@ -37,12 +45,13 @@ class ExportSource(Source):
     def __init__(self, path: Path, program: Any):
         super().__init__(path)
         self._program = program
-        self._stored: dict[str, Any] = {}    # node id -> tensor (state dict and constants)
+        self._stored: dict[str, Any] = {}  # node id -> tensor (state dict and constants)
         self._inputs: list[FeedSpec] = []
         self._build()
 
     def _build(self) -> None:
         from tensor_inspector.backends.pytorch import convert as torch_convert
+
         program = self._program
         for table, kind in ((program.state_dict, "state_dict"), (program.constants, "constant")):
             for name, value in table.items():
@@ -59,16 +68,28 @@ class ExportSource(Source):
                 continue
             dtype, shape = _meta_of(fx_node)
             if fx_node.op == "placeholder" and fx_node.name in user_inputs:
-                self._inputs.append(FeedSpec(name=fx_node.name, dtype=dtype or "float32",
-                                             shape=shape, description="program input"))
-            self._add(Node(
-                id=f"{GRAPH_GROUP}/{fx_node.name}", name=fx_node.name, kind=NodeKind.COMPUTED,
-                parent=GRAPH_GROUP, dtype=dtype, framework_dtype=None, shape=shape,
-                metadata={"op": fx_node.op, "target": str(fx_node.target)}))
+                self._inputs.append(
+                    FeedSpec(
+                        name=fx_node.name, dtype=dtype or "float32", shape=shape, description="program input"
+                    )
+                )
+            self._add(
+                Node(
+                    id=f"{GRAPH_GROUP}/{fx_node.name}",
+                    name=fx_node.name,
+                    kind=NodeKind.COMPUTED,
+                    parent=GRAPH_GROUP,
+                    dtype=dtype,
+                    framework_dtype=None,
+                    shape=shape,
+                    metadata={"op": fx_node.op, "target": str(fx_node.target)},
+                )
+            )
 
     # -- values -------------------------------------------------------------------
     def _read(self, node: Node, index: Index | None) -> np.ndarray:
         from tensor_inspector.backends.pytorch import convert as torch_convert
+
         if node.id not in self._stored:
             raise NotEvaluable(f"{node.id!r} has no stored value.")
         return torch_convert.to_numpy(self._stored[node.id], index)
@@ -82,6 +103,7 @@ class ExportSource(Source):
         examples = self._example_inputs()
         if examples is not None:
             from tensor_inspector.backends.pytorch import convert as torch_convert
+
             for spec, tensor in zip(self._inputs, examples):
                 feeds[spec.name] = torch_convert.to_numpy(tensor)
         return feeds
@@ -89,6 +111,7 @@ class ExportSource(Source):
     def _example_inputs(self) -> list[Any] | None:
         import torch
         from torch.utils._pytree import tree_leaves
+
         example = getattr(self._program, "example_inputs", None)
         if not example:
             return None
@@ -100,6 +123,7 @@ class ExportSource(Source):
     def _as_declared(self, name: str, value: Any) -> np.ndarray:
         """A feed in the input's declared dtype when numpy can cast it within its kind."""
         from tensor_inspector.core.dtypes import numpy_dtype
+
         array = np.asarray(value)
         spec = next((s for s in self._inputs if s.name == name), None)
         if spec is not None and array.dtype.name != spec.dtype:
@@ -110,7 +134,9 @@ class ExportSource(Source):
 
     def _evaluate(self, node: Node, feeds: dict[str, np.ndarray]) -> np.ndarray:
         import torch
+
         from tensor_inspector.backends.pytorch import convert as torch_convert
+
         if self._program is None:
             raise InspectorError("This file has been closed.")
         program = self._program
@@ -158,7 +184,9 @@ class ExportSource(Source):
     # -- writing ------------------------------------------------------------------
     def _write(self, path: Path, replacements: dict[str, np.ndarray]) -> None:
         import torch
+
         from tensor_inspector.backends.pytorch import convert as torch_convert
+
         program = self._program
         saved: list[tuple[dict, str, Any]] = []
         try:
@@ -176,13 +204,16 @@ class ExportSource(Source):
         self._program = None
         self._stored = {}
         import gc
+
         gc.collect()
 
 
 def _meta_of(fx_node: Any) -> tuple[str | None, tuple[int | None, ...] | None]:
     """numpy dtype name and shape from the node's fake value (symbolic dims become None)."""
     import torch
+
     from tensor_inspector.backends.pytorch import convert as torch_convert
+
     value = fx_node.meta.get("val")
     if not isinstance(value, torch.Tensor):
         return None, None
@@ -192,7 +223,9 @@ def _meta_of(fx_node: Any) -> tuple[str | None, tuple[int | None, ...] | None]:
 
 def open_export(path: Path, trust: bool) -> ExportSource:
     import torch
+
     from tensor_inspector.backends.pytorch.export_check import archive_problems
+
     if not trust:
         try:
             problems = archive_problems(path)
@@ -202,7 +235,8 @@ def open_export(path: Path, trust: bool) -> ExportSource:
             raise TrustRequired(
                 f"{path.name} is a torch.export archive whose loading could run code "
                 f"({'; '.join(problems[:5])}): open it only if you trust where it came from.",
-                problems)
+                problems,
+            )
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")

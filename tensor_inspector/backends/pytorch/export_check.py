@@ -14,27 +14,97 @@ import io
 import json
 import re
 import zipfile
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 _OPERATOR_ALLOWED = {
-    "getitem", "add", "sub", "mul", "truediv", "floordiv", "mod", "neg", "pos", "pow", "abs",
-    "eq", "ne", "lt", "le", "gt", "ge", "and_", "or_", "xor", "not_", "invert", "lshift",
-    "rshift", "matmul", "truth",
+    "getitem",
+    "add",
+    "sub",
+    "mul",
+    "truediv",
+    "floordiv",
+    "mod",
+    "neg",
+    "pos",
+    "pow",
+    "abs",
+    "eq",
+    "ne",
+    "lt",
+    "le",
+    "gt",
+    "ge",
+    "and_",
+    "or_",
+    "xor",
+    "not_",
+    "invert",
+    "lshift",
+    "rshift",
+    "matmul",
+    "truth",
 }
 _OPS_NAMESPACES = ("torch.ops.aten.", "torch.ops.prims.", "torch.ops.quantized_decomposed.")
 _OPS_BLOCKED = ("torch.ops.aten.from_file",)  # maps files from disk, writable with shared=True
 _HIGHER_ORDER_ALLOWED = {
-    "cond", "while_loop", "map_impl", "wrap_with_set_grad_enabled", "wrap_with_autocast",
-    "auto_functionalized", "invoke_subgraph", "scan", "associative_scan",
+    "cond",
+    "while_loop",
+    "map_impl",
+    "wrap_with_set_grad_enabled",
+    "wrap_with_autocast",
+    "auto_functionalized",
+    "invoke_subgraph",
+    "scan",
+    "associative_scan",
 }
 _SYMPY_NAMES = {
-    "FloorDiv", "ModularIndexing", "Where", "PythonMod", "Mod", "CleanDiv", "CeilToInt",
-    "FloorToInt", "CeilDiv", "LShift", "RShift", "IsNonOverlappingAndDenseIndicator",
-    "TruncToFloat", "TruncToInt", "RoundToInt", "RoundDecimal", "ToFloat", "FloatPow",
-    "PowByNatural", "IntTrueDiv", "FloatTrueDiv", "Identity", "Max", "Min", "Eq", "Ne",
-    "Lt", "Le", "Gt", "Ge", "And", "Or", "Not", "True", "False", "oo", "zoo", "nan",
-    "Abs", "floor", "ceiling", "sqrt", "OpaqueUnaryFn_sqrt", "Piecewise", "ITE",
+    "FloorDiv",
+    "ModularIndexing",
+    "Where",
+    "PythonMod",
+    "Mod",
+    "CleanDiv",
+    "CeilToInt",
+    "FloorToInt",
+    "CeilDiv",
+    "LShift",
+    "RShift",
+    "IsNonOverlappingAndDenseIndicator",
+    "TruncToFloat",
+    "TruncToInt",
+    "RoundToInt",
+    "RoundDecimal",
+    "ToFloat",
+    "FloatPow",
+    "PowByNatural",
+    "IntTrueDiv",
+    "FloatTrueDiv",
+    "Identity",
+    "Max",
+    "Min",
+    "Eq",
+    "Ne",
+    "Lt",
+    "Le",
+    "Gt",
+    "Ge",
+    "And",
+    "Or",
+    "Not",
+    "True",
+    "False",
+    "oo",
+    "zoo",
+    "nan",
+    "Abs",
+    "floor",
+    "ceiling",
+    "sqrt",
+    "OpaqueUnaryFn_sqrt",
+    "Piecewise",
+    "ITE",
 }
 _EXPR_CHARS = re.compile(r"^[A-Za-z0-9_+\-*/%(),<>=!&|~ \t.]*$")
 _EXPR_WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
@@ -60,8 +130,11 @@ def expr_allowed(expr: str) -> bool:
     """A symbolic-shape expression made of symbols, numbers, operators and known functions."""
     if not _EXPR_CHARS.match(expr) or "__" in expr or _NUMBER_DOT.search(expr):
         return False
-    return all(_SYMBOL.match(word) or word in _SYMPY_NAMES for word in _EXPR_WORD.findall(expr)
-               if not word[0].isdigit())
+    return all(
+        _SYMBOL.match(word) or word in _SYMPY_NAMES
+        for word in _EXPR_WORD.findall(expr)
+        if not word[0].isdigit()
+    )
 
 
 def _walk(obj: Any) -> Iterator[tuple[str, Any, Any]]:
@@ -101,12 +174,13 @@ def payload_problems(document: Any, what: str) -> list[str]:
 def archive_problems(path: Path) -> list[str]:
     """Reasons this archive could run code when loaded; empty when it is safe to load."""
     import torch
+
     problems: list[str] = []
     with zipfile.ZipFile(path) as archive:
         names = archive.namelist()
         prefix = names[0].split("/", 1)[0] + "/" if names and "/" in names[0] else ""
         for name in names:
-            tail = name[len(prefix):] if name.startswith(prefix) else name
+            tail = name[len(prefix) :] if name.startswith(prefix) else name
             if tail.startswith("data/aotinductor/") or tail.endswith((".so", ".dll", ".dylib")):
                 problems.append(f"compiled native code {tail}")
             elif tail.startswith("models/") and tail.endswith(".json"):

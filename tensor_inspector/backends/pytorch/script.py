@@ -14,8 +14,16 @@ from typing import Any
 import numpy as np
 
 from tensor_inspector.backends.base import (
-    CorruptFile, FeedSpec, Index, InspectorError, Node, NodeKind, NotEvaluable, Source,
-    TrustRequired)
+    CorruptFile,
+    FeedSpec,
+    Index,
+    InspectorError,
+    Node,
+    NodeKind,
+    NotEvaluable,
+    Source,
+    TrustRequired,
+)
 
 GRAPH_GROUP = "forward"
 # forward() argument types a feed can supply -> the numpy dtype of that feed
@@ -39,6 +47,7 @@ class ScriptSource(Source):
 
     def _build(self) -> None:
         from tensor_inspector.backends.pytorch import convert as torch_convert
+
         module = self._module
         parameters = dict(module.named_parameters())
         for name, tensor in list(parameters.items()) + list(module.named_buffers()):
@@ -51,17 +60,23 @@ class ScriptSource(Source):
         if not hasattr(module, "forward"):
             return
         import torch
+
         schema_args = module.forward.schema.arguments[1:]  # skip self
         for arg in schema_args:
             kind = "Tensor" if isinstance(arg.type, torch._C.TensorType) else str(arg.type)
             if kind not in _FEEDABLE:
                 self._unfeedable.append(f"{arg.name} ({kind})")
                 continue
-            self._inputs.append(FeedSpec(name=arg.name, dtype=_FEEDABLE[kind], shape=None,
-                                         description=kind))
+            self._inputs.append(FeedSpec(name=arg.name, dtype=_FEEDABLE[kind], shape=None, description=kind))
         graph = module.inlined_graph
-        self._add(Node(id=GRAPH_GROUP, name="forward graph", kind=NodeKind.GROUP,
-                       metadata={"inputs": [spec.name for spec in self._inputs]}))
+        self._add(
+            Node(
+                id=GRAPH_GROUP,
+                name="forward graph",
+                kind=NodeKind.GROUP,
+                metadata={"inputs": [spec.name for spec in self._inputs]},
+            )
+        )
         for index, graph_node in enumerate(graph.nodes()):
             kind = graph_node.kind()
             if kind in _SKIPPED_OPS:
@@ -72,14 +87,23 @@ class ScriptSource(Source):
                 node_id = f"{GRAPH_GROUP}/{value.debugName()}"
                 self._positions[node_id] = (index, out_index)
                 scalar = value.type().scalarType()
-                self._add(Node(
-                    id=node_id, name=value.debugName(), kind=NodeKind.COMPUTED,
-                    parent=GRAPH_GROUP, dtype=None, framework_dtype=scalar,
-                    shape=None, metadata={"op": kind, "source": _source_line(graph_node)}))
+                self._add(
+                    Node(
+                        id=node_id,
+                        name=value.debugName(),
+                        kind=NodeKind.COMPUTED,
+                        parent=GRAPH_GROUP,
+                        dtype=None,
+                        framework_dtype=scalar,
+                        shape=None,
+                        metadata={"op": kind, "source": _source_line(graph_node)},
+                    )
+                )
 
     # -- values -------------------------------------------------------------------
     def _read(self, node: Node, index: Index | None) -> np.ndarray:
         from tensor_inspector.backends.pytorch import convert as torch_convert
+
         if node.id not in self._tensors:
             raise NotEvaluable(f"{node.id!r} has no stored value.")
         return torch_convert.to_numpy(self._tensors[node.id], index)
@@ -89,7 +113,9 @@ class ScriptSource(Source):
 
     def _evaluate(self, node: Node, feeds: dict[str, np.ndarray]) -> np.ndarray:
         import torch
+
         from tensor_inspector.backends.pytorch import convert as torch_convert
+
         if self._module is None:
             raise InspectorError("This file has been closed.")
         node_index, out_index = self._positions[node.id]
@@ -102,7 +128,8 @@ class ScriptSource(Source):
         probe = torch._C._create_function_from_graph("tensor_inspector_probe", graph)
         if self._unfeedable:
             raise NotEvaluable(
-                f"The forward method takes inputs that cannot be fed: {', '.join(self._unfeedable)}.")
+                f"The forward method takes inputs that cannot be fed: {', '.join(self._unfeedable)}."
+            )
         defaults = self.default_feeds(node.id)
         args: list[Any] = []
         for spec in self._inputs:
@@ -117,7 +144,8 @@ class ScriptSource(Source):
         except Exception as exc:
             raise InspectorError(
                 f"Running the TorchScript graph up to {node.name!r} failed: "
-                f"{_first_line(exc)} (check the input shapes: {', '.join(s.name for s in self._inputs)}).") from None
+                f"{_first_line(exc)} (check the input shapes: {', '.join(s.name for s in self._inputs)})."
+            ) from None
         if not isinstance(result, torch.Tensor):
             raise NotEvaluable(f"{node.id!r} is not a tensor value.")
         return torch_convert.to_numpy(result)
@@ -125,7 +153,9 @@ class ScriptSource(Source):
     # -- writing ------------------------------------------------------------------
     def _write(self, path: Path, replacements: dict[str, np.ndarray]) -> None:
         import torch
+
         from tensor_inspector.backends.pytorch import convert as torch_convert
+
         fresh = torch.jit.load(str(self.path), map_location="cpu")  # opened with trust already
         targets = dict(fresh.named_parameters())
         targets.update(dict(fresh.named_buffers()))
@@ -139,6 +169,7 @@ class ScriptSource(Source):
         self._module = None
         self._tensors = {}
         import gc
+
         gc.collect()
 
 
@@ -159,15 +190,17 @@ def open_script(path: Path, trust: bool) -> ScriptSource:
     if not trust:
         raise TrustRequired(
             f"{path.name} is a TorchScript archive: it contains code that runs when it is "
-            "loaded, so open it only if you trust where it came from.", ["TorchScript code"])
+            "loaded, so open it only if you trust where it came from.",
+            ["TorchScript code"],
+        )
     import torch
+
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             module = torch.jit.load(str(path), map_location="cpu")
     except Exception as exc:
-        raise CorruptFile(
-            f"{path.name} could not be loaded as TorchScript: {_first_line(exc)}.") from None
+        raise CorruptFile(f"{path.name} could not be loaded as TorchScript: {_first_line(exc)}.") from None
     source = ScriptSource(path, module)
     source.trusted = True  # a re-open (verification after saving) uses the same trust
     return source

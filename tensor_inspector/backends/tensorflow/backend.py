@@ -56,8 +56,10 @@ class TensorFlowBackend(Backend):
         saved_model = _saved_model_dir(path)
         if saved_model is not None:
             from tensor_inspector.backends.tensorflow.savedmodel import SavedModelSource
+
             return SavedModelSource(saved_model, trust=trust)
         from tensor_inspector.backends.tensorflow.checkpoint import CheckpointSource, resolve_checkpoint_dir
+
         if path.is_dir() or path.name == STATE_FILE:
             directory = path if path.is_dir() else path.parent
             if not (directory / STATE_FILE).is_file():
@@ -66,7 +68,9 @@ class TensorFlowBackend(Backend):
         prefix = prefix_of(path)
         if prefix is None:
             if path.is_file() and has_table_magic(path):
-                raise InspectorError(f"{path.name} looks like a checkpoint index, but checkpoint "
-                                     "indexes must be named <prefix>.index.")
+                raise InspectorError(
+                    f"{path.name} looks like a checkpoint index, but checkpoint "
+                    "indexes must be named <prefix>.index."
+                )
             raise InspectorError(f"{path} is not a TensorFlow checkpoint (no {path.name}.index next to it).")
         return CheckpointSource(path, prefix)

@@ -7,13 +7,12 @@ values are read one tensor at a time on demand.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 
-from tensor_inspector.backends.base import (CorruptFile, Index, InspectorError, Node, NodeKind,
-                                            Source)
+from tensor_inspector.backends.base import CorruptFile, Index, InspectorError, Node, NodeKind, Source
 from tensor_inspector.backends.tensorflow.common import import_tf, nbytes_of, tf_dtype_names, to_numpy
 from tensor_inspector.backends.tensorflow.index import vet_checkpoint
 from tensor_inspector.backends.tensorflow.objgraph import OBJECT_GRAPH_KEY, name_paths, object_graph_paths
@@ -42,8 +41,9 @@ class CheckpointVariables:
             self.shapes = self._reader.get_variable_to_shape_map()
             self.dtypes = self._reader.get_variable_to_dtype_map()
         except Exception as exc:
-            raise CorruptFile(f"TensorFlow cannot read the checkpoint {self.prefix.name}: "
-                              f"{_tf_error_sentence(exc)}.") from None
+            raise CorruptFile(
+                f"TensorFlow cannot read the checkpoint {self.prefix.name}: {_tf_error_sentence(exc)}."
+            ) from None
         # Index order; sliced variables also have internal per-slice entries, which are skipped.
         self.keys = [e.key for e in entries if e.key in self.shapes]
         self.keys += sorted(set(self.shapes) - set(self.keys))
@@ -66,9 +66,18 @@ class CheckpointVariables:
             shape = tuple(int(d) for d in self.shapes[item.key])
             node_id = f"{under}/{item.path}" if under else item.path
             metadata = {"checkpoint_key": item.key, **item.extra}
-            add(Node(id=node_id, name=node_id.rsplit("/", 1)[-1], kind=NodeKind.TENSOR,
-                     dtype=dtype, framework_dtype=tf_dtype, shape=shape,
-                     nbytes=nbytes_of(dtype, shape), metadata=metadata))
+            add(
+                Node(
+                    id=node_id,
+                    name=node_id.rsplit("/", 1)[-1],
+                    kind=NodeKind.TENSOR,
+                    dtype=dtype,
+                    framework_dtype=tf_dtype,
+                    shape=shape,
+                    nbytes=nbytes_of(dtype, shape),
+                    metadata=metadata,
+                )
+            )
             id_to_key[node_id] = item.key
         return id_to_key
 
@@ -79,7 +88,9 @@ class CheckpointVariables:
         try:
             value = self._reader.get_tensor(key)
         except Exception as exc:
-            raise CorruptFile(f"Cannot read {key!r} from the checkpoint: {_tf_error_sentence(exc)}.") from None
+            raise CorruptFile(
+                f"Cannot read {key!r} from the checkpoint: {_tf_error_sentence(exc)}."
+            ) from None
         _, tf_dtype = tf_dtype_names(self.dtypes[key])
         array = to_numpy(value, tf_dtype)
         return array[index] if index is not None else array
@@ -108,6 +119,7 @@ class CheckpointSource(Source):
 
     def _write(self, path: Path, replacements: dict[str, np.ndarray]) -> None:
         from tensor_inspector.backends.tensorflow.write import write_checkpoint
+
         by_key = {self._id_to_key[node_id]: value for node_id, value in replacements.items()}
         write_checkpoint(self.variables, Path(path), by_key)
 
@@ -128,6 +140,7 @@ def resolve_checkpoint_dir(directory: Path) -> Path:
     if not prefix.is_absolute():
         prefix = directory / prefix
     if not Path(str(prefix) + ".index").is_file():
-        raise CorruptFile(f"The checkpoint state file in {directory} names {prefix.name}, "
-                          "whose .index file is missing.")
+        raise CorruptFile(
+            f"The checkpoint state file in {directory} names {prefix.name}, whose .index file is missing."
+        )
     return prefix

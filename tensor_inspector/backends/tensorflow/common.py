@@ -71,6 +71,7 @@ def nbytes_of(dtype_name: str | None, shape: tuple[int | None, ...] | None) -> i
     if dtype_name is None or dtype_name == "str" or shape is None or None in shape:
         return None
     from tensor_inspector.core.dtypes import numpy_dtype
+
     return int(np.prod(shape, dtype=np.int64)) * numpy_dtype(dtype_name).itemsize
 
 
@@ -110,11 +111,13 @@ def numpy_to_tf_value(value: np.ndarray, tf_dtype_name: str) -> Any:
     tf = import_tf()
     target = tf.dtypes.as_dtype(tf_dtype_name)
     if target == tf.string:
-        flat = [v.encode("utf-8") if isinstance(v, str) else bytes(v)
-                for v in np.asarray(value).ravel().tolist()]
+        flat = [
+            v.encode("utf-8") if isinstance(v, str) else bytes(v) for v in np.asarray(value).ravel().tolist()
+        ]
         return tf.reshape(tf.constant(flat, dtype=tf.string), np.asarray(value).shape)
     tensor = tf.constant(value)
     if tensor.dtype != target:
         raise InspectorError(
-            f"The new value has dtype {value.dtype}, but TensorFlow stores this tensor as {tf_dtype_name}.")
+            f"The new value has dtype {value.dtype}, but TensorFlow stores this tensor as {tf_dtype_name}."
+        )
     return tensor

@@ -26,24 +26,24 @@ WRAPPER_PREFIX = "__inference_signature_wrapper"
 class OpOutput:
     """One op output of a signature's graph, named as in the graph that evaluates it."""
 
-    name: str                 # "StatefulPartitionedCall/mul:0"
+    name: str  # "StatefulPartitionedCall/mul:0"
     op_type: str
     tf_dtype: Any
     shape: tuple[int | None, ...] | None
-    feeds: frozenset[str]     # signature input keys it depends on
-    const: Any = None         # TensorProto for Const ops (read with tf.make_ndarray)
+    feeds: frozenset[str]  # signature input keys it depends on
+    const: Any = None  # TensorProto for Const ops (read with tf.make_ndarray)
     extra: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
 class SignatureGraph:
     key: str
-    mode: str                                  # "tf2" (frozen function) or "tf1" (session graph)
-    inputs: dict[str, Any]                     # key -> TensorInfo
-    outputs: dict[str, Any]                    # key -> TensorInfo
+    mode: str  # "tf2" (frozen function) or "tf1" (session graph)
+    inputs: dict[str, Any]  # key -> TensorInfo
+    outputs: dict[str, Any]  # key -> TensorInfo
     ops: list[OpOutput] = field(default_factory=list)
-    output_names: dict[str, str] = field(default_factory=dict)   # output key -> op output name
-    feed_names: dict[str, str] = field(default_factory=dict)     # input key -> placeholder tensor name
+    output_names: dict[str, str] = field(default_factory=dict)  # output key -> op output name
+    feed_names: dict[str, str] = field(default_factory=dict)  # input key -> placeholder tensor name
     error: str | None = None
 
 
@@ -60,13 +60,15 @@ class _Flattener:
     def func_graph(self, name: str) -> Any:
         if name not in self.func_graphs:
             from tensorflow.python.framework.function_def_to_graph import function_def_to_graph
+
             fdef = self.library[name]
             with self.graph.as_default():
                 self.func_graphs[name] = function_def_to_graph(fdef)
         return self.func_graphs[name]
 
-    def walk(self, fname: str, prefix: str, args: list[tuple[str, frozenset[str]]],
-             depth: int = 0) -> list[tuple[str, frozenset[str]]]:
+    def walk(
+        self, fname: str, prefix: str, args: list[tuple[str, frozenset[str]]], depth: int = 0
+    ) -> list[tuple[str, frozenset[str]]]:
         """List ops of ``fname`` under ``prefix``; ``args`` are (flat tensor name, feeds) of its inputs.
 
         Returns the (flat name, feeds) of the function's outputs.
@@ -95,8 +97,7 @@ class _Flattener:
             for tensor in op.outputs:
                 name = prefix + tensor.name
                 resolved[tensor.name] = (name, feeds)
-                self.out.append(OpOutput(name, op.type, tensor.dtype, shape_of(tensor.shape),
-                                         feeds, const))
+                self.out.append(OpOutput(name, op.type, tensor.dtype, shape_of(tensor.shape), feeds, const))
         return [resolve(t) for t in fg.outputs]
 
 
@@ -145,8 +146,9 @@ def _fill(graph: Any, library: dict[str, Any], entry: SignatureGraph) -> None:
     _fill_tf1(graph, entry, feed_by_tensor)
 
 
-def _fill_tf2(graph: Any, library: dict[str, Any], entry: SignatureGraph, call: Any,
-              feed_by_tensor: dict[str, str]) -> None:
+def _fill_tf2(
+    graph: Any, library: dict[str, Any], entry: SignatureGraph, call: Any, feed_by_tensor: dict[str, str]
+) -> None:
     entry.mode = "tf2"
     flattener = _Flattener(graph, library, entry.ops)
     wrapper = flattener.func_graph(call.get_attr("f").name)
@@ -162,11 +164,13 @@ def _fill_tf2(graph: Any, library: dict[str, Any], entry: SignatureGraph, call: 
             args.append((arg_name, frozenset()))
             source = tensor.op
             dtype = source.get_attr("dtype") if source.type == "VarHandleOp" else tensor.dtype
-            shape = shape_of(source.get_attr("shape")) if source.type == "VarHandleOp" \
-                else shape_of(tensor.shape)
+            shape = (
+                shape_of(source.get_attr("shape")) if source.type == "VarHandleOp" else shape_of(tensor.shape)
+            )
             const = source.get_attr("value") if source.type == "Const" else None
-            entry.ops.append(OpOutput(arg_name, "Const", dtype, shape, frozenset(), const,
-                                      {"captured": source.name}))
+            entry.ops.append(
+                OpOutput(arg_name, "Const", dtype, shape, frozenset(), const, {"captured": source.name})
+            )
     outs = flattener.walk(call.get_attr("f").name, "", args)
     by_index = {int(info.name.rsplit(":", 1)[1]): key for key, info in entry.outputs.items()}
     for index, (name, _feeds) in enumerate(outs):
@@ -191,26 +195,50 @@ def _fill_tf1(graph: Any, entry: SignatureGraph, feed_by_tensor: dict[str, str])
     for op in graph.get_operations():  # graph order is a topological order
         if op.name not in seen:
             continue
-        own = frozenset().union(*(feeds.get(t.name, frozenset()) for t in op.inputs)) \
-            if op.inputs else frozenset()
+        own = (
+            frozenset().union(*(feeds.get(t.name, frozenset()) for t in op.inputs))
+            if op.inputs
+            else frozenset()
+        )
         for tensor in op.outputs:
             if tensor.name in feed_by_tensor:
                 feeds[tensor.name] = frozenset([feed_by_tensor[tensor.name]])
                 continue
             feeds[tensor.name] = own
             const = op.get_attr("value") if op.type == "Const" else None
-            entry.ops.append(OpOutput(tensor.name, op.type, tensor.dtype, shape_of(tensor.shape),
-                                      own, const))
+            entry.ops.append(OpOutput(tensor.name, op.type, tensor.dtype, shape_of(tensor.shape), own, const))
 
 
 # Ops that touch the file system or run Python: evaluating a graph containing them needs trust.
 RISKY_OPS = {
-    "WriteFile", "Save", "SaveV2", "SaveSlices", "MergeV2Checkpoints", "PyFunc", "PyFuncStateless",
-    "EagerPyFunc", "CreateSummaryFileWriter", "WriteSummary", "WriteScalarSummary",
-    "WriteHistogramSummary", "WriteImageSummary", "WriteAudioSummary", "WriteGraphSummary",
-    "WriteRawProtoSummary", "ImportEvent", "SaveDataset", "SaveDatasetV2", "ExperimentalSaveDataset",
-    "DatasetToTFRecord", "ExperimentalDatasetToTFRecord", "DebugIdentity", "DebugIdentityV2",
-    "DebugIdentityV3", "ReadFile", "MatchingFiles", "ShardedFilename",
+    "WriteFile",
+    "Save",
+    "SaveV2",
+    "SaveSlices",
+    "MergeV2Checkpoints",
+    "PyFunc",
+    "PyFuncStateless",
+    "EagerPyFunc",
+    "CreateSummaryFileWriter",
+    "WriteSummary",
+    "WriteScalarSummary",
+    "WriteHistogramSummary",
+    "WriteImageSummary",
+    "WriteAudioSummary",
+    "WriteGraphSummary",
+    "WriteRawProtoSummary",
+    "ImportEvent",
+    "SaveDataset",
+    "SaveDatasetV2",
+    "ExperimentalSaveDataset",
+    "DatasetToTFRecord",
+    "ExperimentalDatasetToTFRecord",
+    "DebugIdentity",
+    "DebugIdentityV2",
+    "DebugIdentityV3",
+    "ReadFile",
+    "MatchingFiles",
+    "ShardedFilename",
 }
 
 

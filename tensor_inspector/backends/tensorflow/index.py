@@ -20,7 +20,7 @@ from pathlib import Path
 from tensor_inspector.backends.base import CorruptFile
 
 TABLE_MAGIC = 0xDB4775248B80FB57
-FOOTER_SIZE = 48        # two block handles padded to 40 bytes + 8 bytes of magic
+FOOTER_SIZE = 48  # two block handles padded to 40 bytes + 8 bytes of magic
 BLOCK_TRAILER_SIZE = 5  # compression type byte + crc32c
 MAX_INDEX_BYTES = 1 << 31
 DATA_SUFFIX = re.compile(r"^(?P<prefix>.*)\.data-(?P<shard>\d{5})-of-(?P<count>\d{5})$")
@@ -70,7 +70,7 @@ def _block(data: bytes, offset: int, size: int) -> bytes:
         raise ValueError("block outside the file")
     if data[offset + size] != 0:
         raise ValueError("compressed block (TensorFlow writes index tables uncompressed)")
-    return data[offset: offset + size]
+    return data[offset : offset + size]
 
 
 def _block_entries(block: bytes) -> list[tuple[bytes, bytes]]:
@@ -87,9 +87,9 @@ def _block_entries(block: bytes) -> list[tuple[bytes, bytes]]:
         value_len, pos = _varint(block, pos)
         if shared > len(key) or pos + non_shared + value_len > end:
             raise ValueError("entry outside its block")
-        key = key[:shared] + block[pos: pos + non_shared]
+        key = key[:shared] + block[pos : pos + non_shared]
         pos += non_shared
-        entries.append((key, block[pos: pos + value_len]))
+        entries.append((key, block[pos : pos + value_len]))
         pos += value_len
     return entries
 
@@ -101,14 +101,18 @@ def read_table(index_path: Path) -> list[tuple[bytes, bytes]]:
     except OSError as exc:
         raise CorruptFile(f"Cannot read {index_path}: {exc.strerror or exc}.") from None
     if size < FOOTER_SIZE:
-        raise CorruptFile(f"{index_path} is too short to be a TensorFlow checkpoint index "
-                          f"({size} bytes); it is probably truncated.")
+        raise CorruptFile(
+            f"{index_path} is too short to be a TensorFlow checkpoint index "
+            f"({size} bytes); it is probably truncated."
+        )
     if size > MAX_INDEX_BYTES:
         raise CorruptFile(f"{index_path} is larger than any checkpoint index should be.")
     data = Path(index_path).read_bytes()
     if struct.unpack("<Q", data[-8:])[0] != TABLE_MAGIC:
-        raise CorruptFile(f"{index_path} is not a TensorFlow checkpoint index (the footer magic "
-                          "is missing; the file may be truncated).")
+        raise CorruptFile(
+            f"{index_path} is not a TensorFlow checkpoint index (the footer magic "
+            "is missing; the file may be truncated)."
+        )
     try:
         footer = data[-FOOTER_SIZE:]
         _meta_off, pos = _varint(footer, 0)
@@ -193,14 +197,17 @@ def vet_checkpoint(prefix: Path) -> tuple[int, list[IndexEntry]]:
             expected = _fixed_size(entry.dtype, dims)
             if expected is not None and entry.size != expected:
                 # a shape that disagrees with its bytes would make TF allocate for the shape
-                raise CorruptFile(f"The index entry for {key!r} declares shape {list(dims)} but "
-                                  f"{entry.size:,} bytes of data; the index is damaged.")
+                raise CorruptFile(
+                    f"The index entry for {key!r} declares shape {list(dims)} but "
+                    f"{entry.size:,} bytes of data; the index is damaged."
+                )
             if entry.shard_id >= num_shards:
                 raise CorruptFile(f"The index entry for {key!r} points to a shard that does not exist.")
             if entry.offset < 0 or entry.offset + entry.size > shard_sizes[entry.shard_id]:
                 raise CorruptFile(
-                    f"The data of {key!r} lies beyond the end of its data shard; "
-                    "the shard is truncated.")
-        entries.append(IndexEntry(key, entry.dtype, dims, entry.shard_id, entry.offset,
-                                  entry.size, bool(entry.slices)))
+                    f"The data of {key!r} lies beyond the end of its data shard; the shard is truncated."
+                )
+        entries.append(
+            IndexEntry(key, entry.dtype, dims, entry.shard_id, entry.offset, entry.size, bool(entry.slices))
+        )
     return num_shards, entries

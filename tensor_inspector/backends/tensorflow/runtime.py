@@ -40,9 +40,9 @@ class GraphRunner:
     def __init__(self, export_dir: Path, tags: list[str]):
         self.export_dir = export_dir
         self.tags = tags
-        self._v1: tuple[Any, Any] | None = None        # (graph, session) of the loaded SavedModel
-        self._v2: tuple[Any, Any] | None = None        # (graph, session) of frozen signatures
-        self._frozen: dict[str, str] = {}              # signature key -> import scope
+        self._v1: tuple[Any, Any] | None = None  # (graph, session) of the loaded SavedModel
+        self._v2: tuple[Any, Any] | None = None  # (graph, session) of frozen signatures
+        self._frozen: dict[str, str] = {}  # signature key -> import scope
         self._loaded: Any = None
 
     # -- building -------------------------------------------------------------
@@ -53,12 +53,15 @@ class GraphRunner:
             sess = tf.compat.v1.Session(graph=graph)
             try:
                 from tensorflow.python.util import deprecation
+
                 # The TF1 loader is deprecated but is the only way to reach every op of a TF1 graph.
                 with graph.as_default(), deprecation.silence():
                     tf.compat.v1.saved_model.loader.load(sess, self.tags, str(self.export_dir))
             except Exception as exc:
                 sess.close()
-                raise InspectorError(f"TensorFlow could not load this SavedModel: {_sentence(exc)}.") from None
+                raise InspectorError(
+                    f"TensorFlow could not load this SavedModel: {_sentence(exc)}."
+                ) from None
             self._v1 = (graph, sess)
         return self._v1
 
@@ -69,8 +72,8 @@ class GraphRunner:
             self._v2 = (graph, tf.compat.v1.Session(graph=graph))
         graph, sess = self._v2
         if key not in self._frozen:
-            from tensorflow.python.framework.convert_to_constants import (
-                convert_variables_to_constants_v2)
+            from tensorflow.python.framework.convert_to_constants import convert_variables_to_constants_v2
+
             try:
                 if self._loaded is None:
                     self._loaded = tf.saved_model.load(str(self.export_dir), tags=self.tags)
@@ -79,7 +82,8 @@ class GraphRunner:
                 graph_def = frozen.graph.as_graph_def()
             except Exception as exc:
                 raise InspectorError(
-                    f"TensorFlow could not prepare signature {key!r} for evaluation: {_sentence(exc)}.") from None
+                    f"TensorFlow could not prepare signature {key!r} for evaluation: {_sentence(exc)}."
+                ) from None
             scope = scope_name(key)
             while scope in self._frozen.values():
                 scope += "_"
@@ -102,7 +106,8 @@ class GraphRunner:
         except (KeyError, ValueError):
             raise NotEvaluable(
                 f"{tensor_name} no longer exists once the signature is frozen for evaluation "
-                "(TensorFlow's optimizer removed or renamed it); evaluate a neighbouring op.") from None
+                "(TensorFlow's optimizer removed or renamed it); evaluate a neighbouring op."
+            ) from None
         feed_dict = {}
         for key, value in feeds.items():
             name = sig.feed_names.get(key)

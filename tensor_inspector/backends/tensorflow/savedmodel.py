@@ -13,11 +13,26 @@ from typing import Any
 
 import numpy as np
 
-from tensor_inspector.backends.base import (CorruptFile, FeedSpec, Index, InspectorError, Node,
-                                            NodeKind, NotEvaluable, Source, TrustRequired)
+from tensor_inspector.backends.base import (
+    CorruptFile,
+    FeedSpec,
+    Index,
+    InspectorError,
+    Node,
+    NodeKind,
+    NotEvaluable,
+    Source,
+    TrustRequired,
+)
 from tensor_inspector.backends.tensorflow.checkpoint import CheckpointVariables
-from tensor_inspector.backends.tensorflow.common import (HANDLE_DTYPES, import_tf, nbytes_of, shape_of,
-                                                 tf_dtype_names, to_numpy)
+from tensor_inspector.backends.tensorflow.common import (
+    HANDLE_DTYPES,
+    import_tf,
+    nbytes_of,
+    shape_of,
+    tf_dtype_names,
+    to_numpy,
+)
 from tensor_inspector.backends.tensorflow.graph import SignatureGraph, list_signatures, risky_ops
 from tensor_inspector.backends.tensorflow.runtime import GraphRunner
 from tensor_inspector.core.dtypes import numpy_dtype
@@ -28,6 +43,7 @@ VARIABLES = "variables"
 def parse_saved_model(directory: Path) -> Any:
     """The SavedModel proto of ``directory``, or CorruptFile."""
     from google.protobuf import text_format
+
     import_tf()
     from tensorflow.core.protobuf import saved_model_pb2
 
@@ -40,7 +56,9 @@ def parse_saved_model(directory: Path) -> Any:
             text_format.Parse(pbtxt.read_text(encoding="utf-8"), proto)
     except Exception:
         name = pb.name if pb.is_file() else pbtxt.name
-        raise CorruptFile(f"{directory / name} is not a valid SavedModel: the file cannot be parsed.") from None
+        raise CorruptFile(
+            f"{directory / name} is not a valid SavedModel: the file cannot be parsed."
+        ) from None
     if not proto.meta_graphs:
         raise CorruptFile(f"The SavedModel in {directory} contains no graph.")
     return proto
@@ -48,8 +66,12 @@ def parse_saved_model(directory: Path) -> Any:
 
 def _tensor_info(info: Any) -> dict[str, Any]:
     dtype, tf_dtype = tf_dtype_names(info.dtype) if info.dtype else (None, "invalid")
-    return {"tensor": info.name, "dtype": dtype, "framework_dtype": tf_dtype,
-            "shape": None if shape_of(info.tensor_shape) is None else list(shape_of(info.tensor_shape))}
+    return {
+        "tensor": info.name,
+        "dtype": dtype,
+        "framework_dtype": tf_dtype,
+        "shape": None if shape_of(info.tensor_shape) is None else list(shape_of(info.tensor_shape)),
+    }
 
 
 class SavedModelSource(Source):
@@ -85,22 +107,40 @@ class SavedModelSource(Source):
         outputs = {}
         for key, info in sig.outputs.items():
             outputs[key] = {**_tensor_info(info), "node": f"{base}/{sig.output_names.get(key, '')}"}
-        metadata = {"signature": sig.key, "mode": sig.mode,
-                    "inputs": {k: _tensor_info(v) for k, v in sig.inputs.items()}, "outputs": outputs}
+        metadata = {
+            "signature": sig.key,
+            "mode": sig.mode,
+            "inputs": {k: _tensor_info(v) for k, v in sig.inputs.items()},
+            "outputs": outputs,
+        }
         if sig.error:
             metadata["error"] = sig.error
         self._add(Node(id=base, name=sig.key, kind=NodeKind.SIGNATURE, metadata=metadata))
         for op in sig.ops:
             dtype, tf_dtype = tf_dtype_names(op.tf_dtype)
             node_id = f"{base}/{op.name}"
-            meta = {"op": op.op_type, "tensor": op.name, "signature": sig.key,
-                    "feeds": sorted(op.feeds), **op.extra}
+            meta = {
+                "op": op.op_type,
+                "tensor": op.name,
+                "signature": sig.key,
+                "feeds": sorted(op.feeds),
+                **op.extra,
+            }
             if tf_dtype in HANDLE_DTYPES:
                 meta["not_evaluable"] = f"a {tf_dtype} handle has no value to show"
-            self._add_with_groups(Node(id=node_id, name=op.name.rsplit("/", 1)[-1],
-                                       kind=NodeKind.COMPUTED, parent=None, dtype=dtype,
-                                       framework_dtype=tf_dtype, shape=op.shape,
-                                       nbytes=nbytes_of(dtype, op.shape), metadata=meta))
+            self._add_with_groups(
+                Node(
+                    id=node_id,
+                    name=op.name.rsplit("/", 1)[-1],
+                    kind=NodeKind.COMPUTED,
+                    parent=None,
+                    dtype=dtype,
+                    framework_dtype=tf_dtype,
+                    shape=op.shape,
+                    nbytes=nbytes_of(dtype, op.shape),
+                    metadata=meta,
+                )
+            )
             self._ops[node_id] = (sig, op)
 
     # -- values -----------------------------------------------------------------
@@ -128,8 +168,12 @@ class SavedModelSource(Source):
                 if (keys is not None and key not in keys) or key in specs:
                     continue
                 dtype, tf_dtype = tf_dtype_names(info.dtype)
-                specs[key] = FeedSpec(name=key, dtype=dtype or "float32", shape=shape_of(info.tensor_shape),
-                                      description=f"input {key!r} of signature {sig.key!r} ({tf_dtype})")
+                specs[key] = FeedSpec(
+                    name=key,
+                    dtype=dtype or "float32",
+                    shape=shape_of(info.tensor_shape),
+                    description=f"input {key!r} of signature {sig.key!r} ({tf_dtype})",
+                )
         return list(specs.values())
 
     def _signature_specs(self, sig: SignatureGraph) -> list[FeedSpec]:
@@ -139,8 +183,9 @@ class SavedModelSource(Source):
     def _evaluate(self, node: Node, feeds: dict[str, np.ndarray]) -> np.ndarray:
         sig, op = self._ops[node.id]
         if node.framework_dtype in HANDLE_DTYPES:
-            raise NotEvaluable(f"{node.id!r} is a TensorFlow {node.framework_dtype} handle, "
-                               "which has no value to show.")
+            raise NotEvaluable(
+                f"{node.id!r} is a TensorFlow {node.framework_dtype} handle, which has no value to show."
+            )
         if op.const is not None:  # constants are read from the graph, nothing runs
             return to_numpy(import_tf().make_ndarray(op.const), node.framework_dtype)
         if sig.error:
@@ -149,7 +194,8 @@ class SavedModelSource(Source):
             raise TrustRequired(
                 "Evaluating this SavedModel would run operations that can touch files or run code "
                 f"({', '.join(sorted(set(self.risky))[:3])}); open it as trusted to evaluate.",
-                self.risky)
+                self.risky,
+            )
         run_feeds = {}
         # Every input of the signature is fed: control edges of a frozen function can reach
         # inputs the value does not depend on. Inputs not given are zeros (unknown dims 1).
@@ -174,7 +220,8 @@ class SavedModelSource(Source):
             array = array.astype(target)
         if spec.shape is not None:
             ok = len(spec.shape) == array.ndim and all(
-                d is None or d == s for d, s in zip(spec.shape, array.shape))
+                d is None or d == s for d, s in zip(spec.shape, array.shape)
+            )
             if not ok:
                 want = tuple("?" if d is None else d for d in spec.shape)
                 raise InspectorError(f"Feed {spec.name!r} must have shape {want}, not {array.shape}.")
@@ -183,6 +230,7 @@ class SavedModelSource(Source):
     # -- writing ------------------------------------------------------------------
     def _write(self, path: Path, replacements: dict[str, np.ndarray]) -> None:
         from tensor_inspector.backends.tensorflow.write import write_saved_model
+
         by_key = {self._id_to_key[node_id]: value for node_id, value in replacements.items()}
         write_saved_model(self.path, self.variables, Path(path), by_key)
 

@@ -51,8 +51,9 @@ def write_checkpoint(variables: Any, prefix: Path, replacements: dict[str, np.nd
             if not names:
                 return
             part = str(workdir / f"part-{len(parts):05d}")
-            tf.raw_ops.SaveV2(prefix=part, tensor_names=names, shape_and_slices=[""] * len(names),
-                              tensors=tensors)
+            tf.raw_ops.SaveV2(
+                prefix=part, tensor_names=names, shape_and_slices=[""] * len(names), tensors=tensors
+            )
             parts.append(part)
             names, tensors, size = [], [], 0
 
@@ -70,8 +71,9 @@ def write_checkpoint(variables: Any, prefix: Path, replacements: dict[str, np.nd
         flush()
         for stale in prefix.parent.glob(prefix.name + ".data-*"):
             stale.unlink()  # old shards with another count would confuse readers
-        tf.raw_ops.MergeV2Checkpoints(checkpoint_prefixes=parts, destination_prefix=str(prefix),
-                                      delete_old_dirs=False)
+        tf.raw_ops.MergeV2Checkpoints(
+            checkpoint_prefixes=parts, destination_prefix=str(prefix), delete_old_dirs=False
+        )
         for written in [Path(str(prefix) + ".index"), *prefix.parent.glob(prefix.name + ".data-*")]:
             with open(written, "rb") as fh:
                 os.fsync(fh.fileno())
@@ -83,8 +85,9 @@ def write_checkpoint(variables: Any, prefix: Path, replacements: dict[str, np.nd
         shutil.rmtree(workdir, ignore_errors=True)
 
 
-def write_saved_model(src_dir: Path, variables: Any, dst_dir: Path,
-                      replacements: dict[str, np.ndarray]) -> None:
+def write_saved_model(
+    src_dir: Path, variables: Any, dst_dir: Path, replacements: dict[str, np.ndarray]
+) -> None:
     """Copy a SavedModel directory and rewrite its variables with ``replacements`` applied.
 
     The graph, signatures, assets and object graph are copied byte for byte; only
@@ -94,8 +97,9 @@ def write_saved_model(src_dir: Path, variables: Any, dst_dir: Path,
     if dst_dir.exists() and any(dst_dir.iterdir()):
         raise InspectorError(f"{dst_dir} already exists and is not empty; choose a new directory.")
     var_dir = src_dir / "variables"
-    shutil.copytree(src_dir, dst_dir, dirs_exist_ok=True,
-                    ignore=lambda d, names: names if Path(d) == var_dir else [])
+    shutil.copytree(
+        src_dir, dst_dir, dirs_exist_ok=True, ignore=lambda d, names: names if Path(d) == var_dir else []
+    )
     (dst_dir / "variables").mkdir(exist_ok=True)
     try:
         if variables is not None:

@@ -2,7 +2,6 @@
 
 import numpy as np
 from PySide6.QtCore import Qt
-
 from view_fixtures import WAIT_MS, show
 
 

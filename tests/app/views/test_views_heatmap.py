@@ -5,10 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from PySide6.QtCore import QPoint, QPointF, Qt
+from view_fixtures import WAIT_MS, show
 
 from tensor_inspector.app.views.colormaps import NAN_RGBA, NEGINF_RGBA, POSINF_RGBA, legend_html
-
-from view_fixtures import WAIT_MS, show
 
 
 def wait_image(qtbot, view):
@@ -65,8 +64,9 @@ def test_nan_and_inf_pixels_have_documented_colours(qtbot, view):
         colour = image.pixelColor(widget_pos(view, row, col))
         assert (colour.red(), colour.green(), colour.blue()) == rgba[:3], (row, col)
     finite = image.pixelColor(widget_pos(view, 2, 1))
-    assert (finite.red(), finite.green(), finite.blue()) not in {c[:3] for c in
-                                                                (NAN_RGBA, POSINF_RGBA, NEGINF_RGBA)}
+    assert (finite.red(), finite.green(), finite.blue()) not in {
+        c[:3] for c in (NAN_RGBA, POSINF_RGBA, NEGINF_RGBA)
+    }
     assert all(word in legend_html() for word in ("NaN", "+Inf", "Inf"))
     assert heat.levels() == (-0.5, 0.5)  # all finite values are 0: a padded interval
 
@@ -96,8 +96,11 @@ def test_complex_parts(qtbot, view):
     heat = view.heatmap
     assert not heat.complex_combo.isHidden()
     np.testing.assert_allclose(heat.image_item.image, [[5, np.sqrt(2)]], rtol=1e-6)
-    for part, expected in (("real", [[3, -1]]), ("imag", [[4, -1]]),
-                           ("phase", [[np.angle(3 + 4j), np.angle(-1 - 1j)]])):
+    for part, expected in (
+        ("real", [[3, -1]]),
+        ("imag", [[4, -1]]),
+        ("phase", [[np.angle(3 + 4j), np.angle(-1 - 1j)]]),
+    ):
         heat.complex_combo.setCurrentText(part)
         wait_image(qtbot, view)
         np.testing.assert_allclose(heat.image_item.image, expected, rtol=1e-6)

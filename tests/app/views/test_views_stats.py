@@ -6,14 +6,13 @@ import threading
 
 import ml_dtypes
 import numpy as np
+from view_fixtures import WAIT_MS, show
 
-from tensor_inspector.app.views.array_view import stats_job
 from tensor_inspector.app.background import BackgroundRunner
+from tensor_inspector.app.views.array_view import stats_job
 from tensor_inspector.app.views.stats_panel import SLICE, WHOLE
 from tensor_inspector.backends.base import InspectorError
 from tensor_inspector.core.stats import compute_stats
-
-from view_fixtures import WAIT_MS, show
 
 
 def test_whole_and_slice_statistics(qtbot, view):
@@ -61,16 +60,18 @@ def test_stale_stats_result_is_ignored(qtbot, view):
 
     def gated(channel, fn, *args, **kwargs):
         if args and args[0] is slow:
+
             def waiting(*a, **k):
                 started.set()
                 gate.wait(30)
                 k.pop("cancel")  # finish as if cancellation came too late
                 return fn(*a, **k)
+
             return original(channel, waiting, *args, **kwargs)
         return original(channel, fn, *args, **kwargs)
 
     view.runner.submit = gated
-    view.set_array(slow)             # its statistics block until the gate opens
+    view.set_array(slow)  # its statistics block until the gate opens
     assert started.wait(30)
     show(qtbot, view, np.full((3, 3), 7.0))  # the newer array wins
     assert view.stats_panel.stats(WHOLE).max == 7.0

@@ -8,16 +8,16 @@ import pytest
 from PySide6.QtCore import QItemSelection, QItemSelectionModel, Qt
 from PySide6.QtGui import QGuiApplication
 from PySide6.QtWidgets import QApplication
+from view_fixtures import WAIT_MS, show
 
 from tensor_inspector.app.views.table_model import SPECIAL_BACKGROUNDS
-
-from view_fixtures import WAIT_MS, show
 
 
 def texts(view):
     model = view.table.model()
-    return [[model.data(model.index(r, c)) for c in range(model.columnCount())]
-            for r in range(model.rowCount())]
+    return [
+        [model.data(model.index(r, c)) for c in range(model.columnCount())] for r in range(model.rowCount())
+    ]
 
 
 def test_3d_table_follows_axes_and_slider(qtbot, view):
@@ -109,8 +109,11 @@ def test_nan_and_inf_cells_are_coloured(qtbot, view):
     show(qtbot, view, np.array([[np.nan, np.inf, -np.inf, 1.0]], np.float32))
     model = view.table.model()
     colours = [model.data(model.index(0, c), Qt.ItemDataRole.BackgroundRole) for c in range(4)]
-    assert colours[:3] == [SPECIAL_BACKGROUNDS["nan"], SPECIAL_BACKGROUNDS["posinf"],
-                           SPECIAL_BACKGROUNDS["neginf"]]
+    assert colours[:3] == [
+        SPECIAL_BACKGROUNDS["nan"],
+        SPECIAL_BACKGROUNDS["posinf"],
+        SPECIAL_BACKGROUNDS["neginf"],
+    ]
     assert colours[3] is None
     assert len(set(c.name() for c in colours[:3])) == 3
     assert texts(view) == [["nan", "inf", "-inf", "1"]]
@@ -121,8 +124,9 @@ def test_copy_selection_as_tsv(qtbot, view):
     show(qtbot, view, a)
     table = view.table
     model = table.model()
-    table.selectionModel().select(QItemSelection(model.index(1, 1), model.index(2, 3)),
-                                  QItemSelectionModel.SelectionFlag.ClearAndSelect)
+    table.selectionModel().select(
+        QItemSelection(model.index(1, 1), model.index(2, 3)), QItemSelectionModel.SelectionFlag.ClearAndSelect
+    )
     expected = "1.25\t1.5\t1.75\n2.25\t2.5\t2.75"
     assert view.selected_tsv() == expected
     QGuiApplication.clipboard().clear()

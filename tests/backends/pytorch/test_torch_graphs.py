@@ -7,9 +7,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from torch_fixtures import three_layer
 
 from tensor_inspector.backends import InspectorError, NodeKind, open_path
-from torch_fixtures import three_layer
 
 
 def hidden_values(model: torch.nn.Module, x: np.ndarray) -> dict[str, np.ndarray]:
@@ -18,8 +18,12 @@ def hidden_values(model: torch.nn.Module, x: np.ndarray) -> dict[str, np.ndarray
         t = torch.from_numpy(x)
         relu = torch.relu(model.fc1(t))
         tanh = torch.tanh(model.fc2(relu))
-        return {"relu": relu.numpy(), "tanh": tanh.numpy(), "mul": (tanh * model.scale).numpy(),
-                "out": model(t).numpy()}
+        return {
+            "relu": relu.numpy(),
+            "tanh": tanh.numpy(),
+            "mul": (tanh * model.scale).numpy(),
+            "out": model(t).numpy(),
+        }
 
 
 @pytest.fixture(scope="module")
@@ -55,7 +59,8 @@ def test_export_lists_weights_and_graph(export_file: tuple[Path, np.ndarray]) ->
 
 
 def test_export_evaluates_intermediate_nodes_with_example_inputs(
-        export_file: tuple[Path, np.ndarray]) -> None:
+    export_file: tuple[Path, np.ndarray],
+) -> None:
     path, example = export_file
     expected = hidden_values(three_layer(), example)
     with open_path(path) as source:
@@ -71,10 +76,10 @@ def test_export_evaluates_with_feeds(export_file: tuple[Path, np.ndarray]) -> No
     with open_path(path) as source:
         np.testing.assert_allclose(source.evaluate("graph/tanh", {"x": x}), expected["tanh"], rtol=1e-6)
         # a float64 feed (e.g. typed on the command line) is cast to the declared float32
-        np.testing.assert_allclose(source.evaluate("graph/tanh", {"x": x.astype(np.float64)}),
-                                   expected["tanh"], rtol=1e-6)
-        np.testing.assert_allclose(source.get("graph/linear_2", feeds={"x": x}), expected["out"],
-                                   rtol=1e-5)
+        np.testing.assert_allclose(
+            source.evaluate("graph/tanh", {"x": x.astype(np.float64)}), expected["tanh"], rtol=1e-6
+        )
+        np.testing.assert_allclose(source.get("graph/linear_2", feeds={"x": x}), expected["out"], rtol=1e-5)
         with pytest.raises(InspectorError) as info:
             source.evaluate("graph/relu", {"x": np.ones((3, 5), np.float32)})
         assert "\n" not in str(info.value)
@@ -129,12 +134,13 @@ def test_torchscript_evaluates_intermediate_nodes(script_file: Path) -> None:
         by_op = {}
         for node in source.children("forward"):
             by_op.setdefault(node.metadata["op"], node.id)
-        np.testing.assert_allclose(source.evaluate(by_op["aten::relu"], {"x": x}), expected["relu"],
-                                   rtol=1e-6)
-        np.testing.assert_allclose(source.evaluate(by_op["aten::tanh"], {"x": x}), expected["tanh"],
-                                   rtol=1e-6)
-        np.testing.assert_allclose(source.evaluate(by_op["aten::mul"], {"x": x}), expected["mul"],
-                                   rtol=1e-6)
+        np.testing.assert_allclose(
+            source.evaluate(by_op["aten::relu"], {"x": x}), expected["relu"], rtol=1e-6
+        )
+        np.testing.assert_allclose(
+            source.evaluate(by_op["aten::tanh"], {"x": x}), expected["tanh"], rtol=1e-6
+        )
+        np.testing.assert_allclose(source.evaluate(by_op["aten::mul"], {"x": x}), expected["mul"], rtol=1e-6)
 
 
 def test_torchscript_write(script_file: Path, tmp_path: Path) -> None:
@@ -150,6 +156,7 @@ def test_torchscript_write(script_file: Path, tmp_path: Path) -> None:
 
 def test_demo_files(tmp_path: Path) -> None:
     from tensor_inspector.demo.torch_demo import make_demo_torch
+
     paths = make_demo_torch(tmp_path)
     assert [p.name for p in paths] == ["demo_checkpoint.pt", "demo_program.pt2"]
     assert all(p.stat().st_size < 150 * 1024 for p in paths)

@@ -8,11 +8,16 @@ from pathlib import Path
 
 import pytest
 import torch
+from torch_fixtures import (
+    SystemPayload,
+    hostile_pickle,
+    rewrite_torch_zip,
+    three_layer,
+    torch_zip_with_data_pkl,
+)
 
 from tensor_inspector.backends import CorruptFile, InspectorError, TrustRequired, open_path
 from tensor_inspector.backends.pytorch.export_check import expr_allowed, target_allowed
-from torch_fixtures import (
-    SystemPayload, hostile_pickle, rewrite_torch_zip, three_layer, torch_zip_with_data_pkl)
 
 
 def assert_clear(error: BaseException) -> None:
@@ -66,8 +71,12 @@ def test_trusting_runs_the_payload(tmp_path: Path) -> None:
 def test_legacy_file_with_payload_is_refused(tmp_path: Path, protocol: int) -> None:
     canary = tmp_path / "canary"
     path = tmp_path / "legacy.pt"
-    torch.save({"w": torch.ones(2), "evil": SystemPayload(canary)}, path,
-               _use_new_zipfile_serialization=False, pickle_protocol=protocol)
+    torch.save(
+        {"w": torch.ones(2), "evil": SystemPayload(canary)},
+        path,
+        _use_new_zipfile_serialization=False,
+        pickle_protocol=protocol,
+    )
     with pytest.raises(TrustRequired) as info:
         open_path(path)
     assert_clear(info.value)
@@ -109,8 +118,7 @@ def test_truncated_zip_is_a_clear_error(tmp_path: Path) -> None:
 
 def test_truncated_legacy_file_is_a_clear_error(tmp_path: Path) -> None:
     good = tmp_path / "good.pt"
-    torch.save({"w": torch.randn(64, 64), "b": torch.ones(3)}, good,
-               _use_new_zipfile_serialization=False)
+    torch.save({"w": torch.randn(64, 64), "b": torch.ones(3)}, good, _use_new_zipfile_serialization=False)
     data = good.read_bytes()
     for cut in (60, len(data) // 2, len(data) - 10):
         path = tmp_path / f"cut{cut}.pt"
@@ -140,8 +148,12 @@ def test_export_archive_with_hostile_sample_inputs_is_refused(tmp_path: Path) ->
     canary = tmp_path / "canary"
     evil = tmp_path / "evil_inputs.pt"
     torch.save(((SystemPayload(canary),), {}), evil)
-    path = _patch_zip(_export_archive(tmp_path), tmp_path / "evil.pt2",
-                      "sample_inputs/model.pt", lambda _: evil.read_bytes())
+    path = _patch_zip(
+        _export_archive(tmp_path),
+        tmp_path / "evil.pt2",
+        "sample_inputs/model.pt",
+        lambda _: evil.read_bytes(),
+    )
     with pytest.raises(TrustRequired) as info:
         open_path(path)
     assert_clear(info.value)
@@ -177,8 +189,7 @@ def test_unreadable_tensor_data_in_a_good_zip(tmp_path: Path) -> None:
     """A storage record shorter than its tensor gives an error, not a crash."""
     good = tmp_path / "good.pt"
     torch.save({"w": torch.arange(1000.0)}, good)
-    path = rewrite_torch_zip(good, tmp_path / "short.pt",
-                             lambda r, d: d[:16] if r.startswith("data/") else d)
+    path = rewrite_torch_zip(good, tmp_path / "short.pt", lambda r, d: d[:16] if r.startswith("data/") else d)
     with pytest.raises(InspectorError) as info:
         with open_path(path) as source:
             source.read("w")

@@ -12,11 +12,11 @@ import pytest
 import torch
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
+from torch_fixtures import all_dtype_state_dict
 
 from tensor_inspector.backends import InspectorError, open_path
 from tensor_inspector.core.dtypes import numpy_dtype
 from tensor_inspector.session.saving import file_signature, save
-from torch_fixtures import all_dtype_state_dict
 
 
 def assert_same(a: object, b: object) -> None:
@@ -27,9 +27,10 @@ def assert_same(a: object, b: object) -> None:
         if a.is_quantized:
             assert torch.equal(a.int_repr(), b.int_repr()) and a.q_scale() == b.q_scale()
         else:
-            assert torch.equal(a.view(torch.uint8) if a.dtype.itemsize == 1 and a.dtype != torch.bool
-                               else a, b.view(torch.uint8) if a.dtype.itemsize == 1 and
-                               b.dtype != torch.bool else b)
+            assert torch.equal(
+                a.view(torch.uint8) if a.dtype.itemsize == 1 and a.dtype != torch.bool else a,
+                b.view(torch.uint8) if a.dtype.itemsize == 1 and b.dtype != torch.bool else b,
+            )
     elif isinstance(a, dict):
         assert list(a) == list(b)
         for key in a:
@@ -43,11 +44,18 @@ def assert_same(a: object, b: object) -> None:
 
 
 def checkpoint() -> dict:
-    state = OrderedDict(linear=torch.nn.Parameter(torch.randn(3, 2)),
-                        ema=torch.randn(4, 4).to(torch.bfloat16),
-                        grad=torch.zeros(2, requires_grad=True))
-    return {"model": state, "epoch": 5, "tags": ["a", "b"], "lr": 0.1,
-            "q": torch.quantize_per_tensor(torch.tensor([0.1, 0.2]), 0.1, 0, torch.qint8)}
+    state = OrderedDict(
+        linear=torch.nn.Parameter(torch.randn(3, 2)),
+        ema=torch.randn(4, 4).to(torch.bfloat16),
+        grad=torch.zeros(2, requires_grad=True),
+    )
+    return {
+        "model": state,
+        "epoch": 5,
+        "tags": ["a", "b"],
+        "lr": 0.1,
+        "q": torch.quantize_per_tensor(torch.tensor([0.1, 0.2]), 0.1, 0, torch.qint8),
+    }
 
 
 @pytest.mark.parametrize("zip_format", [True, False])
@@ -62,8 +70,7 @@ def test_bf16_round_trip_is_bit_identical(tmp_path: Path, zip_format: bool) -> N
         edited = value.copy()
         edited[1, 2] = ml_dtypes.bfloat16(-3.5)
         new_param = np.full((3, 2), 7.0, np.float32)
-        source.write(out, {"model/ema": edited, "model/linear": new_param,
-                           "q": np.array([5, 6], np.int8)})
+        source.write(out, {"model/ema": edited, "model/linear": new_param, "q": np.array([5, 6], np.int8)})
     reloaded = torch.load(out, weights_only=True)
     with open_path(out) as again:
         assert again.read("model/ema").tobytes() == edited.tobytes()
@@ -114,17 +121,24 @@ def _random_bits(dtype: np.dtype, shape: tuple[int, ...], seed: int) -> np.ndarr
     array = raw.view(dtype).reshape(shape)
     if dtype.kind in "fc" or "float" in dtype.name:
         # NaN payloads are not all preserved by every writer; keep finite values
-        array = np.where(np.isfinite(array.astype(np.complex128 if dtype.kind == "c" else np.float64)),
-                         array, np.zeros((), dtype))
+        array = np.where(
+            np.isfinite(array.astype(np.complex128 if dtype.kind == "c" else np.float64)),
+            array,
+            np.zeros((), dtype),
+        )
     return array
 
 
 @settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(dtype_name=st.sampled_from(DTYPES),
-       shape=st.sampled_from([(), (0,), (3,), (2, 3), (1, 2, 3), (2, 1, 2, 2)]),
-       zip_format=st.booleans(), seed=st.integers(0, 2**16))
-def test_property_replace_one_tensor(tmp_path: Path, dtype_name: str, shape: tuple[int, ...],
-                                     zip_format: bool, seed: int) -> None:
+@given(
+    dtype_name=st.sampled_from(DTYPES),
+    shape=st.sampled_from([(), (0,), (3,), (2, 3), (1, 2, 3), (2, 1, 2, 2)]),
+    zip_format=st.booleans(),
+    seed=st.integers(0, 2**16),
+)
+def test_property_replace_one_tensor(
+    tmp_path: Path, dtype_name: str, shape: tuple[int, ...], zip_format: bool, seed: int
+) -> None:
     assume(zip_format or dtype_name not in LEGACY_UNSUPPORTED)
     dtype = numpy_dtype(dtype_name)
     other = torch.arange(5, dtype=torch.float32)

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 import tf_fixtures
+
 from tensor_inspector.backends.base import CorruptFile, InspectorError, TrustRequired
 from tensor_inspector.backends.tensorflow.backend import TensorFlowBackend
 from tensor_inspector.backends.tensorflow.index import read_table
@@ -21,9 +21,12 @@ BACKEND = TensorFlowBackend()
 def files(tmp_path_factory) -> dict[str, Path]:
     root = tmp_path_factory.mktemp("bad")
     canary = root / "canary.txt"
-    return {"ckpt": Path(tf_fixtures.tf1_checkpoint(root)),
-            "canary_model": tf_fixtures.tf2_saved_model(root, write_canary=canary),
-            "canary": canary, "root": root}
+    return {
+        "ckpt": Path(tf_fixtures.tf1_checkpoint(root)),
+        "canary_model": tf_fixtures.tf2_saved_model(root, write_canary=canary),
+        "canary": canary,
+        "root": root,
+    }
 
 
 def _copy_checkpoint(prefix: Path, dest: Path) -> Path:
@@ -118,6 +121,7 @@ def test_feed_errors_are_sentences(files):
 
 def test_struct_sanity_of_magic():
     from tensor_inspector.backends.tensorflow.index import TABLE_MAGIC
+
     assert struct.pack("<Q", TABLE_MAGIC).hex() == "57fb808b247547db"
 
 

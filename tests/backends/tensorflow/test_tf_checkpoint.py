@@ -7,8 +7,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 import tf_fixtures
+
 from tensor_inspector.backends.base import NodeKind
 from tensor_inspector.backends.registry import open_path
 from tensor_inspector.backends.tensorflow.backend import TensorFlowBackend
@@ -19,15 +19,18 @@ BACKEND = TensorFlowBackend()
 @pytest.fixture(scope="module")
 def files(tmp_path_factory) -> dict[str, Path]:
     root = tmp_path_factory.mktemp("ckpts")
-    return {"keras": Path(tf_fixtures.keras_checkpoint(root)),
-            "tf1": Path(tf_fixtures.tf1_checkpoint(root)),
-            "sharded": Path(tf_fixtures.sharded_checkpoint(root)),
-            "dtypes": Path(tf_fixtures.dtype_checkpoint(root)),
-            "root": root}
+    return {
+        "keras": Path(tf_fixtures.keras_checkpoint(root)),
+        "tf1": Path(tf_fixtures.tf1_checkpoint(root)),
+        "sharded": Path(tf_fixtures.sharded_checkpoint(root)),
+        "dtypes": Path(tf_fixtures.dtype_checkpoint(root)),
+        "root": root,
+    }
 
 
 def _reader(prefix: Path):
     import tensorflow as tf
+
     return tf.train.load_checkpoint(str(prefix))
 
 
@@ -43,8 +46,11 @@ def test_detect_prefix_index_shard_and_state_directory(files):
 
 def test_object_graph_tree_with_slots_under_their_variable(files):
     with BACKEND.open(files["keras"]) as source:
-        kernels = [n for n in source.nodes.values()
-                   if n.kind is NodeKind.TENSOR and n.id.startswith("model/") and n.name == "_kernel"]
+        kernels = [
+            n
+            for n in source.nodes.values()
+            if n.kind is NodeKind.TENSOR and n.id.startswith("model/") and n.name == "_kernel"
+        ]
         assert len(kernels) == 2
         kernel = kernels[0]
         assert kernel.metadata["checkpoint_key"].startswith("optimizer/_trainable_variables/")
@@ -103,20 +109,24 @@ def test_read_from_worker_thread(files):
 def test_write_round_trip_restores_into_fresh_checkpoint(files, tmp_path):
     import keras
     import tensorflow as tf
+
     with BACKEND.open(files["keras"]) as source:
         kernel = next(n for n in source.nodes.values() if n.name == "_kernel")
         new_value = np.arange(12, dtype=np.float32).reshape(kernel.shape)
         before = {n.id: source.read(n.id) for n in source.value_nodes()}
         out = tmp_path / "edited" / "ckpt"
         source.write(out, {kernel.id: new_value})
-    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(4, name="d1"),
-                              keras.layers.Dense(2, name="d2")])
+    model = keras.Sequential(
+        [keras.Input((3,)), keras.layers.Dense(4, name="d1"), keras.layers.Dense(2, name="d2")]
+    )
     optimizer = keras.optimizers.Adam()
     optimizer.build(model.trainable_variables)
     tf.train.Checkpoint(model=model, optimizer=optimizer).restore(str(out)).expect_partial()
     np.testing.assert_array_equal(model.layers[0].kernel.numpy(), new_value)
     with BACKEND.open(out) as edited:
-        assert set(edited.nodes) == set(before) | {n for n in edited.nodes if edited.nodes[n].kind is NodeKind.GROUP}
+        assert set(edited.nodes) == set(before) | {
+            n for n in edited.nodes if edited.nodes[n].kind is NodeKind.GROUP
+        }
         for node_id, value in before.items():
             expected = new_value if node_id == kernel.id else value
             assert edited.read(node_id).tobytes() == expected.tobytes()
@@ -138,6 +148,7 @@ def test_write_keeps_dtypes_and_shards(files, tmp_path):
 
 def test_write_rejects_wrong_dtype_or_shape(files, tmp_path):
     from tensor_inspector.backends.base import InspectorError
+
     with BACKEND.open(files["tf1"]) as source:
         with pytest.raises(InspectorError, match="Dtype mismatch"):
             source.write(tmp_path / "x", {"dense/bias": np.zeros(2, np.float64)})

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 import tf_fixtures
+
 from tensor_inspector.backends.base import NodeKind, NotEvaluable
 from tensor_inspector.backends.registry import open_path
 from tensor_inspector.backends.tensorflow.backend import TensorFlowBackend
@@ -32,6 +32,7 @@ def tf2(models):
 @pytest.fixture(scope="module")
 def loaded(models):
     import tensorflow as tf
+
     return tf.saved_model.load(str(models["tf2"]))
 
 
@@ -48,13 +49,15 @@ def test_detect_and_list_signatures(models, tf2):
 
 def test_signature_output_equals_calling_the_signature(tf2, loaded):
     import tensorflow as tf
+
     expected = loaded.signatures["serving_default"](x=tf.constant(X))["y"].numpy()
     output_node = tf2.node("serving_default").metadata["outputs"]["y"]["node"]
     np.testing.assert_array_equal(tf2.evaluate(output_node, {"x": X}), expected)
     scaled = loaded.signatures["scaled"](x=tf.constant(X), s=tf.constant(3.0))
     outputs = tf2.node("scaled").metadata["outputs"]
-    np.testing.assert_array_equal(tf2.evaluate(outputs["z"]["node"], {"x": X, "s": np.float32(3)}),
-                                  scaled["z"].numpy())
+    np.testing.assert_array_equal(
+        tf2.evaluate(outputs["z"]["node"], {"x": X, "s": np.float32(3)}), scaled["z"].numpy()
+    )
     label = tf2.evaluate(outputs["label"]["node"], {"s": np.float32(3)})
     assert label.dtype.kind == "U" and label.item() == scaled["label"].numpy().decode()
 
@@ -70,6 +73,7 @@ def test_intermediate_nodes_equal_direct_computation(tf2, loaded):
 
 def test_variable_read_equals_checkpoint_reader(models, tf2):
     import tensorflow as tf
+
     reader = tf.train.load_checkpoint(str(models["tf2"] / "variables" / "variables"))
     node = tf2.node("variables/d2/b")
     np.testing.assert_array_equal(tf2.read(node.id), reader.get_tensor(node.metadata["checkpoint_key"]))
@@ -97,6 +101,7 @@ def test_evaluate_in_worker_thread(tf2):
 
 def test_tf1_saved_model_evaluates_any_node(models):
     import tensorflow as tf
+
     x = np.array([1.0, 2.0, -4.0], np.float32)
     with open_path(models["tf1"]) as source:
         assert source.node("serving_default").metadata["mode"] == "tf1"
@@ -116,6 +121,7 @@ def test_tf1_saved_model_evaluates_any_node(models):
 
 def test_write_saved_model_serves_new_weights(models, tmp_path):
     import tensorflow as tf
+
     out = tmp_path / "edited"
     with BACKEND.open(models["tf2"]) as source:
         before = {n.id: source.read(n.id) for n in source.value_nodes() if n.kind is NodeKind.TENSOR}
@@ -136,6 +142,7 @@ def test_write_saved_model_serves_new_weights(models, tmp_path):
 
 def test_write_tf1_saved_model(models, tmp_path):
     import tensorflow as tf
+
     with BACKEND.open(models["tf1"]) as source:
         source.write(tmp_path / "tf1", {"variables/a": np.float32(10.0) * np.ones((), np.float32)})
     graph = tf.Graph()

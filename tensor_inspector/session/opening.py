@@ -1,0 +1,20 @@
+"""Opening a file: the backend registry plus what the session remembers about it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from tensor_inspector.backends import Source, open_path
+from tensor_inspector.session.saving import file_signature
+
+
+def open_source(path: str | Path, trust: bool = False, backend: str | None = None) -> Source:
+    """Open ``path`` with the best backend and note its on-disk signature.
+
+    The signature is taken before opening, so a change made while the file is open is
+    noticed when saving in place.
+    """
+    signature = file_signature(Path(path)) if Path(path).exists() else None
+    source = open_path(path, trust=trust, backend=backend)
+    source.opened_signature = signature
+    return source
