@@ -168,7 +168,7 @@ def build_menus(window, quit_action: QAction, filter_action: QAction) -> None:
 
 
 def show_formats(parent: QWidget) -> None:
-    from tensor_inspector.backends import supported_formats
+    from tensor_inspector.session import supported_formats
 
     QMessageBox.information(parent, "Supported formats", supported_formats())
 
