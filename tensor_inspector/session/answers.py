@@ -1,0 +1,115 @@
+"""What the session answers: plain frozen data that crosses threads and processes unchanged.
+
+A failure is data too (a kind and one sentence), never a live exception from a backend:
+the reader process may have died, and a crafted file must not choose what the window
+unpickles.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from tensor_inspector.core.errors import (
+    Cancelled,
+    InspectorError,
+    TrustRequired,
+)
+from tensor_inspector.core.nodes import FeedSpec, Node
+
+# Failure kinds. "crash", "memory" and "timeout" mean the reader process was stopped.
+ERROR, TRUST, CRASH, MEMORY, TIMEOUT, CANCELLED, CLOSED = (
+    "error",
+    "trust",
+    "crash",
+    "memory",
+    "timeout",
+    "cancelled",
+    "closed",
+)
+READER_STOPPED = (CRASH, MEMORY, TIMEOUT)
+
+
+@dataclass(frozen=True)
+class FileInfo:
+    """An opened file as the caller sees it: metadata and the whole node list."""
+
+    handle: int
+    path: Path
+    format_name: str
+    backend_name: str
+    writable: bool
+    trusted: bool
+    nodes: list[Node]
+    metadata: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Value:
+    """A node's value, and for graph nodes the inputs it was computed with."""
+
+    handle: int
+    node_id: str
+    index: tuple[int | slice, ...] | None
+    array: np.ndarray
+    feed_specs: list[FeedSpec] = field(default_factory=list)
+    feeds: dict[str, np.ndarray] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Saved:
+    """A finished save: the file reopened from its new content, and where the backup went."""
+
+    opened: FileInfo
+    backup: Path | None
+    verified: list[str]
+
+
+@dataclass(frozen=True)
+class Failure:
+    """Why a request failed: ``kind`` (one of the constants above) and one sentence.
+
+    ``needs`` lists what a file would import or run, for the trust prompt.
+    """
+
+    kind: str
+    message: str
+    needs: tuple[str, ...] = ()
+    error_type: str = "InspectorError"
+
+    def to_exception(self) -> InspectorError:
+        """A fresh exception of the matching core type, built from this data."""
+        if self.kind == TRUST:
+            return TrustRequired(self.message, self.needs)
+        if self.kind == CANCELLED:
+            return Cancelled()
+        return SessionFailure(self)
+
+
+class SessionFailure(InspectorError):
+    """Raised by session calls; ``failure`` holds the data (kind, sentence)."""
+
+    def __init__(self, failure: Failure):
+        self.failure = failure
+        super().__init__(failure.message)
+
+
+def failure_of(exc: BaseException) -> Failure:
+    """The plain-data form of an exception raised while serving a request."""
+    if isinstance(exc, SessionFailure):
+        return exc.failure
+    if isinstance(exc, TrustRequired):
+        return Failure(TRUST, str(exc), tuple(exc.globals_needed), "TrustRequired")
+    if isinstance(exc, Cancelled):
+        return Failure(CANCELLED, str(exc), (), "Cancelled")
+    if isinstance(exc, InspectorError):
+        return Failure(ERROR, str(exc), (), type(exc).__name__)
+    if isinstance(exc, MemoryError):
+        return Failure(MEMORY, "Not enough memory to load this value.", (), "MemoryError")
+    if isinstance(exc, RecursionError):
+        return Failure(ERROR, "The file is nested too deeply to read.", (), "CorruptFile")
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    name = type(exc).__name__
+    return Failure(ERROR, f"Unexpected error ({name}: {text})." if text else f"Unexpected error ({name}).")
