@@ -8,14 +8,14 @@ from __future__ import annotations
 import enum
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeAlias
 
 import numpy as np
 
 from tensor_inspector.core.errors import InspectorError
 
 # An index is what numpy accepts in ``a[index]`` restricted to ints and slices.
-Index = tuple  # tuple[int | slice, ...]
+Index: TypeAlias = tuple[int | slice, ...]
 
 
 class NodeKind(str, enum.Enum):

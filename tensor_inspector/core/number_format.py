@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Any, SupportsComplex, SupportsFloat
 
 import numpy as np
 
@@ -66,7 +67,7 @@ def _special(x: float) -> str | None:
     return None
 
 
-def format_float(value, fmt: NumberFormat, exact_value: bool = False) -> str:
+def format_float(value: SupportsFloat, fmt: NumberFormat, exact_value: bool = False) -> str:
     """One real number. ``exact_value``: show the stored binary value (bf16/fp8/f16)."""
     x = float(value)
     special = _special(x)
@@ -85,7 +86,7 @@ def format_float(value, fmt: NumberFormat, exact_value: bool = False) -> str:
     return text[:-2] if text.endswith(".0") else text
 
 
-def format_complex(value, fmt: NumberFormat) -> str:
+def format_complex(value: SupportsComplex, fmt: NumberFormat) -> str:
     z = complex(value)
     real_part = value.real if isinstance(value, np.complexfloating) else z.real
     imag_part = value.imag if isinstance(value, np.complexfloating) else z.imag
@@ -96,8 +97,11 @@ def format_complex(value, fmt: NumberFormat) -> str:
     return f"{re}+{im}j"
 
 
-def format_value(value, kind: str, fmt: NumberFormat) -> str:
-    """The cell text of one element; ``kind`` from :func:`value_kind` (computed once per array)."""
+def format_value(value: Any, kind: str, fmt: NumberFormat) -> str:
+    """The cell text of one element; ``kind`` from :func:`value_kind` (computed once per array).
+
+    ``value`` is an element of an array of any dtype (numpy scalar, bytes, str, object).
+    """
     if kind == "float":
         return format_float(value, fmt)
     if kind == "lowfloat":
@@ -115,12 +119,12 @@ def format_value(value, kind: str, fmt: NumberFormat) -> str:
     return text if len(text) <= MAX_TEXT else text[: MAX_TEXT - 1] + "…"
 
 
-def exact_text(value, kind: str) -> str:
+def exact_text(value: Any, kind: str) -> str:
     """The exact value whatever the chosen format (tooltips, statistics)."""
     return format_value(value, kind, NumberFormat())
 
 
-def special_class(value, kind: str) -> str | None:
+def special_class(value: Any, kind: str) -> str | None:
     """ "nan", "posinf" or "neginf" for cells to colour, else None."""
     if kind in ("float", "lowfloat"):
         x = float(value)
@@ -142,8 +146,11 @@ def special_class(value, kind: str) -> str | None:
     return None
 
 
-def parse_value(text: str, dtype: np.dtype):
-    """A user's text as a scalar of ``dtype`` (for editing); ValueError with a sentence if it does not fit."""
+def parse_value(text: str, dtype: np.dtype) -> Any:
+    """A user's text as a scalar of ``dtype`` (for editing); ValueError with a sentence if it does not fit.
+
+    The scalar is a numpy scalar, or the Python object itself for object arrays.
+    """
     kind = value_kind(dtype)
     raw = text.strip()
     try:

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from tensor_inspector.core.errors import InspectorError
+from tensor_inspector.core.nodes import Index
 
 
 class IndexSyntaxError(InspectorError, ValueError):
@@ -43,7 +44,7 @@ def _parse_part(part: str, expr: str) -> int | slice:
     return slice(*values)
 
 
-def parse_index(expr: str) -> tuple:
+def parse_index(expr: str) -> Index:
     """``"0,:,3:7"`` -> ``(0, slice(None), slice(3, 7))``; ``""`` or ``":"``-only stay explicit.
 
     Brackets are allowed (``"[0, :]"``); ``"()"`` and ``""`` mean the whole array.
@@ -70,14 +71,14 @@ def _format_part(part: int | slice) -> str:
     return str(int(part))
 
 
-def format_index(index: tuple) -> str:
+def format_index(index: Index) -> str:
     """The inverse of :func:`parse_index`: ``(0, slice(None), slice(3, 7))`` -> ``"0,:,3:7"``."""
     if not isinstance(index, tuple):
         index = (index,)
     return ",".join(_format_part(p) for p in index)
 
 
-def check_index(index: tuple, shape: Sequence[int]) -> tuple:
+def check_index(index: Index, shape: Sequence[int]) -> Index:
     """``index`` validated against ``shape``: ints in range (negatives allowed), at most ndim parts.
 
     Returns the index unchanged; raises :class:`IndexSyntaxError` with one sentence otherwise.
@@ -97,7 +98,7 @@ def check_index(index: tuple, shape: Sequence[int]) -> tuple:
     return index
 
 
-def index_shape(index: tuple, shape: Sequence[int]) -> tuple[int, ...]:
+def index_shape(index: Index, shape: Sequence[int]) -> tuple[int, ...]:
     """The shape ``array[index]`` has, computed without touching data."""
     check_index(index, shape)
     out: list[int] = []
@@ -111,7 +112,7 @@ def index_shape(index: tuple, shape: Sequence[int]) -> tuple[int, ...]:
     return tuple(out)
 
 
-def view_index(ndim: int, row_axis: int, col_axis: int, positions: Sequence[int]) -> tuple:
+def view_index(ndim: int, row_axis: int, col_axis: int, positions: Sequence[int]) -> Index:
     """The index selecting the 2-D plane (row_axis, col_axis) at ``positions`` (one per axis).
 
     Returns ``()`` for rank <= 2: the whole array is the plane.

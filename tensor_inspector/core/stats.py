@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import threading
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -49,9 +50,9 @@ class Stats:
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-friendly summary (NaN-free: undefined values are None)."""
-        mean = self.mean
-        if isinstance(mean, complex):
-            mean = [mean.real, mean.imag]
+        mean: float | list[float] | None = (
+            [self.mean.real, self.mean.imag] if isinstance(self.mean, complex) else self.mean
+        )
         return {
             "shape": list(self.shape),
             "dtype": self.dtype,
@@ -69,7 +70,7 @@ class Stats:
         }
 
 
-def _chunks(flat: np.ndarray, cancel: threading.Event | None):
+def _chunks(flat: np.ndarray, cancel: threading.Event | None) -> Iterator[np.ndarray]:
     for start in range(0, flat.size, CHUNK_ELEMENTS):
         if cancel is not None and cancel.is_set():
             raise Cancelled()
@@ -101,7 +102,8 @@ def _finite_part(chunk: np.ndarray, stats: Stats, is_complex: bool) -> np.ndarra
     else:
         stats.posinf += int(np.count_nonzero(chunk == np.inf))
         stats.neginf += int(np.count_nonzero(chunk == -np.inf))
-    return chunk[np.isfinite(chunk)]
+    finite: np.ndarray = chunk[np.isfinite(chunk)]  # a boolean mask always selects an array
+    return finite
 
 
 def compute_stats(array: np.ndarray, bins: int = 64, cancel: threading.Event | None = None) -> Stats:
@@ -152,7 +154,7 @@ def compute_stats(array: np.ndarray, bins: int = 64, cancel: threading.Event | N
         stats.note = "; ".join(notes + ["no finite values"])
         return stats
     stats.min, stats.max = lo, hi
-    stats.mean = complex(mean) if is_complex else float(mean)
+    stats.mean = complex(mean) if is_complex else float(mean.real)  # real here: .real is mean itself
     stats.std = math.sqrt(max(m2, 0.0) / n)
 
     edges = np.linspace(lo, hi if hi > lo else lo + 1.0, bins + 1)
