@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import importlib
 import logging
+import os
 from functools import lru_cache
 from pathlib import Path
 
@@ -18,6 +19,7 @@ from tensor_inspector.backends.base import Backend, InspectorError, Source, Unsu
 log = logging.getLogger(__name__)
 
 ENTRY_POINT_GROUP = "tensor_inspector.backends"
+EXTRA_BACKENDS_VARIABLE = "TENSOR_INSPECTOR_BACKENDS"
 
 # name -> "module:Class". Order matters only for ties in detection confidence.
 BUILTIN_BACKENDS: dict[str, str] = {
@@ -33,14 +35,20 @@ BUILTIN_BACKENDS: dict[str, str] = {
 def _load(spec: str) -> Backend:
     module_name, _, class_name = spec.partition(":")
     module = importlib.import_module(module_name)
-    return getattr(module, class_name)()
+    backend_cls: type[Backend] = getattr(module, class_name)
+    return backend_cls()
 
 
 @lru_cache(maxsize=1)
 def available_backends() -> dict[str, Backend]:
     """All backends whose module imports (built-ins, then entry points), by name."""
     backends: dict[str, Backend] = {}
-    for name, spec in BUILTIN_BACKENDS.items():
+    # TENSOR_INSPECTOR_BACKENDS="name=module:Class,...": backends under development, loaded
+    # first so they win ties; they reach the reader process through its environment.
+    extra = dict(
+        item.split("=", 1) for item in os.environ.get(EXTRA_BACKENDS_VARIABLE, "").split(",") if "=" in item
+    )
+    for name, spec in {**extra, **BUILTIN_BACKENDS}.items():
         try:
             backends[name] = _load(spec)
         except ImportError as exc:  # a built-in not shipped in this build
@@ -74,7 +82,7 @@ def supported_formats() -> str:
 def detect(path: str | Path) -> list[tuple[float, Backend]]:
     """Backends that recognise ``path``, most confident first."""
     path = Path(path)
-    found = []
+    found: list[tuple[float, Backend]] = []
     for backend in available_backends().values():
         try:
             confidence = backend.detect(path)

@@ -1,0 +1,220 @@
+"""The session with every backend call in a reader process (the window's; the CLI's ``--isolate``).
+
+Two readers, started on first use: a sandboxed one for files nobody vouched for (it
+cannot write files or open connections) and an unrestricted one for trusted files and
+for saving (which must write). Handles given to callers stay the same when a reader
+is killed and restarted: each file is reopened in the new reader on its next use, so
+the other open files stay browsable after one of them crashed a reader.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import threading
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from tensor_inspector.core.nodes import FeedSpec
+from tensor_inspector.session.answers import CLOSED, Failure, FileInfo, Saved, SessionFailure, Value
+from tensor_inspector.session.reader_process import ReaderProcess
+
+
+@dataclass
+class _Record:
+    """What the session remembers of an open file, enough to reopen it anywhere."""
+
+    path: Path
+    trusted: bool
+    signature: str | None  # taken at the first open; saving in place compares it
+    reader: ReaderProcess | None = None
+    child_handle: int | None = None
+    generation: int = 0
+
+
+class IsolatedSession:
+    """Same operations as ``LocalSession``, served by reader processes."""
+
+    def __init__(self, sandbox: bool = True, memory_limit: int | None = None) -> None:
+        self.untrusted_reader = ReaderProcess(sandboxed=sandbox, memory_limit=memory_limit)
+        self.trusted_reader = ReaderProcess(sandboxed=False, memory_limit=memory_limit)
+        self._records: dict[int, _Record] = {}
+        self._handles = itertools.count(1)
+        self._lock = threading.RLock()
+
+    # -- opening and closing ----------------------------------------------------------
+    def open(self, path: str | Path, trust: bool = False) -> FileInfo:
+        path = Path(path)
+        reader = self._reader_for(trust)
+        info: FileInfo
+        signature: str | None
+        info, signature = reader.call("open", str(path), trust, what=path.name)
+        with self._lock:
+            handle = next(self._handles)
+            self._records[handle] = _Record(path, trust, signature, reader, info.handle, reader.generation)
+        return dataclasses.replace(info, handle=handle)
+
+    def close(self, handle: int) -> None:
+        """Forget ``handle``; a read of it still running is cancelled."""
+        with self._lock:
+            record = self._records.pop(handle, None)
+        if record is None or record.reader is None:
+            return
+        record.reader.cancel(tag=handle)
+        if record.child_handle is not None:
+            self._close_in(record.reader, record.child_handle, record.generation, record.path.name)
+
+    def close_all(self) -> None:
+        for handle in self.handles():
+            self.close(handle)
+
+    def shutdown(self) -> None:
+        """Stop both readers (open files are forgotten)."""
+        with self._lock:
+            self._records.clear()
+        for reader in (self.untrusted_reader, self.trusted_reader):
+            reader.cancel()
+            reader.stop()
+
+    def handles(self) -> list[int]:
+        with self._lock:
+            return list(self._records)
+
+    def info(self, handle: int) -> tuple[Path, bool]:
+        """The path and trust of an open file."""
+        record = self._record(handle)
+        return record.path, record.trusted
+
+    # -- values -----------------------------------------------------------------------
+    def feed_specs(self, handle: int, node_id: str | None = None) -> list[FeedSpec]:
+        record = self._ready(handle)
+        assert record.reader is not None
+        specs: list[FeedSpec] = record.reader.call(
+            "feed_specs", record.child_handle, node_id, what=record.path.name, tag=handle
+        )
+        return specs
+
+    def value(
+        self,
+        handle: int,
+        node_id: str,
+        index: tuple[int | slice, ...] | None = None,
+        feeds: Mapping[str, np.ndarray] | None = None,
+        trust: bool = False,
+        cancel: threading.Event | None = None,
+    ) -> Value:
+        """A node's value. ``trust``: move the file to the trusted reader first."""
+        if trust:
+            self._trust(handle)
+        record = self._ready(handle)
+        assert record.reader is not None
+        value: Value = record.reader.call(
+            "value",
+            record.child_handle,
+            node_id,
+            index,
+            dict(feeds) if feeds else None,
+            what=record.path.name,
+            tag=handle,
+            cancel=cancel,
+        )
+        return dataclasses.replace(value, handle=handle)
+
+    def cancel(self, handle: int | None = None) -> None:
+        """Cancel the running call (of ``handle``, when given) in either reader."""
+        for reader in (self.untrusted_reader, self.trusted_reader):
+            reader.cancel(tag=handle)
+
+    # -- saving -----------------------------------------------------------------------
+    def save(self, handle: int, replacements: Mapping[str, np.ndarray], target: str | Path) -> Saved:
+        """Write the file with ``replacements`` to ``target`` in the trusted reader (it must write).
+
+        The file is opened there with its own trust (an untrusted file is still loaded
+        with the allow-lists, nothing of it runs), and the check for changes on disk
+        uses the fingerprint taken when the user first opened it.
+        """
+        record = self._record(handle)
+        target = Path(target)
+        writer = self.trusted_reader
+        own = self._is_ready(record, writer)
+        child: int
+        if own and record.child_handle is not None:
+            child = record.child_handle
+        else:
+            child = writer.call("open", str(record.path), record.trusted, what=record.path.name)[0].handle
+        saved: Saved
+        signature: str | None
+        try:
+            saved, signature = writer.call(
+                "save", child, dict(replacements), str(target), record.signature, what=target.name
+            )
+        except SessionFailure:
+            if not own:
+                self._close_in(writer, child, writer.generation, target.name)
+            raise
+        previous = None if own else (record.reader, record.child_handle, record.generation)
+        with self._lock:
+            record.path, record.signature = target, signature
+            if not own:  # the writer now has the saved file open: keep it only for trusted files
+                record.reader, record.child_handle, record.generation = writer, child, writer.generation
+        if not own and not record.trusted:
+            self._close_in(writer, child, writer.generation, target.name)
+            with self._lock:
+                record.child_handle = None  # reopened in the sandboxed reader on next use
+        if previous is not None and previous[0] is not None and previous[1] is not None:
+            self._close_in(previous[0], previous[1], previous[2], target.name)
+        return dataclasses.replace(saved, opened=dataclasses.replace(saved.opened, handle=handle))
+
+    # -- internals --------------------------------------------------------------------
+    def _reader_for(self, trusted: bool) -> ReaderProcess:
+        return self.trusted_reader if trusted else self.untrusted_reader
+
+    def _record(self, handle: int) -> _Record:
+        with self._lock:
+            record = self._records.get(handle)
+        if record is None:
+            raise SessionFailure(Failure(CLOSED, "This file has been closed."))
+        return record
+
+    def _ready(self, handle: int) -> _Record:
+        """The record, its file open in a live reader (reopened after a restart)."""
+        record = self._record(handle)
+        reader = self._reader_for(record.trusted)
+        if self._is_ready(record, reader):
+            return record
+        info = reader.call("open", str(record.path), record.trusted, what=record.path.name, tag=handle)[0]
+        with self._lock:
+            record.reader, record.child_handle, record.generation = reader, info.handle, reader.generation
+        return record
+
+    def _trust(self, handle: int) -> None:
+        record = self._record(handle)
+        if record.trusted:
+            return
+        old_reader, old_child, old_generation = record.reader, record.child_handle, record.generation
+        with self._lock:
+            record.trusted, record.child_handle = True, None
+        if old_reader is not None and old_child is not None:
+            self._close_in(old_reader, old_child, old_generation, record.path.name)
+
+    @staticmethod
+    def _is_ready(record: _Record, reader: ReaderProcess) -> bool:
+        return (
+            record.reader is reader
+            and record.child_handle is not None
+            and record.generation == reader.generation
+            and reader.alive()
+        )
+
+    @staticmethod
+    def _close_in(reader: ReaderProcess, child: int, generation: int, what: str) -> None:
+        """Close a reader-side handle, unless that reader has restarted since (nothing open)."""
+        if reader.generation != generation or not reader.alive():
+            return
+        try:
+            reader.call("close", child, what=what)
+        except SessionFailure:
+            pass  # a reader that died meanwhile has nothing open
