@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from tensor_inspector.core.dtypes import numpy_dtype
-from tensor_inspector.core.errors import (  # noqa: F401  (re-exported for backends)
+from tensor_inspector.core.errors import (
     Cancelled,
     CorruptFile,
     InspectorError,
@@ -25,7 +25,26 @@ from tensor_inspector.core.errors import (  # noqa: F401  (re-exported for backe
     TrustRequired,
     UnsupportedFormat,
 )
-from tensor_inspector.core.nodes import FeedSpec, Index, Node, NodeKind, check_shape  # noqa: F401
+from tensor_inspector.core.nodes import FeedSpec, Index, Node, NodeKind, check_shape
+
+# The shared vocabulary is re-exported: backends import everything they need from here.
+__all__ = [
+    "Backend",
+    "Cancelled",
+    "CorruptFile",
+    "FeedSpec",
+    "Index",
+    "InspectorError",
+    "MissingFramework",
+    "Node",
+    "NodeKind",
+    "NodeNotFound",
+    "NotEvaluable",
+    "Source",
+    "TrustRequired",
+    "UnsupportedFormat",
+    "read_head",
+]
 
 
 class Source:
@@ -128,7 +147,7 @@ class Source:
 
     def default_feeds(self, node_id: str | None = None) -> dict[str, np.ndarray]:
         """Feeds used when the user gives none: example inputs if the file has them, else zeros."""
-        feeds = {}
+        feeds: dict[str, np.ndarray] = {}
         for spec in self.feed_specs(node_id):
             shape = tuple(1 if d is None else d for d in (spec.shape or ()))
             feeds[spec.name] = np.zeros(shape, dtype=numpy_dtype(spec.dtype))

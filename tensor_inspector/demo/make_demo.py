@@ -9,6 +9,7 @@ from __future__ import annotations
 import sys
 import zipfile
 from pathlib import Path
+from typing import BinaryIO, cast
 
 import numpy as np
 
@@ -45,7 +46,7 @@ def write_npz(path: Path, arrays: dict[str, np.ndarray]) -> None:
     with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as zf:
         for key, value in arrays.items():
             with zf.open(key + ".npy", "w") as fh:
-                write_npy(fh, value)
+                write_npy(cast(BinaryIO, fh), value)  # a zip member opened "w" is a binary file
 
 
 def build(directory: Path = DEMO_DIR) -> list[Path]:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -17,7 +18,8 @@ def make_demo_tf(directory: Path) -> list[Path]:
 
     rng = np.random.default_rng(3)
 
-    class Dense(tf.Module):
+    # tensorflow ships no type information: tf.Module is Any, and so are its tensors
+    class Dense(tf.Module):  # type: ignore[misc]
         def __init__(self, n_in: int, n_out: int, name: str):
             super().__init__(name=name)
             self.kernel = tf.Variable(
@@ -25,19 +27,19 @@ def make_demo_tf(directory: Path) -> list[Path]:
             )
             self.bias = tf.Variable(np.zeros(n_out, np.float32), name="bias")
 
-        def __call__(self, x, activation=True):
+        def __call__(self, x: Any, activation: bool = True) -> Any:
             with tf.name_scope(self.name):
                 y = tf.matmul(x, self.kernel) + self.bias
                 return tf.nn.relu(y) if activation else y
 
-    class Mlp(tf.Module):
-        def __init__(self):
+    class Mlp(tf.Module):  # type: ignore[misc]
+        def __init__(self) -> None:
             super().__init__(name="mlp")
             self.hidden = Dense(16, 32, "hidden")
             self.logits = Dense(32, 10, "logits")
 
-        @tf.function(input_signature=[tf.TensorSpec([None, 16], tf.float32, name="features")])
-        def serve(self, features):
+        @tf.function(input_signature=[tf.TensorSpec([None, 16], tf.float32, name="features")])  # type: ignore[untyped-decorator]
+        def serve(self, features: Any) -> dict[str, Any]:
             logits = self.logits(self.hidden(features), activation=False)
             return {"probabilities": tf.nn.softmax(logits, name="probabilities")}
 

@@ -6,9 +6,13 @@ Used by the demo builder so a new user has something real to click on.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import torch
 
 
-def _demo_model():  # type: ignore[no-untyped-def]
+def _demo_model() -> type[torch.nn.Module]:
     import torch
 
     class TinyNet(torch.nn.Module):
@@ -22,7 +26,8 @@ def _demo_model():  # type: ignore[no-untyped-def]
 
         def forward(self, x: torch.Tensor) -> torch.Tensor:
             y = torch.relu(self.norm(self.conv(x)))
-            return self.head(y.flatten(1))
+            logits: torch.Tensor = self.head(y.flatten(1))
+            return logits
 
     return TinyNet
 

@@ -72,7 +72,11 @@ def probe(path: str) -> dict[str, Any]:
         else:
             fh = stack.enter_context(h5py.File(file, "r"))
         names: list[str] = []
-        fh.visititems(lambda name, obj: names.append(name) or None)
+
+        def visit(name: str, obj: Any) -> None:  # returning None keeps h5py walking
+            names.append(name)
+
+        fh.visititems(visit)
         return {"keras": _looks_like_keras(fh), "objects": len(names)}
 
 
@@ -208,8 +212,10 @@ class KerasSource(Source):
         workdir = Path(tempfile.mkdtemp(prefix=f".{path.name}-", dir=path.parent))
         try:
             weights = workdir / WEIGHTS_MEMBER
+            archive = self._archive
             if self.is_archive:
-                with open(weights, "wb") as out, self._archive.open(WEIGHTS_MEMBER) as src:
+                assert archive is not None  # an archive source keeps its zip open until close()
+                with open(weights, "wb") as out, archive.open(WEIGHTS_MEMBER) as src:
                     shutil.copyfileobj(src, out)
             else:
                 shutil.copyfile(self.path, weights)
@@ -217,13 +223,13 @@ class KerasSource(Source):
                 for node_id, value in replacements.items():
                     dataset = fh[node_id]
                     dataset[...] = np.asarray(value).view(dataset.dtype)
-            if self.is_archive:
+            if archive is not None and self.is_archive:
                 with zipfile.ZipFile(path, "w") as out:
-                    for info in self._archive.infolist():
+                    for info in archive.infolist():
                         if info.filename == WEIGHTS_MEMBER:
                             out.write(weights, WEIGHTS_MEMBER, compress_type=info.compress_type)
                         else:
-                            out.writestr(info, self._archive.read(info.filename))
+                            out.writestr(info, archive.read(info.filename))
             else:
                 shutil.copyfile(weights, path)
             with open(path, "rb") as fh:

@@ -52,7 +52,8 @@ def config_layers(config: dict[str, Any], prefix: tuple[str, ...] = ()) -> Itera
     for index, layer in enumerate(layers):
         if not isinstance(layer, dict):
             continue
-        layer_config = layer.get("config") if isinstance(layer.get("config"), dict) else {}
+        raw_config = layer.get("config")
+        layer_config: dict[str, Any] = raw_config if isinstance(raw_config, dict) else {}
         name = str(layer.get("name") or layer_config.get("name") or f"layer_{index}")
         reason = _flag(layer)
         entry = {

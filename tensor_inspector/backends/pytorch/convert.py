@@ -79,11 +79,12 @@ def to_numpy(t: torch.Tensor, index: Index | None = None) -> np.ndarray:
 
 def exposed_dtype(t: torch.Tensor) -> np.dtype:
     if t.is_quantized:
-        return {
+        int_reprs: dict[torch.dtype, np.dtype] = {
             torch.quint8: np.dtype(np.uint8),
             torch.qint8: np.dtype(np.int8),
             torch.qint32: np.dtype(np.int32),
-        }.get(t.dtype, np.dtype(np.uint8))
+        }
+        return int_reprs.get(t.dtype, np.dtype(np.uint8))
     if t.dtype in _BIT_VIEWS:
         return numpy_dtype(_BIT_VIEWS[t.dtype][0])
     if t.dtype is torch.complex32:

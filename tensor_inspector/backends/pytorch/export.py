@@ -188,7 +188,7 @@ class ExportSource(Source):
         from tensor_inspector.backends.pytorch import convert as torch_convert
 
         program = self._program
-        saved: list[tuple[dict, str, Any]] = []
+        saved: list[tuple[dict[str, Any], str, Any]] = []
         try:
             for node_id, array in replacements.items():
                 table = program.state_dict if node_id in program.state_dict else program.constants

@@ -156,7 +156,8 @@ class ScriptSource(Source):
 
         from tensor_inspector.backends.pytorch import convert as torch_convert
 
-        fresh = torch.jit.load(str(self.path), map_location="cpu")  # opened with trust already
+        # opened with trust already; torch.jit.load is not annotated in torch
+        fresh = torch.jit.load(str(self.path), map_location="cpu")  # type: ignore[no-untyped-call]
         targets = dict(fresh.named_parameters())
         targets.update(dict(fresh.named_buffers()))
         with torch.no_grad():
@@ -198,7 +199,8 @@ def open_script(path: Path, trust: bool) -> ScriptSource:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            module = torch.jit.load(str(path), map_location="cpu")
+            # torch.jit.load is not annotated in torch
+            module = torch.jit.load(str(path), map_location="cpu")  # type: ignore[no-untyped-call]
     except Exception as exc:
         raise CorruptFile(f"{path.name} could not be loaded as TorchScript: {_first_line(exc)}.") from None
     source = ScriptSource(path, module)
