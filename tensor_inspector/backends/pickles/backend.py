@@ -103,6 +103,8 @@ def load_pickle_bytes(data: bytes, name: str, trust: bool) -> Any:
         ) from None
     except (MissingFramework, InspectorError):
         raise
+    except RecursionError:  # a trusted object's own __setstate__/__reduce__ recursing
+        raise CorruptFile(f"{name} is nested too deeply to read.") from None
     except (
         EOFError,
         pickle.UnpicklingError,

@@ -46,7 +46,10 @@ class Refused(pickle.UnpicklingError):
 def allowed_global(module: str, name: str) -> Callable[..., Any] | type | None:
     """The object for ``module.name`` if it is on the allow-list, else None."""
     if (module, name) in _NUMPY_ALLOWED:
-        return getattr(importlib.import_module(_MODULE_ALIASES.get(module, module)), name)
+        found: Callable[..., Any] = getattr(
+            importlib.import_module(_MODULE_ALIASES.get(module, module)), name
+        )
+        return found
     if module == "numpy.dtypes" and name.endswith("DType"):
         import numpy.dtypes
 
@@ -56,10 +59,11 @@ def allowed_global(module: str, name: str) -> Callable[..., Any] | type | None:
         import ml_dtypes
         import numpy as np
 
-        value = getattr(ml_dtypes, name, None)
-        return value if isinstance(value, type) and issubclass(value, np.generic) else None
+        scalar = getattr(ml_dtypes, name, None)
+        return scalar if isinstance(scalar, type) and issubclass(scalar, np.generic) else None
     if module in ("builtins", "__builtin__") and name in _BUILTINS_ALLOWED:
-        return getattr(__import__("builtins"), name)
+        builtin: Callable[..., Any] = getattr(__import__("builtins"), name)
+        return builtin
     if (module, name) == ("_codecs", "encode"):
         import _codecs
 
@@ -69,7 +73,8 @@ def allowed_global(module: str, name: str) -> Callable[..., Any] | type | None:
 
         return OrderedDict
     if module == "torch" or module.startswith("torch."):
-        return _torch_global(module, name)
+        torch_value: Callable[..., Any] | type | None = _torch_global(module, name)
+        return torch_value
     return None
 
 
@@ -171,7 +176,7 @@ def globals_in_pickle(data: bytes | IO[bytes]) -> list[str]:
     """
     fh = io.BytesIO(data) if isinstance(data, (bytes, bytearray)) else data
     found: list[str] = []
-    memo: dict[int, Any] = {}
+    memo: dict[Any, Any] = {}
     pushed: list[Any] = []
     try:
         for op, arg, _pos in pickletools.genops(fh):
@@ -189,8 +194,8 @@ def globals_in_pickle(data: bytes | IO[bytes]) -> list[str]:
                 found.append(f"{module}.{attr}")
                 pushed.append(None)
             elif name == "STACK_GLOBAL":
-                module, attr = (pushed[-2:] + [None, None])[:2] if len(pushed) >= 2 else (None, None)
-                found.append(f"{module}.{attr}" if module and attr else "<unknown global>")
+                owner, attr = pushed[-2:] if len(pushed) >= 2 else (None, None)
+                found.append(f"{owner}.{attr}" if owner and attr else "<unknown global>")
                 pushed.append(None)
             elif name != "FRAME":
                 pushed.append(None)

@@ -14,9 +14,23 @@ from typing import Any
 
 import numpy as np
 
-from tensor_inspector.backends.base import Index, InspectorError, Node, NodeKind, NotEvaluable, Source
+from tensor_inspector.backends.base import (
+    CorruptFile,
+    Index,
+    InspectorError,
+    Node,
+    NodeKind,
+    NotEvaluable,
+    Source,
+)
 
 MAX_REPR = 200
+# Real checkpoints nest containers a dozen levels deep; a pickle is decoded without
+# recursion, so a crafted one can nest 100,000 levels and only our walk would recurse.
+MAX_DEPTH = 200
+# A pickle can share one container many times (a list holding the same list twice,
+# 60 levels down, is 2**60 paths in a few hundred bytes): the tree stops growing here.
+MAX_NODES = 1_000_000
 
 
 def is_torch_tensor(value: Any) -> bool:
@@ -75,26 +89,48 @@ class ContainerSource(Source):
         self._paths: dict[str, tuple[Any, ...]] = {}  # node id -> keys from the root
         self._leaves: dict[str, Any] = {}
         self._in_module: set[str] = set()  # ids below a pickled nn.Module (read-only)
+        self._shown: dict[int, str | None] = {}  # id() of expanded containers -> their node id
         self._device_of = device_of
 
     # -- building the tree --------------------------------------------------------
     def _populate(self, obj: Any) -> None:
         self._obj = obj
         if _is_container(obj):
-            self._walk(obj, (), None, in_module=False)
+            self._shown[id(obj)] = None
+            self._walk(obj, (), None, in_module=False, ancestors={id(obj)})
         else:
             self._leaf("value", (), obj, in_module=False)
 
-    def _walk(self, obj: Any, keys: tuple[Any, ...], prefix: str | None, in_module: bool) -> None:
+    def _walk(
+        self, obj: Any, keys: tuple[Any, ...], prefix: str | None, in_module: bool, ancestors: set[int]
+    ) -> None:
+        """Add the nodes below ``obj``. ``ancestors`` holds id() of the containers on the path
+        from the root: meeting one again is a cycle, shown as a reference, not walked."""
+        if len(keys) >= MAX_DEPTH:
+            raise CorruptFile(
+                f"{self.path.name} is nested too deeply to read (more than {MAX_DEPTH} levels)."
+            )
         in_module = in_module or is_torch_module(obj)
         for key, value in _items(obj):
+            if len(self._nodes) >= MAX_NODES:
+                raise CorruptFile(
+                    f"{self.path.name} holds more than {MAX_NODES:,} values and containers, "
+                    "too many to show as a tree."
+                )
             name = str(key)
             node_id = name if prefix is None else f"{prefix}/{name}"
             if node_id in self._nodes:  # keys like "a/b" next to {"a": {"b": ...}}
                 node_id = self._unique(node_id)
             path = keys + (key,)
-            if _is_container(value) and not _is_empty(value):
-                self._walk(value, path, node_id, in_module)
+            if _is_container(value) and self._is_repeat(value, ancestors):
+                self._reference(node_id, name, value, cycle=id(value) in ancestors)
+            elif _is_container(value) and not _is_empty(value):
+                self._shown[id(value)] = node_id
+                ancestors.add(id(value))
+                try:
+                    self._walk(value, path, node_id, in_module, ancestors)
+                finally:
+                    ancestors.discard(id(value))
                 if node_id not in self._nodes:  # nothing below was added
                     self._add_with_groups(Node(id=node_id, name=name, kind=NodeKind.GROUP))
                 self._paths.setdefault(node_id, path)
@@ -109,6 +145,33 @@ class ContainerSource(Source):
                 )
             else:
                 self._leaf(node_id, path, value, in_module)
+
+    def _is_repeat(self, value: Any, ancestors: set[int]) -> bool:
+        """A container already shown: a cycle, or one shared by several parents.
+
+        Shared containers holding containers are shown once (a list holding the same
+        list twice, 60 levels down, would be 2**60 nodes); a shared tuple of leaves,
+        like a repeated ("a", "b") that pickle memoized, is shown again in each place.
+        """
+        if id(value) in ancestors:
+            return True
+        if id(value) not in self._shown:
+            return False
+        return not isinstance(value, tuple) or any(_is_container(v) for v in value)
+
+    def _reference(self, node_id: str, name: str, value: Any, cycle: bool) -> None:
+        first = self._shown.get(id(value))
+        where = repr(first) if first is not None else "the top level"
+        kind = type(value).__name__
+        note = "it contains itself" if cycle else "shown there"
+        self._add_with_groups(
+            Node(
+                id=node_id,
+                name=name,
+                kind=NodeKind.GROUP,
+                metadata={"type": kind, "value": f"the same {kind} as {where} ({note})"},
+            )
+        )
 
     def _unique(self, node_id: str) -> str:
         n = 2
@@ -172,7 +235,12 @@ class ContainerSource(Source):
 
     # -- writing ------------------------------------------------------------------
     def _replaced_object(self, replacements: dict[str, np.ndarray]) -> Any:
-        """A copy of the loaded object with leaves replaced; untouched values are shared."""
+        """A copy of the loaded object with leaves replaced; untouched values are shared.
+
+        Only the containers on the path to a replaced leaf are copied: another reference to
+        one of them (a container holding itself, or shared by two parents) keeps the
+        original, so there the value stays as loaded.
+        """
         obj = self._obj
         for node_id, array in replacements.items():
             if node_id in self._in_module:
@@ -181,6 +249,7 @@ class ContainerSource(Source):
                     "is not supported (save its state_dict instead)."
                 )
             old = self._leaves[node_id]
+            new: Any
             if is_torch_tensor(old):
                 from tensor_inspector.backends.pytorch import convert as torch_convert
 
