@@ -10,8 +10,11 @@ bytes is exact for every dtype and still reads only the slice that is indexed.
 from __future__ import annotations
 
 import json
+import math
+import os
 import struct
 from pathlib import Path
+from typing import Any, BinaryIO, NamedTuple
 
 import numpy as np
 
@@ -45,57 +48,140 @@ DTYPES = {
     "U8": "uint8",
     "BOOL": "bool",
     "C64": "complex64",
+    "F8_E4M3FNUZ": "float8_e4m3fnuz",
+    "F8_E5M2FNUZ": "float8_e5m2fnuz",
+    "F8_E8M0": "float8_e8m0fnu",
 }
+# Names the reference library knows but numpy/ml_dtypes cannot hold one value per byte.
+REFERENCE_ONLY = ("F4", "F6_E2M3", "F6_E3M2")
 CODES = {v: k for k, v in DTYPES.items()}
 MAX_HEADER = 100 * 1024 * 1024  # the reference implementation's own limit
 INDEX_SUFFIX = ".safetensors.index.json"
 
 
-def parse_header(path: Path) -> tuple[dict, int, int]:
-    """(header dict, data start offset, file size), validated against the file size."""
-    size = path.stat().st_size
-    with open(path, "rb") as fh:
-        raw_len = fh.read(8)
-        if len(raw_len) < 8:
-            raise CorruptFile(f"{path.name} is too short to be a safetensors file ({size} bytes).")
-        header_len = struct.unpack("<Q", raw_len)[0]
-        if header_len > min(MAX_HEADER, size - 8):
-            raise CorruptFile(
-                f"{path.name} declares a {header_len:,}-byte safetensors header but the file has "
-                f"{size:,} bytes: it is truncated or not a safetensors file."
-            )
-        try:
-            header = json.loads(fh.read(header_len))
-        except (UnicodeDecodeError, json.JSONDecodeError):
-            raise CorruptFile(f"{path.name} has a safetensors header that is not valid JSON.") from None
+class Entry(NamedTuple):
+    """Where one tensor lives: its file, the data region's start, its span and shape."""
+
+    file: Path
+    data_start: int
+    begin: int
+    end: int
+    shape: tuple[int, ...]
+    code: str
+
+
+def parse_header(path: Path, fh: BinaryIO | None = None) -> tuple[dict[str, Any], int, int]:
+    """(header dict, data start offset, file size), validated as the reference library does.
+
+    The reference (safetensors 0.8) refuses, and so do we, one sentence each: a header
+    that is not UTF-8 JSON of the expected types (``shape`` and ``data_offsets`` lists of
+    non-negative integers, ``dtype`` a known name, ``__metadata__`` null or a str -> str
+    object), a tensor whose byte span disagrees with its shape and dtype, and tensors
+    that do not tile the data region exactly (overlaps, gaps, bytes after the last one).
+    """
+    if fh is None:
+        with open(path, "rb") as own:
+            return parse_header(path, own)
+    size = os.fstat(fh.fileno()).st_size
+    fh.seek(0)
+    raw_len = fh.read(8)
+    if len(raw_len) < 8:
+        raise CorruptFile(f"{path.name} is too short to be a safetensors file ({size} bytes).")
+    header_len = struct.unpack("<Q", raw_len)[0]
+    if header_len > min(MAX_HEADER, size - 8):
+        raise CorruptFile(
+            f"{path.name} declares a {header_len:,}-byte safetensors header but the file has "
+            f"{size:,} bytes: it is truncated or not a safetensors file."
+        )
+    try:
+        # bytes are decoded as UTF-8 first: json.loads(bytes) would also accept UTF-16/32
+        header = json.loads(fh.read(header_len).decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):
+        raise CorruptFile(f"{path.name} has a safetensors header that is not valid JSON.") from None
     if not isinstance(header, dict):
         raise CorruptFile(f"{path.name} has a safetensors header that is not a JSON object.")
+    _check_metadata(path, header.get("__metadata__"))
     data_start = 8 + header_len
-    for key, entry in header.items():
-        if key == "__metadata__":
-            continue
-        _check_entry(path, key, entry, size - data_start)
+    spans = [
+        (*_check_entry(path, key, entry, size - data_start), key)
+        for key, entry in header.items()
+        if key != "__metadata__"
+    ]
+    _check_tiling(path, spans, size - data_start)
     return header, data_start, size
 
 
-def _check_entry(path: Path, key: str, entry: object, data_size: int) -> None:
-    try:
-        dtype = numpy_dtype(DTYPES[entry["dtype"]])  # type: ignore[index]
-        shape = [int(d) for d in entry["shape"]]  # type: ignore[index]
-        begin, end = (int(o) for o in entry["data_offsets"])  # type: ignore[index]
-    except (KeyError, TypeError, ValueError):
+def _check_metadata(path: Path, metadata: object) -> None:
+    if metadata is None:
+        return
+    if not isinstance(metadata, dict) or not all(isinstance(v, str) for v in metadata.values()):
         raise CorruptFile(
-            f"{path.name}: tensor {key!r} has an invalid or unsupported entry ({str(entry)[:80]})."
-        ) from None
-    if any(d < 0 for d in shape):
-        raise CorruptFile(f"{path.name}: tensor {key!r} has a negative dimension {shape}.")
-    expected = int(np.prod(shape, dtype=object)) * dtype.itemsize
-    if not 0 <= begin <= end or end - begin != expected:
-        raise CorruptFile(
-            f"{path.name}: tensor {key!r} declares {shape} {dtype} but spans bytes {begin}..{end}."
+            f"{path.name} has a safetensors __metadata__ that is not a map of text to text "
+            "(the safetensors library refuses such files)."
         )
+
+
+def _short(key: str) -> str:
+    text = repr(key)
+    return text if len(text) <= 80 else text[:77] + "...'"
+
+
+def _json_type(value: object) -> str:
+    names = {dict: "object", list: "array", str: "string", bool: "boolean", type(None): "null"}
+    return names.get(type(value), "number")
+
+
+def _is_size(value: object) -> bool:
+    """A JSON non-negative integer that fits the reference's usize (bool is not a number)."""
+    return type(value) is int and 0 <= value < 1 << 64
+
+
+def _check_entry(path: Path, key: str, entry: object, data_size: int) -> tuple[int, int]:
+    """(begin, end) of a valid tensor entry, relative to the data region."""
+    what = f"{path.name}: tensor {_short(key)}"
+    if not isinstance(entry, dict):
+        raise CorruptFile(f"{what} is described by a JSON {_json_type(entry)}, not an object.")
+    for field in ("dtype", "shape", "data_offsets"):
+        if field not in entry:
+            raise CorruptFile(f"{what} has no {field} in the header.")
+    code, shape, offsets = entry["dtype"], entry["shape"], entry["data_offsets"]
+    if not isinstance(code, str):
+        raise CorruptFile(f"{what} has a dtype that is not text ({str(code)[:40]}).")
+    if code not in DTYPES:
+        if code in REFERENCE_ONLY:
+            raise InspectorError(f"{what} uses dtype {code}, which Tensor Inspector cannot show yet.")
+        raise CorruptFile(f"{what} has an unknown dtype {code[:40]!r}.")
+    if not isinstance(shape, list) or not all(_is_size(d) for d in shape):
+        raise CorruptFile(f"{what} has a shape that is not a list of non-negative integers.")
+    if not isinstance(offsets, list) or len(offsets) != 2 or not all(_is_size(o) for o in offsets):
+        raise CorruptFile(f"{what} has data_offsets that are not two non-negative integers.")
+    begin, end = offsets
+    expected = math.prod(shape) * numpy_dtype(DTYPES[code]).itemsize
+    if begin > end or end - begin != expected:
+        raise CorruptFile(f"{what} declares {shape} {code} but spans bytes {begin}..{end}.")
     if end > data_size:
-        raise CorruptFile(f"{path.name}: tensor {key!r} ends past the end of the file (truncated).")
+        raise CorruptFile(f"{what} ends past the end of the file (truncated).")
+    return begin, end
+
+
+def _check_tiling(path: Path, spans: list[tuple[int, int, str]], data_size: int) -> None:
+    """Tensors, in offset order, must cover the data region back to back, as the reference
+    requires: an overlap would let a write through one tensor change another."""
+    position = 0
+    for begin, end, key in sorted(spans):
+        if begin < position:
+            raise CorruptFile(f"{path.name}: tensor {_short(key)} overlaps the bytes of another tensor.")
+        if begin > position:
+            raise CorruptFile(
+                f"{path.name}: tensor {_short(key)} starts at byte {begin} of the data, leaving "
+                f"{begin - position:,} bytes that belong to no tensor."
+            )
+        position = end
+    if position != data_size:
+        raise CorruptFile(
+            f"{path.name} has {data_size - position:,} bytes after its last tensor that no "
+            "tensor covers (the safetensors library refuses such files)."
+        )
 
 
 class SafetensorsSource(Source):
@@ -105,15 +191,23 @@ class SafetensorsSource(Source):
 
     def __init__(self, path: Path):
         super().__init__(path)
-        self._entries: dict[str, tuple[Path, int, dict]] = {}  # id -> (file, data start, entry)
+        self._entries: dict[str, Entry] = {}
         self._shards: list[Path] = []
-        self._shard_metadata: dict[Path, dict] = {}
-        self._index_metadata: dict | None = None  # the index's own "metadata", values as written
+        self._shard_metadata: dict[Path, dict[str, str]] = {}
+        self._index_metadata: dict[str, Any] | None = None  # the index's own "metadata", as written
+        # Each file stays open while the source is: maps are made from the very file whose
+        # header was parsed (not whatever now has its name), and fstat on it tells whether
+        # another program truncated it (touching a map past the end of a file is SIGBUS).
+        self._files: dict[Path, BinaryIO] = {}
         self.sharded = path.name.endswith(".json")
-        if self.sharded:
-            self._open_index(path)
-        else:
-            self._open_file(path, shard=None)
+        try:
+            if self.sharded:
+                self._open_index(path)
+            else:
+                self._open_file(path, shard=None)
+        except BaseException:
+            self.close()
+            raise
 
     def _open_index(self, path: Path) -> None:
         try:
@@ -121,6 +215,10 @@ class SafetensorsSource(Source):
             weight_map = index["weight_map"]
         except (OSError, ValueError, KeyError, TypeError):
             raise CorruptFile(f"{path.name} is not a safetensors index (no weight_map).") from None
+        if not isinstance(weight_map, dict) or not all(isinstance(v, str) for v in weight_map.values()):
+            raise CorruptFile(f"{path.name} has a weight_map that is not a map of tensor names to files.")
+        if not isinstance(index.get("metadata") or {}, dict):
+            raise CorruptFile(f"{path.name} has a metadata entry that is not a JSON object.")
         self._index_metadata = index.get("metadata")
         self.metadata = {str(k): str(v) for k, v in (self._index_metadata or {}).items()}
         shards = list(dict.fromkeys(weight_map.values()))
@@ -136,43 +234,59 @@ class SafetensorsSource(Source):
             )
 
     def _open_file(self, path: Path, shard: str | None) -> None:
-        header, data_start, _ = parse_header(path)
+        fh = open(path, "rb")  # noqa: SIM115  (kept open until close())
+        self._files[path] = fh
+        header, data_start, _ = parse_header(path, fh)
         self._shards.append(path)
         self._shard_metadata[path] = header.get("__metadata__") or {}
         if shard is None:
             self.metadata = {str(k): str(v) for k, v in (header.get("__metadata__") or {}).items()}
-        entries = [(k, v) for k, v in header.items() if k != "__metadata__"]
-        entries.sort(key=lambda kv: kv[1]["data_offsets"][0])  # file order
-        for key, entry in entries:
-            dtype = DTYPES[entry["dtype"]]
-            shape = tuple(int(d) for d in entry["shape"])
-            begin, end = entry["data_offsets"]
-            meta = {"safetensors_dtype": entry["dtype"], "data_offsets": [begin, end]}
+        entries = {
+            key: Entry(
+                path, data_start, v["data_offsets"][0], v["data_offsets"][1], tuple(v["shape"]), v["dtype"]
+            )
+            for key, v in header.items()
+            if key != "__metadata__"
+        }
+        for key, entry in sorted(entries.items(), key=lambda item: item[1].begin):  # file order
+            meta: dict[str, Any] = {"safetensors_dtype": entry.code, "data_offsets": [entry.begin, entry.end]}
             if shard:
                 meta["shard"] = shard
-            self._entries[key] = (path, data_start, entry)
+            self._entries[key] = entry
             self._add(
                 Node(
                     id=key,
                     name=key,
                     kind=NodeKind.TENSOR,
-                    dtype=dtype,
-                    framework_dtype=entry["dtype"],
-                    shape=shape,
-                    nbytes=end - begin,
+                    dtype=DTYPES[entry.code],
+                    framework_dtype=entry.code,
+                    shape=entry.shape,
+                    nbytes=entry.end - entry.begin,
                     metadata=meta,
                 )
             )
 
     def _read(self, node: Node, index: Index | None) -> np.ndarray:
-        path, data_start, entry = self._entries[node.id]
-        begin, end = entry["data_offsets"]
-        dtype = numpy_dtype(node.dtype or "uint8")
-        if end == begin:
-            array = np.empty(node.shape or (), dtype)
+        entry = self._entries[node.id]
+        path = entry.file
+        dtype = numpy_dtype(DTYPES[entry.code])
+        array: np.ndarray
+        if entry.end == entry.begin:
+            array = np.empty(entry.shape, dtype)
         else:
-            array = np.memmap(path, dtype=dtype, mode="r", offset=data_start + begin, shape=node.shape or ())
+            fh = self._files.get(path)
+            if fh is None or fh.closed:  # read again after close(): the file by its name
+                fh = self._files[path] = open(path, "rb")  # noqa: SIM115
+            if os.fstat(fh.fileno()).st_size < entry.data_start + entry.end:
+                raise CorruptFile(f"{path.name} was truncated by another program since it was opened.")
+            offset = entry.data_start + entry.begin
+            array = np.memmap(fh, dtype=dtype, mode="r", offset=offset, shape=entry.shape)
         return array if index is None else array[index]
+
+    def close(self) -> None:
+        """Close the files; maps already handed out stay valid (mmap holds its own handle)."""
+        for fh in self._files.values():
+            fh.close()
 
     def _write(self, path: Path, replacements: dict[str, np.ndarray]) -> None:
         if not self.sharded:
@@ -196,7 +310,7 @@ class SafetensorsSource(Source):
             )
         index = {
             "metadata": self._index_metadata or {},
-            "weight_map": {key: names[shard] for key, (shard, _, _) in self._entries.items()},
+            "weight_map": {key: names[entry.file] for key, entry in self._entries.items()},
         }
         path.write_text(json.dumps(index, indent=2) + "\n")
 
@@ -204,8 +318,8 @@ class SafetensorsSource(Source):
         """The tensors stored in ``shard``, in file order, with ``replacements`` applied."""
         return {
             key: replacements[key] if key in replacements else self._read(self.node(key), None)
-            for key, (file, _, _) in self._entries.items()
-            if file == shard
+            for key, entry in self._entries.items()
+            if entry.file == shard
         }
 
 

@@ -13,7 +13,7 @@ import io
 import struct
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import BinaryIO
+from typing import IO, Any, cast
 
 import numpy as np
 from numpy.lib import format as npformat
@@ -40,7 +40,7 @@ class NpyHeader:
         return count * self.dtype.itemsize
 
 
-def read_header(fh: BinaryIO, what: str) -> NpyHeader:
+def read_header(fh: IO[bytes], what: str) -> NpyHeader:
     """Parse an .npy header from ``fh`` (positioned at the magic). Never unpickles."""
     start = fh.tell()
     prefix = fh.read(8)
@@ -85,8 +85,8 @@ def read_header(fh: BinaryIO, what: str) -> NpyHeader:
 def _descr_to_dtype(descr: object, what: str) -> np.dtype:
     if isinstance(descr, str) and descr in ML_DTYPES:
         return ML_DTYPES[descr]
-    try:
-        return npformat.descr_to_dtype(descr)
+    try:  # any literal a header holds: numpy's stub names only the list form, str works too
+        return npformat.descr_to_dtype(cast(Any, descr))
     except Exception:
         raise CorruptFile(f"{what} has an unknown dtype {descr!r}.") from None
 
@@ -107,7 +107,7 @@ def header_bytes(array: np.ndarray) -> bytes:
     return buf.getvalue()
 
 
-def write_npy(fh: BinaryIO, array: np.ndarray, progress: Callable[[int, int], None] | None = None) -> None:
+def write_npy(fh: IO[bytes], array: np.ndarray, progress: Callable[[int, int], None] | None = None) -> None:
     """Write ``array`` as .npy to an open binary file, C order, exact dtype.
 
     ``progress(done_bytes, total_bytes)`` is called after each 16 MiB block; it may

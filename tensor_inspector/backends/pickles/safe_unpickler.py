@@ -194,8 +194,8 @@ def globals_in_pickle(data: bytes | IO[bytes]) -> list[str]:
                 found.append(f"{module}.{attr}")
                 pushed.append(None)
             elif name == "STACK_GLOBAL":
-                owner, attr = pushed[-2:] if len(pushed) >= 2 else (None, None)
-                found.append(f"{owner}.{attr}" if owner and attr else "<unknown global>")
+                owner, member = pushed[-2:] if len(pushed) >= 2 else (None, None)
+                found.append(f"{owner}.{member}" if owner and member else "<unknown global>")
                 pushed.append(None)
             elif name != "FRAME":
                 pushed.append(None)
