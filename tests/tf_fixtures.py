@@ -188,3 +188,180 @@ def keras_models(directory: Path, canary: Path) -> tuple[Path, Path]:
     if canary.exists():
         canary.unlink()  # building the model ran the lambda; opening must not
     return keras_path, h5_path
+
+
+# -- hostile SavedModels: built the way an attacker would, with names that look like the saver's --
+
+
+def tf1_main_op_writer(directory: Path, target: Path, restore_hook: bool = False) -> Path:
+    """A TF1 SavedModel whose main_op writes ``target``; the WriteFile hides in the saver's scope.
+
+    With ``restore_hook`` the write is also made a control input of ``save/restore_all``,
+    so merely restoring the variables would write the file.
+    """
+    import tensorflow as tf
+    from tensorflow.core.protobuf import saved_model_pb2
+
+    out = directory / ("sm_restore_hook" if restore_hook else "sm_main_op")
+    graph = tf.Graph()
+    with graph.as_default():
+        x = tf.compat.v1.placeholder(tf.float32, [None], name="x")
+        w = tf.compat.v1.get_variable("w", initializer=np.float32(2.0), use_resource=True)
+        y = tf.multiply(w, x, name="y")
+        saver = tf.compat.v1.train.Saver(sharded=True, name="save")
+        with tf.name_scope("save/"):  # re-enter the saver's scope: "save/write_file"
+            write = tf.io.write_file(str(target), tf.constant("written"), name="write_file")
+        with tf.compat.v1.Session(graph=graph) as sess:
+            sess.run(tf.compat.v1.global_variables_initializer())
+            builder = tf.compat.v1.saved_model.Builder(str(out))
+            builder.add_meta_graph_and_variables(
+                sess,
+                ["serve"],
+                signature_def_map={
+                    "serving_default": tf.compat.v1.saved_model.predict_signature_def({"x": x}, {"y": y})
+                },
+                main_op=write,
+                saver=saver,
+            )
+            builder.save()
+    if restore_hook:
+        proto = saved_model_pb2.SavedModel()
+        pb = out / "saved_model.pb"
+        proto.ParseFromString(pb.read_bytes())
+        meta = proto.meta_graphs[0]
+        del meta.collection_def["saved_model_main_op"]
+        restore = next(n for n in meta.graph_def.node if n.name == meta.saver_def.restore_op_name)
+        restore.input.append("^save/write_file")
+        pb.write_bytes(proto.SerializeToString())
+    if target.exists():
+        target.unlink()
+    return out
+
+
+def tf2_traced_save_writer(directory: Path, target: Path) -> Path:
+    """A TF2 SavedModel whose signature calls a tf.function named like the saver's (``*_traced_save_*``)."""
+    import tensorflow as tf
+
+    class Net(tf.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.w = tf.Variable([1.0, 2.0, 3.0])
+
+        @tf.function
+        def _traced_save_hook(self, value):
+            tf.io.write_file(str(target), tf.strings.as_string(tf.reduce_sum(value)))
+            return tf.identity(value)
+
+        @tf.function(input_signature=[tf.TensorSpec([3], tf.float32, name="x")])
+        def serve(self, x):
+            return {"y": self._traced_save_hook(x * self.w) + 1.0}
+
+    net = Net()
+    out = directory / "sm_traced_save"
+    tf.saved_model.save(net, str(out), signatures={"serving_default": net.serve})
+    if target.exists():
+        target.unlink()
+    return out
+
+
+def tf2_dataset_cache_writer(directory: Path, cache: Path) -> Path:
+    """A TF2 SavedModel whose signature sums its input through a tf.data pipeline cached to ``cache``."""
+    import tensorflow as tf
+
+    class Net(tf.Module):
+        @tf.function(input_signature=[tf.TensorSpec([None], tf.float32, name="x")])
+        def serve(self, x):
+            data = tf.data.Dataset.from_tensor_slices(x * 2.0).cache(str(cache))
+            return {"total": data.reduce(tf.constant(0.0), lambda acc, v: acc + v)}
+
+    net = Net()
+    out = directory / "sm_cache"
+    tf.saved_model.save(net, str(out), signatures={"serving_default": net.serve})
+    for leftover in cache.parent.glob(cache.name + "*"):
+        leftover.unlink()
+    return out
+
+
+def checkpoint_io_model(directory: Path, target: Path, elsewhere: str) -> Path:
+    """A TF2 SavedModel whose signature saves a checkpoint at ``target`` and restores one from ``elsewhere``."""
+    import tensorflow as tf
+
+    class Net(tf.Module):
+        @tf.function(input_signature=[tf.TensorSpec([2], tf.float32, name="x")])
+        def serve(self, x):
+            tf.raw_ops.SaveV2(prefix=str(target), tensor_names=["x"], shape_and_slices=[""], tensors=[x])
+            (other,) = tf.raw_ops.RestoreV2(
+                prefix=elsewhere, tensor_names=["x"], shape_and_slices=[""], dtypes=[tf.float32]
+            )
+            return {"y": x + 1.0, "other": other}
+
+    net = Net()
+    out = directory / "sm_checkpoint_io"
+    tf.saved_model.save(net, str(out), signatures={"serving_default": net.serve})
+    for leftover in target.parent.glob(target.name + "*"):
+        leftover.unlink()
+    return out
+
+
+def keras_exported_model(directory: Path) -> Path:
+    """A Keras 3 functional model (dense, batch norm, dropout, softmax) exported with ``model.export``."""
+    import keras
+
+    keras.utils.set_random_seed(0)
+    inputs = keras.Input((8,), name="inp")
+    hidden = keras.layers.Dense(4, activation="relu", name="d1")(inputs)
+    hidden = keras.layers.BatchNormalization(name="bn")(hidden)
+    hidden = keras.layers.Dropout(0.2)(hidden)
+    outputs = keras.layers.Dense(2, activation="softmax", name="d2")(hidden)
+    out = directory / "keras_export"
+    keras.Model(inputs, outputs).export(str(out), verbose=False)
+    return out
+
+
+def control_flow_saved_models(directory: Path) -> tuple[Path, Path]:
+    """tf.cond, tf.while_loop and a TensorArray in a TF2 tf.function, and cond/while in a TF1 graph."""
+    import tensorflow as tf
+
+    class Flow(tf.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.v = tf.Variable(1.5)
+
+        @tf.function(input_signature=[tf.TensorSpec([None], tf.float32, name="x")])
+        def serve(self, x):
+            y = tf.cond(tf.reduce_sum(x) > 0, lambda: x * self.v, lambda: x - self.v)
+            _, acc = tf.while_loop(
+                lambda i, a: i < 5,
+                lambda i, a: (i + 1, a + tf.reduce_mean(y)),
+                [tf.constant(0), tf.constant(0.0)],
+            )
+            steps = tf.TensorArray(tf.float32, size=3)
+            for k in tf.range(3):
+                steps = steps.write(k, tf.cast(k, tf.float32) * acc)
+            return {"y": y, "acc": acc, "steps": steps.stack()}
+
+    flow = Flow()
+    tf2_out = directory / "sm_flow_tf2"
+    tf.saved_model.save(flow, str(tf2_out), signatures={"serving_default": flow.serve})
+
+    tf1_out = directory / "sm_flow_tf1"
+    graph = tf.Graph()
+    with graph.as_default():
+        x = tf.compat.v1.placeholder(tf.float32, [None], name="x")
+        v = tf.compat.v1.get_variable("v", initializer=np.float32(1.5))
+        y = tf.cond(tf.reduce_sum(x) > 0, lambda: x * v, lambda: x - v)
+        _, acc = tf.while_loop(
+            lambda i, a: i < 3, lambda i, a: (i + 1, a + tf.reduce_sum(y)), [tf.constant(0), tf.constant(0.0)]
+        )
+        with tf.compat.v1.Session(graph=graph) as sess:
+            sess.run(tf.compat.v1.global_variables_initializer())
+            builder = tf.compat.v1.saved_model.Builder(str(tf1_out))
+            signature = tf.compat.v1.saved_model.predict_signature_def({"x": x}, {"y": y, "acc": acc})
+            builder.add_meta_graph_and_variables(
+                sess,
+                ["serve"],
+                signature_def_map={"serving_default": signature},
+                main_op=tf.compat.v1.tables_initializer(),
+            )
+            builder.save()
+    return tf2_out, tf1_out

@@ -97,6 +97,8 @@ class CheckpointVariables:
 
     def raw(self, key: str) -> object:
         """The value exactly as TF's reader returns it (bytes/object arrays kept for writing)."""
+        if self._reader is None:
+            raise InspectorError("This checkpoint has been closed.")
         return self._reader.get_tensor(key)
 
     def close(self) -> None:

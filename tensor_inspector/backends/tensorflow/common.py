@@ -38,7 +38,7 @@ class _quiet_native_stderr:
 
         try:
             sys.stderr.flush()
-            self._saved = os.dup(2)
+            self._saved: int | None = os.dup(2)
             devnull = os.open(os.devnull, os.O_WRONLY)
             os.dup2(devnull, 2)
             os.close(devnull)
@@ -72,7 +72,8 @@ def nbytes_of(dtype_name: str | None, shape: tuple[int | None, ...] | None) -> i
         return None
     from tensor_inspector.core.dtypes import numpy_dtype
 
-    return int(np.prod(shape, dtype=np.int64)) * numpy_dtype(dtype_name).itemsize
+    dims = [d for d in shape if d is not None]  # all known, checked above
+    return int(np.prod(dims, dtype=np.int64)) * numpy_dtype(dtype_name).itemsize
 
 
 def shape_of(tensor_shape: Any) -> tuple[int | None, ...] | None:

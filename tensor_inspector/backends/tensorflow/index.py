@@ -34,7 +34,7 @@ def has_table_magic(path: Path) -> bool:
             return False
         with open(path, "rb") as fh:
             fh.seek(size - 8)
-            return struct.unpack("<Q", fh.read(8))[0] == TABLE_MAGIC
+            return bool(struct.unpack("<Q", fh.read(8))[0] == TABLE_MAGIC)
     except OSError:
         return False
 
@@ -150,7 +150,7 @@ def _fixed_size(dtype_enum: int, dims: tuple[int, ...]) -> int | None:
     count = 1
     for dim in dims:
         count *= dim
-    return count * dtype.size
+    return count * int(dtype.size)
 
 
 def vet_checkpoint(prefix: Path) -> tuple[int, list[IndexEntry]]:

@@ -2,8 +2,9 @@
 
 Opening parses ``saved_model.pb`` and the variables index only: signatures, their
 inputs/outputs, variables and every op output of each signature's computation are
-listed without executing anything. Evaluating runs TensorFlow (see tf_runtime);
-graphs with ops that write files or run Python need the user's trust first.
+listed without executing anything. Evaluating runs TensorFlow (see runtime); a
+graph that would run any op outside the allow-list (see vetting) needs the user's
+trust first.
 """
 
 from __future__ import annotations
@@ -33,8 +34,9 @@ from tensor_inspector.backends.tensorflow.common import (
     tf_dtype_names,
     to_numpy,
 )
-from tensor_inspector.backends.tensorflow.graph import SignatureGraph, list_signatures, risky_ops
+from tensor_inspector.backends.tensorflow.graph import SignatureGraph, list_signatures
 from tensor_inspector.backends.tensorflow.runtime import GraphRunner
+from tensor_inspector.backends.tensorflow.vetting import vet_meta_graph
 from tensor_inspector.core.dtypes import numpy_dtype
 
 VARIABLES = "variables"
@@ -66,11 +68,12 @@ def parse_saved_model(directory: Path) -> Any:
 
 def _tensor_info(info: Any) -> dict[str, Any]:
     dtype, tf_dtype = tf_dtype_names(info.dtype) if info.dtype else (None, "invalid")
+    shape = shape_of(info.tensor_shape)
     return {
         "tensor": info.name,
         "dtype": dtype,
         "framework_dtype": tf_dtype,
-        "shape": None if shape_of(info.tensor_shape) is None else list(shape_of(info.tensor_shape)),
+        "shape": None if shape is None else list(shape),
     }
 
 
@@ -86,7 +89,12 @@ class SavedModelSource(Source):
         graphs = list(proto.meta_graphs)
         meta = next((m for m in graphs if "serve" in m.meta_info_def.tags), graphs[0])
         self.tags = list(meta.meta_info_def.tags)
-        self.risky = risky_ops(meta)
+        # Judged once, before TensorFlow runs anything: op types outside the allow-list.
+        self.vetting = vet_meta_graph(meta)
+        self.risky = [f"{f.op_type} ({f.where})" for f in self.vetting.findings]
+        self._graph_file = (
+            "saved_model.pb" if (self.path / "saved_model.pb").is_file() else "saved_model.pbtxt"
+        )
         self.variables: CheckpointVariables | None = None
         self._id_to_key: dict[str, str] = {}
         prefix = self.path / VARIABLES / VARIABLES
@@ -190,12 +198,8 @@ class SavedModelSource(Source):
             return to_numpy(import_tf().make_ndarray(op.const), node.framework_dtype)
         if sig.error:
             raise NotEvaluable(sig.error)
-        if self.risky and not self.trusted:
-            raise TrustRequired(
-                "Evaluating this SavedModel would run operations that can touch files or run code "
-                f"({', '.join(sorted(set(self.risky))[:3])}); open it as trusted to evaluate.",
-                self.risky,
-            )
+        if self.vetting.findings and not self.trusted:
+            raise TrustRequired(self.vetting.sentence(self._graph_file), self.vetting.op_types)
         run_feeds = {}
         # Every input of the signature is fed: control edges of a frozen function can reach
         # inputs the value does not depend on. Inputs not given are zeros (unknown dims 1).
