@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from tensor_inspector.app.window.main_window import MainWindow
-from tensor_inspector.app.window.window_support import settings
+from tensor_inspector.app.window.settings import settings
 
 CUBE = np.arange(2 * 3 * 4, dtype=np.float32).reshape(2, 3, 4)
 
@@ -20,10 +20,10 @@ def window(qtbot):
     win = MainWindow(persist=False)
     win.auto_select = False
     # pytest-qt closes the window before fixtures tear down: unsaved edits are discarded then
-    win.save_flow.ask_unsaved = lambda names: "discard"
+    win.save_controller.ask_unsaved = lambda names: "discard"
     win.errors = []
-    win.save_flow.report_error = win.errors.append
-    win.edit_flow.ask_lossy_cast = lambda node, src, dst: pytest.fail("unexpected cast question")
+    win.save_controller.report_error = win.errors.append
+    win.edit_controller.ask_lossy_cast = lambda node, src, dst: pytest.fail("unexpected cast question")
     qtbot.addWidget(win)
     win.show()
     yield win

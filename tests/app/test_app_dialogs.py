@@ -12,7 +12,7 @@ from tensor_inspector.app.dialogs.export_dialog import ExportDialog
 from tensor_inspector.app.dialogs.trust_dialog import TrustDialog
 from tensor_inspector.app.views.feeds_panel import FeedChoice, FeedsPanel, build_feed, parse_shape
 from tensor_inspector.app.window.main_window import MainWindow
-from tensor_inspector.app.window.window_support import settings
+from tensor_inspector.app.window.settings import settings
 from tensor_inspector.backends import FeedSpec, InspectorError, TrustRequired
 from tensor_inspector.core.export import export_array
 

@@ -74,23 +74,23 @@ def test_editing_a_slice_cell_of_a_3d_tensor_then_undo_redo(qtbot, window, npz):
     np.testing.assert_array_equal(edited, expected)
     assert window.view.table.array_model.cell_text(2, 3) == "42.5"
     assert window.view.axes.positions[0] == 1  # still on the edited slice
-    assert window.edit_flow.undo_action.text() == "Undo edit cube[1,2,3]"
+    assert window.edit_controller.undo_action.text() == "Undo edit cube[1,2,3]"
     assert window.isWindowModified() and "[*]" in window.windowTitle()
     assert tree_mark(window, handle, "cube") == (True, "• cube")
     assert tree_mark(window, handle, None)[1].startswith("* cube.npz")
     assert tree_mark(window, handle, "other")[0] is None
 
     keys = {
-        a: [k.toString() for k in getattr(window.edit_flow, a).shortcuts()]
+        a: [k.toString() for k in getattr(window.edit_controller, a).shortcuts()]
         for a in ("undo_action", "redo_action")
     }
     assert "Ctrl+Z" in keys["undo_action"] and keys["redo_action"] == ["Ctrl+Shift+Z", "Ctrl+Y"]
-    window.edit_flow.undo_action.trigger()
+    window.edit_controller.undo_action.trigger()
     np.testing.assert_array_equal(window.view.array(), CUBE)
     assert not window.isWindowModified()
     assert tree_mark(window, handle, "cube") == (None, "cube")
-    assert window.edit_flow.redo_action.text() == "Redo edit cube[1,2,3]"
-    window.edit_flow.redo_action.trigger()
+    assert window.edit_controller.redo_action.text() == "Redo edit cube[1,2,3]"
+    window.edit_controller.redo_action.trigger()
     np.testing.assert_array_equal(window.view.array(), expected)
     assert window.isWindowModified()
 
@@ -113,7 +113,7 @@ def test_typing_on_a_cell_starts_editing_and_invalid_text_is_rejected(qtbot, win
     type_into_cell(qtbot, window, 1, 0, "abc")
     assert window.view.array()[1, 0] == 3
     assert "'abc' is not a valid int8 value" in window.statusBar().currentMessage()
-    assert window.edit_flow.model.file(window.shown()[0]).stack.count() == 1
+    assert window.documents[window.shown()[0]].stack.count() == 1
 
 
 def test_pasting_a_block_is_one_undo_step_and_all_or_nothing(qtbot, window, npz):
@@ -127,7 +127,7 @@ def test_pasting_a_block_is_one_undo_step_and_all_or_nothing(qtbot, window, npz)
     np.testing.assert_array_equal(window.view.array()[0, :, 1:], np.arange(1, 10).reshape(3, 3))
     np.testing.assert_array_equal(window.view.array()[0, :, 0], CUBE[0, :, 0])
     np.testing.assert_array_equal(window.view.array()[1], CUBE[1])
-    assert window.edit_flow.undo_action.text() == "Undo paste 9 values into cube"
+    assert window.edit_controller.undo_action.text() == "Undo paste 9 values into cube"
 
     before = window.view.array().copy()
     QGuiApplication.clipboard().setText("10\t11\n12\tbanana\n")
@@ -139,7 +139,7 @@ def test_pasting_a_block_is_one_undo_step_and_all_or_nothing(qtbot, window, npz)
     assert table.paste_text("1\t2\t3\t4\t5") is False  # 5 columns from column 0 do not fit 4
     assert "does not fit" in window.statusBar().currentMessage()
 
-    window.edit_flow.undo_action.trigger()
+    window.edit_controller.undo_action.trigger()
     np.testing.assert_array_equal(window.view.array(), CUBE)
 
 
@@ -185,39 +185,39 @@ def test_replace_from_npy_checks_shape_and_asks_before_a_lossy_cast(qtbot, windo
     np.save(tmp_path / "narrow.npy", np.full((2, 3, 4), 5, np.int8))
 
     # from the tree's context-menu signal, with the file chooser answered
-    window.edit_flow.choose_npy = lambda node: tmp_path / "good.npy"
-    with qtbot.waitSignal(window.edit_flow.replaced):
+    window.edit_controller.choose_npy = lambda node: tmp_path / "good.npy"
+    with qtbot.waitSignal(window.edit_controller.replaced):
         window.tree.replace_requested.emit(handle, "cube")
     assert window.shown() == (handle, "cube")  # the replaced tensor is shown
     np.testing.assert_array_equal(window.view.array(), np.full((2, 3, 4), 9, np.float32))
-    assert window.edit_flow.undo_action.text() == "Undo replace cube"
+    assert window.edit_controller.undo_action.text() == "Undo replace cube"
 
-    with qtbot.waitSignal(window.edit_flow.message) as refused:
-        window.edit_flow.replace_from_npy(handle, "cube", tmp_path / "wrong_shape.npy")
+    with qtbot.waitSignal(window.edit_controller.message) as refused:
+        window.edit_controller.replace_from_npy(handle, "cube", tmp_path / "wrong_shape.npy")
     assert "shape [4, 3, 2]" in refused.args[0] and "[2, 3, 4]" in refused.args[0]
 
     asked = []
-    window.edit_flow.ask_lossy_cast = lambda node, src, dst: (
+    window.edit_controller.ask_lossy_cast = lambda node, src, dst: (
         asked.append((node.id, src.name, dst.name)) or False
     )
-    with qtbot.waitSignal(window.edit_flow.message) as declined:
-        window.edit_flow.replace_from_npy(handle, "cube", tmp_path / "wide.npy")
+    with qtbot.waitSignal(window.edit_controller.message) as declined:
+        window.edit_controller.replace_from_npy(handle, "cube", tmp_path / "wide.npy")
     assert asked == [("cube", "float64", "float32")] and "declined" in declined.args[0]
     np.testing.assert_array_equal(window.view.array(), np.full((2, 3, 4), 9, np.float32))
 
-    window.edit_flow.ask_lossy_cast = lambda node, src, dst: asked.append(node.id) or True
-    with qtbot.waitSignal(window.edit_flow.replaced):
-        window.edit_flow.replace_from_npy(handle, "cube", tmp_path / "wide.npy")
+    window.edit_controller.ask_lossy_cast = lambda node, src, dst: asked.append(node.id) or True
+    with qtbot.waitSignal(window.edit_controller.replaced):
+        window.edit_controller.replace_from_npy(handle, "cube", tmp_path / "wide.npy")
     assert window.view.array().dtype == np.float32 and window.view.array()[0, 0, 0] == np.float32(1 / 3)
     assert "cast from float64 to float32" in window.statusBar().currentMessage()
 
-    window.edit_flow.ask_lossy_cast = lambda node, src, dst: pytest.fail("int8 -> float32 is exact")
-    with qtbot.waitSignal(window.edit_flow.replaced):
-        window.edit_flow.replace_from_npy(handle, "cube", tmp_path / "narrow.npy")
+    window.edit_controller.ask_lossy_cast = lambda node, src, dst: pytest.fail("int8 -> float32 is exact")
+    with qtbot.waitSignal(window.edit_controller.replaced):
+        window.edit_controller.replace_from_npy(handle, "cube", tmp_path / "narrow.npy")
     np.testing.assert_array_equal(window.view.array(), np.full((2, 3, 4), 5, np.float32))
 
     for _ in range(3):
-        window.edit_flow.undo_action.trigger()
+        window.edit_controller.undo_action.trigger()
     qtbot.waitUntil(
         lambda: (
             window.shown() == (handle, "cube")
@@ -234,12 +234,12 @@ def test_closing_a_modified_file_asks_and_cancel_keeps_it(qtbot, window, npz):
     show(qtbot, window, "small")
     type_into_cell(qtbot, window, 0, 0, "5")
     asked: list[list[str]] = []
-    window.save_flow.ask_unsaved = lambda names: asked.append(names) or "cancel"
+    window.save_controller.ask_unsaved = lambda names: asked.append(names) or "cancel"
     window.close_file(handle)
     assert asked == [["cube.npz"]] and handle in window.files
     assert window.view.array()[0, 0] == 5
 
-    window.save_flow.ask_unsaved = lambda names: asked.append(names) or "discard"
+    window.save_controller.ask_unsaved = lambda names: asked.append(names) or "discard"
     window.close_file(handle)
     assert len(asked) == 2 and handle not in window.files
     with np.load(npz) as data:
@@ -250,11 +250,11 @@ def test_quitting_with_unsaved_edits_asks_cancel_keeps_the_window_save_then_quit
     handle = open_file(qtbot, window, npz)
     show(qtbot, window, "small")
     type_into_cell(qtbot, window, 1, 1, "-8")
-    window.save_flow.ask_unsaved = lambda names: "cancel"
+    window.save_controller.ask_unsaved = lambda names: "cancel"
     assert window.close() is False
     assert window.isVisible() and handle in window.files
 
-    window.save_flow.ask_unsaved = lambda names: "save"
+    window.save_controller.ask_unsaved = lambda names: "save"
     assert window.close() is False  # closes once the save has finished
     qtbot.waitUntil(lambda: not window.isVisible())
     with np.load(npz) as data:
@@ -267,12 +267,12 @@ def test_non_editable_nodes_and_reopened_read_back(qtbot, window, npz):
     show(qtbot, window, "other")
     model = window.view.table.array_model
     assert model.flags(model.index(0, 0)) & Qt.ItemFlag.ItemIsEditable
-    window.files[handle].writable = False  # as for a format without a writer
+    window.documents.set_writable(handle, False)  # as for a format without a writer
     show(qtbot, window, "small")
     assert not model.flags(model.index(0, 0)) & Qt.ItemFlag.ItemIsEditable
-    assert not window.save_flow.save_as_action.isEnabled()
-    assert "cannot be written back" in window.save_flow.save_as_action.toolTip()
-    assert window.edit_flow.edit_refusal(handle, window.tree.current()[1]) is not None
+    assert not window.save_controller.save_as_action.isEnabled()
+    assert "cannot be written back" in window.save_controller.save_as_action.toolTip()
+    assert window.edit_controller.edit_refusal(handle, window.tree.current()[1]) is not None
     with open_path(npz) as source:
         np.testing.assert_array_equal(source.read("cube"), CUBE)
 

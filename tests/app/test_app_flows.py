@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from tensor_inspector.app.window.main_window import MainWindow
-from tensor_inspector.app.window.window_support import settings
+from tensor_inspector.app.window.settings import settings
 from tensor_inspector.backends import TrustRequired
 
 

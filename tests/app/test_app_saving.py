@@ -12,7 +12,7 @@ from window_helpers import CUBE, open_file, show, window  # noqa: F401  (window:
 
 from tensor_inspector.app.views.tree_model import MODIFIED_ROLE
 from tensor_inspector.app.window.main_window import MainWindow
-from tensor_inspector.app.window.save_flow import target_problem
+from tensor_inspector.app.window.save_controller import target_problem
 from tensor_inspector.backends import open_path
 
 
@@ -23,10 +23,10 @@ def edit(win: MainWindow, row: int, col: int, text: str) -> None:
 
 
 def save(qtbot, win: MainWindow, target: Path | None = None) -> str:
-    with qtbot.waitSignal(win.save_flow.saved, timeout=60000) as done:
-        assert win.save_flow.save() if target is None else win.save_flow.save_as(target=target)
-        assert win.save_flow.is_saving() and not win.save_flow.save_action.isEnabled()
-        assert not win.edit_flow.undo_action.isEnabled()  # no edits while the copies are written
+    with qtbot.waitSignal(win.save_controller.saved, timeout=60000) as done:
+        assert win.save_controller.save() if target is None else win.save_controller.save_as(target=target)
+        assert win.save_controller.is_saving() and not win.save_controller.save_action.isEnabled()
+        assert not win.edit_controller.undo_action.isEnabled()  # no edits while the copies are written
         model = win.view.table.array_model
         assert not model.setData(model.index(0, 0), "1")
     return done.args[0]
@@ -38,13 +38,13 @@ def test_save_over_an_npz_keeps_a_backup_and_the_edit_survives_reopening(qtbot, 
     original_bytes = path.read_bytes()
     handle = open_file(qtbot, window, path)
     show(qtbot, window, "cube")
-    assert not window.save_flow.save_action.isEnabled()  # nothing to save yet
+    assert not window.save_controller.save_action.isEnabled()  # nothing to save yet
     with qtbot.waitSignal(window.view.slice_changed):
         window.view.axes.set_position(0, 1)
     edit(window, 0, 2, "-7.25")
-    assert window.save_flow.save_action.isEnabled()
-    window.edit_flow.undo_action.trigger()
-    window.edit_flow.redo_action.trigger()
+    assert window.save_controller.save_action.isEnabled()
+    window.edit_controller.undo_action.trigger()
+    window.edit_controller.redo_action.trigger()
     assert save(qtbot, window) == str(path)
 
     assert (tmp_path / "cube.npz.bak").read_bytes() == original_bytes
@@ -58,12 +58,12 @@ def test_save_over_an_npz_keeps_a_backup_and_the_edit_survives_reopening(qtbot, 
     model = window.tree.model
     item = model.item_for(handle, "cube")
     assert model.createIndex(item.row, 0, item.uid).data(MODIFIED_ROLE) is None
-    assert not window.save_flow.save_action.isEnabled()
+    assert not window.save_controller.save_action.isEnabled()
 
     # reopened in place: selecting again shows the saved value, undo still works and re-marks
     show(qtbot, window, "other")
     np.testing.assert_array_equal(show(qtbot, window, "cube"), expected)
-    window.edit_flow.undo_action.trigger()
+    window.edit_controller.undo_action.trigger()
     assert window.isWindowModified() and window.view.array()[1, 0, 2] == CUBE[1, 0, 2]
     with open_path(path) as source:
         np.testing.assert_array_equal(source.read("cube"), expected)
@@ -77,10 +77,10 @@ def test_save_as_writes_a_new_file_and_the_tree_follows_it(qtbot, window, tmp_pa
     edit(window, 2, 1, "-300")
     target = tmp_path / "copy.npy"
     offered = []
-    window.save_flow.choose_save_target = lambda opened: offered.append(opened.path) or target
-    with qtbot.waitSignal(window.save_flow.saved, timeout=60000) as done:
-        assert window.save_flow.save_as_action.isEnabled()
-        window.save_flow.save_as_action.trigger()  # File > Save As…, the chooser answered
+    window.save_controller.choose_save_target = lambda opened: offered.append(opened.path) or target
+    with qtbot.waitSignal(window.save_controller.saved, timeout=60000) as done:
+        assert window.save_controller.save_as_action.isEnabled()
+        window.save_controller.save_as_action.trigger()  # File > Save As…, the chooser answered
     assert offered == [path] and done.args[0] == str(target)
     assert np.load(target)[2, 1] == -300 and np.load(path)[2, 1] == 0
     assert not (tmp_path / "w.npy.bak").exists() and not (tmp_path / "copy.npy.bak").exists()
@@ -131,15 +131,15 @@ def test_a_file_changed_on_disk_is_not_overwritten_and_edits_stay(qtbot, window,
     np.savez(path, cube=CUBE + 1000)  # another program rewrote it
     os.utime(path, ns=(os.stat(path).st_atime_ns, os.stat(path).st_mtime_ns + 10**9))
     changed_bytes = path.read_bytes()
-    with qtbot.waitSignal(window.save_flow.failed, timeout=60000) as failed:
-        window.save_flow.save()
+    with qtbot.waitSignal(window.save_controller.failed, timeout=60000) as failed:
+        window.save_controller.save()
     assert "changed on disk" in failed.args[0] and "edits are kept" in failed.args[0]
     assert window.errors == [failed.args[0]]
     assert "changed on disk" in window.statusBar().currentMessage()
     assert path.read_bytes() == changed_bytes and not (tmp_path / "cube.npz.bak").exists()
     assert window.isWindowModified() and window.view.array()[0, 0, 0] == 99
-    assert window.edit_flow.model.file(handle).stack.count() == 1
-    assert window.edit_flow.undo_action.isEnabled()  # unlocked after the failure
+    assert window.documents[handle].stack.count() == 1
+    assert window.edit_controller.undo_action.isEnabled()  # unlocked after the failure
 
 
 def test_a_failing_rename_leaves_the_original_and_the_edits(qtbot, window, tmp_path, monkeypatch):
@@ -155,8 +155,8 @@ def test_a_failing_rename_leaves_the_original_and_the_edits(qtbot, window, tmp_p
         raise PermissionError(13, "Permission denied", str(dst))
 
     monkeypatch.setattr(os, "replace", refuse)
-    with qtbot.waitSignal(window.save_flow.failed, timeout=60000) as failed:
-        window.save_flow.save()
+    with qtbot.waitSignal(window.save_controller.failed, timeout=60000) as failed:
+        window.save_controller.save()
     monkeypatch.setattr(os, "replace", real_replace)
     assert "was not saved" in failed.args[0] and "Traceback" not in failed.args[0]
     assert path.read_bytes() == original_bytes

@@ -13,7 +13,7 @@ from safetensors.numpy import save_file
 from tensor_inspector.app.views.tree_model import format_bytes, query_matches
 from tensor_inspector.app.window.launch import _Driver
 from tensor_inspector.app.window.main_window import MainWindow
-from tensor_inspector.app.window.window_support import settings
+from tensor_inspector.app.window.settings import settings
 from tensor_inspector.backends import Node, NodeKind
 
 
@@ -130,10 +130,10 @@ def test_a_read_error_becomes_a_message_and_other_files_stay_open(qtbot, window,
     np.save(victim, np.ones((3, 3)))
     victim_handle = open_and_wait(qtbot, window, victim)
     cube_handle = open_and_wait(qtbot, window, files["cube"])
-    victim.unlink()  # the data vanishes between listing and reading
+    victim.write_bytes(victim.read_bytes()[:100])  # another program cuts the data after listing
     with qtbot.waitSignal(window.value_failed) as failed:
         window.select_node("array", victim_handle)
-    assert "victim.npy" in failed.args[0] or "No such file" in failed.args[0]
+    assert "victim.npy" in failed.args[0]
     assert "Traceback" not in failed.args[0]
     assert window.view.array() is None
     assert len(window.files) == 2
@@ -148,16 +148,19 @@ def test_cancel_drops_the_pending_result_and_returns_to_idle(qtbot, window, file
     shown: list[str] = []
     window.value_shown.connect(shown.append)
     window.select_node("weight")
-    window._show_busy()  # what the delay timer does when a read takes long
+    window.evaluate_controller.show_busy()  # what the delay timer does when a read takes long
     assert window.busy.isVisible() and "weight" in window.busy.label.text()
     window.busy.cancel_button.click()
     assert window.is_idle()
     assert not window.busy.isVisible()
     assert "Cancelled" in window.statusBar().currentMessage()
-    window.worker._pool.wait(10_000)
-    qtbot.wait(50)
-    assert shown == []
     assert window.view.array() is None
+    # the next request is served; the cancelled read's answer, whenever it comes, is dropped
+    with qtbot.waitSignal(window.value_shown):
+        window.select_node("bias")
+    wait_idle(qtbot, window)
+    qtbot.wait(50)
+    assert shown == ["bias"]
 
 
 def test_selecting_a_file_root_or_group_shows_a_message(qtbot, window, files):

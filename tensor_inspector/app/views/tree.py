@@ -7,6 +7,8 @@ on a file, Copy id on a node and Replace from .npy on a stored tensor.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from PySide6.QtCore import QModelIndex, Qt, QTimer, Signal
 from PySide6.QtGui import QAction, QGuiApplication, QKeySequence
 from PySide6.QtWidgets import (
@@ -27,6 +29,9 @@ from tensor_inspector.app.views.tree_model import (
     NodeTreeModel,
 )
 from tensor_inspector.core.nodes import Node, NodeKind
+
+if TYPE_CHECKING:
+    from tensor_inspector.app.documents import Documents
 
 FILTER_HELP = (
     "Filter: name or id substring, glob (*kernel*), dtype (bf16, f32, i64), "
@@ -163,6 +168,28 @@ class NodeTree(QWidget):
             QGuiApplication.clipboard().setText(node.id)
 
     # -- files ------------------------------------------------------------------------------
+    def follow(self, documents: Documents) -> None:
+        """Show every open document as a root, kept in step with the registry and its marks."""
+        self._documents = documents
+        documents.document_added.connect(self._on_document_added)
+        documents.document_removed.connect(self.remove_file)
+        documents.document_changed.connect(self._on_document_changed)
+        documents.modified_changed.connect(self._on_modified_changed)
+
+    def _on_document_added(self, handle: int) -> None:
+        document = self._documents[handle]
+        self.add_file(handle, document.path, document.format_name, document.nodes, order=document.order)
+
+    def _on_document_changed(self, handle: int) -> None:
+        document = self._documents[handle]
+        self.refresh_file(handle, document.path, document.format_name, document.nodes)
+        self._on_modified_changed(handle)
+
+    def _on_modified_changed(self, handle: int) -> None:
+        document = self._documents.get(handle)
+        if document is not None:
+            self.model.set_modified(handle, document.is_modified(), document.modified_nodes())
+
     def add_file(
         self, handle: int, path, format_name: str, nodes: list[Node], order: int | None = None
     ) -> None:

@@ -147,7 +147,7 @@ class _Driver:
                 self.timer.stop()  # interactive: the user takes over from here
             return
         view = window.view
-        if view.array() is not None and window._shown is not None and not view.stats_ready():
+        if view.array() is not None and window.shown() is not None and not view.stats_ready():
             return
         if self.errors:
             return self._finish(1, self.errors[-1])
