@@ -1,5 +1,8 @@
 """Export one array to .npy, .npz or .csv, atomically, with the dtype exact unless cast.
 
+The file gets the umask's mode, like ``np.save``'s (``core.atomic``); a full disk or a
+folder we may not write to is one sentence, and no partial file is left.
+
 Qt-free so the CLI and the app share it. "As stored" keeps every bit (bf16 and
 float8 keep their ml_dtypes type through ``npy_format.write_npy``); a cast is an
 explicit user choice and goes through ``astype``. CSV is text for spreadsheets: 2-D
@@ -10,7 +13,7 @@ from __future__ import annotations
 
 import threading
 import zipfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -76,7 +79,7 @@ def estimated_size(shape: tuple[int, ...], dtype: np.dtype, fmt: str) -> int:
     return count * width
 
 
-def _csv_text_rows(array: np.ndarray):
+def _csv_text_rows(array: np.ndarray) -> Iterator[str]:
     if array.ndim == 0:
         array = array.reshape(1, 1)
     elif array.ndim == 1:
@@ -134,17 +137,17 @@ def export_array(
             elif fmt == "npz":
                 member = (key or "array").replace("/", "_") + ".npy"
                 with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_STORED, allowZip64=True) as zf:
-                    with zf.open(member, "w", force_zip64=True) as fh:
-                        write_npy(fh, out, step)
+                    with zf.open(member, "w", force_zip64=True) as entry:
+                        write_npy(entry, out, step)
             else:
-                with open(tmp, "w", encoding="utf-8", newline="") as fh:
+                with open(tmp, "w", encoding="utf-8", newline="") as text:
                     rows = max(len(out), 1) if out.ndim == 2 else 1
                     for done, line in enumerate(_csv_text_rows(out), 1):
-                        fh.write(line)
+                        text.write(line)
                         if done % 256 == 0 or done == rows:
                             step(done, rows)
     except InspectorError:
         raise
-    except OSError as exc:
+    except OSError as exc:  # atomic_write words its own failures; this is a last resort
         raise InspectorError(f"Could not write {path}: {exc.strerror or exc}.") from None
     return path

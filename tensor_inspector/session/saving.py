@@ -12,11 +12,8 @@ Layouts and their backups (``--in-place`` / Save over the original):
 
 from __future__ import annotations
 
-import hashlib
-import json
 import os
 import shutil
-import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,37 +21,19 @@ from pathlib import Path
 import numpy as np
 
 from tensor_inspector.backends import Source
-from tensor_inspector.core.atomic import _fsync_dir, atomic_write, fsync_path
+from tensor_inspector.core.atomic import (
+    atomic_write,
+    clean_stale_temporaries,
+    fsync_dir,
+    fsync_path,
+    give_mode,
+    temp_dir,
+    write_failure,
+)
 from tensor_inspector.core.errors import InspectorError
-
-
-def source_files(path: Path) -> list[Path]:
-    """The files that make up ``path``: itself, a directory's files, a checkpoint prefix's,
-    or a sharded safetensors index with its shards."""
-    path = Path(path)
-    if path.is_file() and path.name.endswith(SHARDED_INDEX):
-        return [path, *_shards_of(path)]
-    if path.is_file():
-        return [path]
-    if path.is_dir():
-        return sorted(p for p in path.rglob("*") if p.is_file())
-    return sorted(
-        p
-        for p in path.parent.glob(path.name + ".*")
-        if p.name == path.name + ".index" or p.name.startswith(path.name + ".data-")
-    )
-
-
-SHARDED_INDEX = ".safetensors.index.json"
-
-
-def _shards_of(index: Path) -> list[Path]:
-    try:
-        weight_map = json.loads(index.read_text()).get("weight_map", {})
-    except (OSError, ValueError, AttributeError):
-        return []
-    names = dict.fromkeys(str(v) for v in weight_map.values())
-    return [index.parent / name for name in names if (index.parent / name).is_file()]
+from tensor_inspector.core.fingerprint import SHARDED_INDEX as SHARDED_INDEX
+from tensor_inspector.core.fingerprint import file_signature as file_signature
+from tensor_inspector.core.fingerprint import source_files as source_files
 
 
 def _is_multi_file(path: Path) -> bool:
@@ -64,15 +43,6 @@ def _is_multi_file(path: Path) -> bool:
 
 class ChangedOnDisk(InspectorError):
     """Saving over a file that someone else rewrote since it was opened: nothing was written."""
-
-
-def file_signature(path: Path) -> str:
-    """Cheap fingerprint (names, sizes, mtimes) to notice a file changed on disk since opening."""
-    digest = hashlib.sha1()
-    for file in source_files(path):
-        st = file.stat()
-        digest.update(f"{file.name}:{st.st_size}:{st.st_mtime_ns};".encode())
-    return digest.hexdigest()
 
 
 @dataclass
@@ -102,7 +72,11 @@ def save(
             "not overwriting it. Reopen it, or save under another name."
         )
     if _is_multi_file(source.path):
-        backup_path = _save_files(source, replacements, target, backup and in_place)
+        existed = bool(source_files(target))
+        try:
+            backup_path = _save_files(source, replacements, target, backup and in_place)
+        except OSError as exc:
+            raise write_failure(exc, target, existed) from None
     else:
         backup_path = _save_path(source, replacements, target, source.path.is_dir(), backup and in_place)
     verified = verify(source, replacements, target)
@@ -129,7 +103,8 @@ def _save_files(
     as ``<file>.bak``.
     """
     target.parent.mkdir(parents=True, exist_ok=True)
-    tmp_dir = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+    clean_stale_temporaries(target.parent)
+    tmp_dir = temp_dir(target)
     sharded = target.name.endswith(SHARDED_INDEX)
     backup_path = target.with_name(target.name + ".bak") if make_backup else None
     try:
@@ -137,8 +112,10 @@ def _save_files(
         new_files = source_files(tmp_dir / target.name)
         if not new_files:
             raise InspectorError("The writer produced no files.")
+        originals = {f.name: f.stat() for f in source_files(target)}
         for file in new_files:
             fsync_path(file)
+            give_mode(file, originals.get(file.name))  # a file saved over keeps its mode
         in_place = target == source.path.absolute()
         clash = {f.name for f in new_files} & {f.name for f in source_files(source.path)}
         if not in_place and target.parent == source.path.absolute().parent and clash:
@@ -157,7 +134,7 @@ def _save_files(
         # data first, the index last: a reader never sees an index without its data
         for file in sorted(new_files, key=lambda p: p.name.endswith((".index", SHARDED_INDEX))):
             os.replace(file, target.parent / file.name)
-        _fsync_dir(target.parent)
+        fsync_dir(target.parent)
     finally:
         shutil.rmtree(tmp_dir, ignore_errors=True)
     return backup_path

@@ -52,10 +52,11 @@ def test_failure_midway_leaves_original_and_no_temp(tmp_path, npz, monkeypatch):
         raise OSError(28, "No space left on device")
 
     monkeypatch.setattr(atomic.os, "replace", broken_replace)
-    with pytest.raises(OSError):
+    with pytest.raises(InspectorError) as info:
         save(source, {"b": np.zeros(3, np.int32)}, npz, opened_signature=source.opened_signature)
+    assert str(info.value) == "No space left on device: nothing was changed; the original is intact."
     assert npz.read_bytes() == original
-    assert leftovers(tmp_path) == []
+    assert leftovers(tmp_path) == [] and sorted(p.name for p in tmp_path.iterdir()) == ["w.npz"]
 
 
 def test_writer_raising_leaves_nothing(tmp_path, npz, monkeypatch):
