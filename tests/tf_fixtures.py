@@ -365,3 +365,45 @@ def control_flow_saved_models(directory: Path) -> tuple[Path, Path]:
             )
             builder.save()
     return tf2_out, tf1_out
+
+
+def tf2_print_writer(directory: Path, target: Path) -> Path:
+    """A TF2 SavedModel whose signature prints to stderr (harmless) and to a file (``file://target``)."""
+    import tensorflow as tf
+
+    class Net(tf.Module):
+        @tf.function(input_signature=[tf.TensorSpec([2], tf.float32, name="x")])
+        def serve(self, x):
+            tf.print("input", x)
+            tf.print("input", x, output_stream=f"file://{target}")
+            return {"y": x * 3.0}
+
+    net = Net()
+    out = directory / "sm_print"
+    tf.saved_model.save(net, str(out), signatures={"serving_default": net.serve})
+    if target.exists():
+        target.unlink()
+    return out
+
+
+def tf2_table_model(directory: Path) -> Path:
+    """A tf.Module with a lookup table, string ops, random numbers, an assert and tf.print to stderr."""
+    import tensorflow as tf
+
+    class Tables(tf.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            init = tf.lookup.KeyValueTensorInitializer(["a", "b"], tf.constant([1, 2], tf.int64))
+            self.table = tf.lookup.StaticHashTable(init, -1)
+
+        @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="words")])
+        def serve(self, words):
+            tf.debugging.assert_all_finite(tf.constant(1.0), "finite")
+            tf.print("words", words)
+            ids = self.table.lookup(tf.strings.lower(words))
+            return {"ids": ids, "noise": tf.random.stateless_uniform([2], seed=[1, 2])}
+
+    tables = Tables()
+    out = directory / "sm_tables"
+    tf.saved_model.save(tables, str(out), signatures={"serving_default": tables.serve})
+    return out

@@ -105,7 +105,9 @@ class _Vetter:
             self.findings.append(Finding(op, where, OWN_PREFIX))
             return
         if op == "PrintV2":
-            stream = node.attr["output_stream"].s.decode("utf-8", "replace")
+            # Savers strip attributes left at their default, which is "stderr".
+            raw = node.attr["output_stream"].s if "output_stream" in node.attr else b"stderr"
+            stream = raw.decode("utf-8", "replace")
             if stream in PRINT_STREAMS:
                 return
             self.findings.append(Finding(op, where, "writes files"))

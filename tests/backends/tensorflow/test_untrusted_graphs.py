@@ -30,6 +30,7 @@ EXPECTED = {
     "traced_save": (["WriteFile"], "WriteFile (writes files)"),
     "cache": (["CacheDatasetV2"], "CacheDatasetV2 (writes a cache file)"),
     "checkpoint_io": (["RestoreV2", "SaveV2"], "SaveV2 (writes checkpoints)"),
+    "print_to_file": (["PrintV2"], "PrintV2 (writes files)"),
 }
 
 
@@ -53,6 +54,10 @@ def hostile(tmp_path_factory) -> dict[str, tuple[Path, Path]]:
             tf_fixtures.checkpoint_io_model(root, targets["checkpoint_io"], str(root / "elsewhere")),
             targets["checkpoint_io"],
         ),
+        "print_to_file": (
+            tf_fixtures.tf2_print_writer(root, targets["print_to_file"]),
+            targets["print_to_file"],
+        ),
     }
 
 
@@ -67,6 +72,7 @@ def genuine(tmp_path_factory) -> dict[str, Path]:
         "keras_export": tf_fixtures.keras_exported_model(root),
         "flow_tf2": flow_tf2,
         "flow_tf1": flow_tf1,
+        "tables": tf_fixtures.tf2_table_model(root),
     }
 
 
@@ -121,7 +127,7 @@ def test_trusted_main_op_does_write(hostile):
     target.unlink()
 
 
-@pytest.mark.parametrize("name", ["tf2", "tf1", "demo", "keras_export", "flow_tf2", "flow_tf1"])
+@pytest.mark.parametrize("name", ["tf2", "tf1", "demo", "keras_export", "flow_tf2", "flow_tf1", "tables"])
 def test_genuine_models_evaluate_without_trust(genuine, name):
     with open_path(genuine[name]) as source:
         assert source.vetting.findings == []
