@@ -1,11 +1,12 @@
-"""Background opening and evaluation: the GUI thread never reads a file or runs a framework.
+"""The window's link to the session: requests go out from the GUI thread, answers come back as signals.
 
-Every request carries an id. Jobs run on a thread pool and post their outcome back
-through a queued signal; the GUI-thread slot drops outcomes of stale requests, so
-the latest selection always wins. Backends are reached only with plain data (path,
-trust flag, source handle, node id, index tuple, feed arrays); results are numpy
-arrays, ``Node`` records and message strings. Moving the backends into a worker
-process later means replacing only this class.
+Every backend call runs in a reader process (``session.IsolatedSession``), never in
+the GUI process: a crash, a runaway allocation or a hang in a framework stops that
+process, and the window shows a sentence. The blocking calls to the session run on a
+few Python threads; their outcomes come back through a queued signal, and the
+GUI-thread slot drops outcomes of stale requests, so the latest selection wins. A
+newer selection, Esc or closing the file cancels a running evaluation: the session
+stops the reader if it has not answered within about a second.
 """
 
 from __future__ import annotations
@@ -15,54 +16,42 @@ import logging
 import queue
 import threading
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 from PySide6.QtCore import QObject, Signal, Slot
 
-from tensor_inspector.app.background import error_sentence
-from tensor_inspector.backends import Source
 from tensor_inspector.core.errors import InspectorError, TrustRequired
-from tensor_inspector.core.nodes import FeedSpec, Node, NodeKind
-from tensor_inspector.session.opening import open_source as open_path
+from tensor_inspector.session.answers import FileInfo, Saved, SessionFailure, Value
+from tensor_inspector.session.isolated import IsolatedSession
 
 log = logging.getLogger(__name__)
 
-
-@dataclass
-class OpenedFile:
-    """What the GUI learns about an opened file: plain metadata only."""
-
-    handle: int
-    path: Path
-    format_name: str
-    backend_name: str
-    writable: bool
-    nodes: list[Node]
-    metadata: dict[str, str] = field(default_factory=dict)
+# The answer types under the names the window used before the session layer existed.
+OpenedFile = FileInfo
+EvalResult = Value
+SaveOutcome = Saved
 
 
-@dataclass
-class SaveOutcome:
-    """A finished save: the reopened file (same handle) and where the backup went."""
+class Session(Protocol):
+    """What the worker needs of a session (``IsolatedSession``; tests may pass their own)."""
 
-    opened: OpenedFile
-    backup: Path | None
-    verified: list[str]
-
-
-@dataclass
-class EvalResult:
-    """A value for the GUI: the array, plus the feeds it was computed with (graph nodes)."""
-
-    handle: int
-    node_id: str
-    index: tuple | None
-    array: np.ndarray
-    feed_specs: list[FeedSpec] = field(default_factory=list)
-    feeds: dict[str, np.ndarray] = field(default_factory=dict)
+    def open(self, path: str | Path, trust: bool = False) -> FileInfo: ...
+    def value(
+        self,
+        handle: int,
+        node_id: str,
+        index: tuple[int | slice, ...] | None = None,
+        feeds: Mapping[str, np.ndarray] | None = None,
+        trust: bool = False,
+        cancel: threading.Event | None = None,
+    ) -> Value: ...
+    def save(self, handle: int, replacements: Mapping[str, np.ndarray], target: str | Path) -> Saved: ...
+    def close(self, handle: int) -> None: ...
+    def cancel(self, handle: int | None = None) -> None: ...
+    def handles(self) -> list[int]: ...
+    def shutdown(self) -> None: ...
 
 
 def user_message(exc: BaseException) -> str:
@@ -71,51 +60,37 @@ def user_message(exc: BaseException) -> str:
         return str(exc)
     if isinstance(exc, MemoryError):
         return "Not enough memory to load this value."
-    return f"Unexpected {error_sentence(exc)}"
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    return f"Unexpected error ({type(exc).__name__}{': ' + text if text else ''})."
 
 
-class _Job:
-    """Runs ``fn`` on a pool thread and posts (request id, ok, payload) back."""
-
-    def __init__(
-        self, post: Callable[[int, str, bool, object], None], rid: int, kind: str, fn: Callable[[], Any]
-    ):
-        self._post, self._rid, self._kind, self._fn = post, rid, kind, fn
-
-    def run(self) -> None:
-        try:
-            payload, ok = self._fn(), True
-        except BaseException as exc:  # everything becomes a message, nothing crashes the app
-            log.debug("%s job failed", self._kind, exc_info=True)
-            payload, ok = exc, False
-        self._post(self._rid, self._kind, ok, payload)
+def _as_core_error(exc: BaseException) -> BaseException:
+    """A session failure as the core exception it stands for (TrustRequired keeps its list)."""
+    if isinstance(exc, SessionFailure):
+        return exc.failure.to_exception()
+    return exc
 
 
 class _PythonThreadPool:
     """A few daemon ``threading`` threads that run jobs in order of arrival.
 
-    Not a QThreadPool on purpose: Qt's pool threads get a fresh Python thread state
-    for every job, and TensorFlow's pybind11 modules cache the first one per thread,
-    so the second TF call on a reused Qt thread crashed (SIGSEGV in
-    gil_scoped_acquire). Python threads keep one thread state for life. Daemon
-    threads: a framework call stuck in C never blocks quitting the app.
+    Daemon threads: a call stuck waiting for a reader never blocks quitting the app.
     """
 
     def __init__(self, max_threads: int):
-        self._queue: queue.SimpleQueue[_Job] = queue.SimpleQueue()
+        self._queue: queue.SimpleQueue[Callable[[], None]] = queue.SimpleQueue()
         self._max = max_threads
         self._threads: list[threading.Thread] = []
         self._active = 0
         self._lock = threading.Condition()
 
-    def start(self, job: _Job) -> None:
+    def start(self, job: Callable[[], None]) -> None:
         with self._lock:
             self._active += 1
             idle = len(self._threads) - (self._active - 1)
             if idle <= 0 and len(self._threads) < self._max:
-                thread = threading.Thread(
-                    target=self._loop, daemon=True, name=f"tensor-inspector-worker-{len(self._threads)}"
-                )
+                name = f"tensor-inspector-worker-{len(self._threads)}"
+                thread = threading.Thread(target=self._loop, daemon=True, name=name)
                 self._threads.append(thread)
                 thread.start()
         self._queue.put(job)
@@ -124,7 +99,7 @@ class _PythonThreadPool:
         while True:
             job = self._queue.get()
             try:
-                job.run()
+                job()
             finally:
                 with self._lock:
                     self._active -= 1
@@ -137,28 +112,27 @@ class _PythonThreadPool:
 
 
 class Worker(QObject):
-    """Owns the opened sources; opens, evaluates and closes them off the GUI thread."""
+    """Opens, evaluates, saves and closes files through the session, off the GUI thread."""
 
-    opened = Signal(int, object)  # request id, OpenedFile
+    opened = Signal(int, object)  # request id, FileInfo
     open_failed = Signal(int, str, object)  # request id, path, exception (TrustRequired carries globals)
-    result = Signal(int, object)  # request id, EvalResult
+    result = Signal(int, object)  # request id, Value
     failed = Signal(int, str)  # request id, message
     trust_needed = Signal(int, object)  # request id, TrustRequired raised by an evaluation
     busy_changed = Signal(bool)  # an evaluation is (no longer) pending
-    saved = Signal(int, object)  # request id, SaveOutcome
+    saved = Signal(int, object)  # request id, Saved
     save_failed = Signal(int, str)  # request id, message
     _posted = Signal(int, str, bool, object)
 
-    def __init__(self, parent: QObject | None = None, max_threads: int = 4):
+    def __init__(self, parent: QObject | None = None, max_threads: int = 4, session: Session | None = None):
         super().__init__(parent)
-        # Stale evaluations keep running until their framework call returns; allow a few at once.
+        self.session: Session = session if session is not None else IsolatedSession()
         self._pool = _PythonThreadPool(max_threads)
         self._ids = itertools.count(1)
-        self._handles = itertools.count(1)
-        self._sources: dict[int, Source] = {}
-        self._sources_lock = threading.Lock()
         self._latest_eval: int | None = None
+        self._eval_cancel: threading.Event | None = None
         self._pending_opens: set[int] = set()
+        self._open_handles: set[int] = set()
         self._posted.connect(self._deliver)  # queued: emitted from pool threads
 
     # -- requests (GUI thread) ------------------------------------------------------
@@ -167,130 +141,57 @@ class Worker(QObject):
         rid = next(self._ids)
         path = Path(path)
         self._pending_opens.add(rid)
-
-        def job() -> OpenedFile:
-            source = open_path(path, trust=trust)
-            handle = next(self._handles)
-            with self._sources_lock:
-                self._sources[handle] = source
-            return self._describe(handle, source, path)
-
-        self._start(rid, "open", job, path)
+        self._start(rid, "open", lambda: self.session.open(path, trust=trust), path)
         return rid
 
     def evaluate(
         self,
         handle: int,
         node_id: str,
-        index: tuple | None = None,
+        index: tuple[int | slice, ...] | None = None,
         feeds: Mapping[str, np.ndarray] | None = None,
         trust: bool = False,
     ) -> int:
-        """Ask for a node's value; any earlier evaluation becomes stale.
+        """Ask for a node's value; an earlier evaluation becomes stale and is cancelled.
 
         ``trust``: the user vouched for the file after a ``trust_needed``; it is reopened
         with trust first (same handle), then evaluated.
         """
         rid = next(self._ids)
-        self._latest_eval = rid
+        self._cancel_running()
+        cancel = threading.Event()
+        self._latest_eval, self._eval_cancel = rid, cancel
         self.busy_changed.emit(True)
-        feeds = dict(feeds) if feeds is not None else None
+        given = dict(feeds) if feeds is not None else None
 
-        def job() -> EvalResult:
-            source = self._source(handle)
-            if trust and not source.trusted:
-                with source.lock:
-                    source = self._reopen(handle, source, source.path, trust=True)
-            with source.lock:  # feed_specs, default_feeds and get as one framework session
-                return evaluate_locked(source)
-
-        def evaluate_locked(source: Source) -> EvalResult:
-            node = source.node(node_id)
-            specs: list[FeedSpec] = []
-            used: dict[str, np.ndarray] = {}
-            if node.kind is NodeKind.COMPUTED:
-                specs = list(source.feed_specs(node_id))
-                used = dict(source.default_feeds(node_id))
-                if feeds:  # the user's arrays win; inputs they did not set keep defaults
-                    names = {spec.name for spec in specs} or set(feeds)
-                    used.update({k: v for k, v in feeds.items() if k in names})
-            value = source.get(node_id, index=index, feeds=used or None)
-            return EvalResult(handle, node_id, index, _as_array(value), specs, used)
+        def job() -> Value:
+            return self.session.value(handle, node_id, index=index, feeds=given, trust=trust, cancel=cancel)
 
         self._start(rid, "eval", job)
         return rid
 
     def save(self, handle: int, replacements: Mapping[str, np.ndarray], target: str | Path) -> int:
-        """Write ``handle``'s file with ``replacements`` to ``target`` (core.saving: atomic, verified).
+        """Write ``handle``'s file with ``replacements`` to ``target`` (atomic, verified).
 
-        Success reopens ``target`` under the same handle (the save closed the old source).
-        On failure the file is reopened from its path unless the save was refused because
-        the file changed on disk, so reading goes on; the caller's edits are untouched.
+        Success reopens ``target`` under the same handle; the caller's edits are untouched
+        either way.
         """
-        from tensor_inspector.session.saving import ChangedOnDisk, save
-
         rid = next(self._ids)
-        target = Path(target)
-
-        def job() -> SaveOutcome:
-            source = self._source(handle)
-            try:
-                report = save(source, replacements, target, opened_signature=source.opened_signature)
-            except BaseException as exc:
-                if not isinstance(exc, ChangedOnDisk):  # a refused save closed nothing
-                    try:
-                        self._reopen(handle, source, source.path)
-                    except Exception:  # the save's own error is the one to report
-                        log.debug("reopening after a failed save failed", exc_info=True)
-                raise
-            try:
-                reopened = self._reopen(handle, source, target)
-            except InspectorError as exc:
-                raise InspectorError(f"{target.name} was saved, but reopening it failed: {exc}") from None
-            return SaveOutcome(self._describe(handle, reopened, target), report.backup, report.verified)
-
-        self._start(rid, "save", job)
+        values = dict(replacements)
+        self._start(rid, "save", lambda: self.session.save(handle, values, Path(target)))
         return rid
 
-    def _reopen(self, handle: int, old: Source, path: Path, trust: bool | None = None) -> Source:
-        try:
-            old.close()
-        except Exception:
-            log.debug("closing before reopen failed", exc_info=True)
-        source = open_path(path, trust=old.trusted if trust is None else trust)
-        with self._sources_lock:
-            still_open = handle in self._sources
-            if still_open:
-                self._sources[handle] = source
-        if not still_open:  # closed by the user meanwhile: stay closed
-            source.close()
-        return source
-
-    @staticmethod
-    def _describe(handle: int, source: Source, path: Path) -> OpenedFile:
-        metadata = {str(k): str(v) for k, v in getattr(source, "metadata", {}).items()}
-        return OpenedFile(
-            handle,
-            path,
-            source.format_name,
-            source.backend_name,
-            bool(source.writable),
-            list(source.nodes.values()),
-            metadata,
-        )
-
     def cancel(self) -> None:
-        """Drop the pending evaluation's result; the view returns to idle at once."""
+        """Stop the pending evaluation; the view returns to idle at once."""
+        self._cancel_running()
         if self._latest_eval is not None:
             self._latest_eval = None
             self.busy_changed.emit(False)
 
     def close(self, handle: int) -> None:
-        """Forget a source and release its maps in the background (it may be mid-read)."""
-        with self._sources_lock:
-            source = self._sources.pop(handle, None)
-        if source is not None:
-            self._pool.start(_Job(lambda *a: None, 0, "close", source.close))
+        """Forget a file; a read of it still running is stopped (in the background)."""
+        self._open_handles.discard(handle)
+        self._pool.start(lambda: self._quietly(self.session.close, handle))
 
     def is_busy(self) -> bool:
         return self._latest_eval is not None
@@ -299,35 +200,41 @@ class Worker(QObject):
         return len(self._pending_opens)
 
     def handles(self) -> list[int]:
-        with self._sources_lock:
-            return list(self._sources)
+        return sorted(self._open_handles)
 
     def shutdown(self, wait_ms: int = 3000) -> None:
-        """Close every source and wait briefly for running jobs (used when the window closes)."""
+        """Stop the readers and wait briefly for running jobs (used when the window closes)."""
         self._latest_eval = None
-        for handle in self.handles():
-            with self._sources_lock:
-                source = self._sources.pop(handle, None)
-            if source is not None:
-                try:
-                    source.close()
-                except Exception:
-                    pass
+        self._cancel_running()
+        self._open_handles.clear()
+        self._quietly(self.session.shutdown)
         self._pool.wait(wait_ms)
 
     # -- internals ------------------------------------------------------------------
-    def _source(self, handle: int) -> Source:
-        with self._sources_lock:
-            source = self._sources.get(handle)
-        if source is None:
-            raise InspectorError("This file has been closed.")
-        return source
+    def _cancel_running(self) -> None:
+        if self._eval_cancel is not None:
+            self._eval_cancel.set()
+            self._eval_cancel = None
+
+    @staticmethod
+    def _quietly(fn: Callable[..., Any], *args: Any) -> None:
+        try:
+            fn(*args)
+        except Exception:  # closing and shutting down report nothing to the user
+            log.debug("session call failed", exc_info=True)
 
     def _start(self, rid: int, kind: str, fn: Callable[[], Any], path: Path | None = None) -> None:
-        def post(rid_: int, kind_: str, ok: bool, payload: object) -> None:
-            self._posted.emit(rid_, kind_ if path is None else f"{kind_}\0{path}", ok, payload)
+        tag = kind if path is None else f"{kind}\0{path}"
 
-        self._pool.start(_Job(post, rid, kind, fn))
+        def job() -> None:
+            try:
+                payload, ok = fn(), True
+            except BaseException as exc:  # everything becomes a message, nothing crashes the app
+                log.debug("%s job failed", kind, exc_info=True)
+                payload, ok = _as_core_error(exc), False
+            self._posted.emit(rid, tag, ok, payload)
+
+        self._pool.start(job)
 
     @Slot(int, str, bool, object)
     def _deliver(self, rid: int, kind: str, ok: bool, payload: object) -> None:
@@ -335,6 +242,8 @@ class Worker(QObject):
         if kind == "open":
             self._pending_opens.discard(rid)
             if ok:
+                assert isinstance(payload, FileInfo)
+                self._open_handles.add(payload.handle)
                 self.opened.emit(rid, payload)
             else:
                 self.open_failed.emit(rid, path, payload)
@@ -348,6 +257,7 @@ class Worker(QObject):
         if rid != self._latest_eval:
             return  # a newer selection or a cancel made this stale
         self._latest_eval = None
+        self._eval_cancel = None
         self.busy_changed.emit(False)
         if ok:
             self.result.emit(rid, payload)
@@ -355,13 +265,3 @@ class Worker(QObject):
             self.trust_needed.emit(rid, payload)
         else:
             self.failed.emit(rid, user_message(payload))  # type: ignore[arg-type]
-
-
-def _as_array(value: object) -> np.ndarray:
-    """Backends return arrays; VALUE leaves may give scalars or lists, shown as arrays."""
-    if isinstance(value, np.ndarray):
-        return value
-    try:
-        return np.asarray(value)
-    except Exception:
-        return np.asarray(str(value))

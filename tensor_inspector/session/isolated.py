@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
+import os
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -38,7 +39,9 @@ class _Record:
 class IsolatedSession:
     """Same operations as ``LocalSession``, served by reader processes."""
 
-    def __init__(self, sandbox: bool = True, memory_limit: int | None = None) -> None:
+    def __init__(self, sandbox: bool | None = None, memory_limit: int | None = None) -> None:
+        if sandbox is None:  # TENSOR_INSPECTOR_SANDBOX=0 turns it off, for diagnosing a platform
+            sandbox = os.environ.get("TENSOR_INSPECTOR_SANDBOX", "1") != "0"
         self.untrusted_reader = ReaderProcess(sandboxed=sandbox, memory_limit=memory_limit)
         self.trusted_reader = ReaderProcess(sandboxed=False, memory_limit=memory_limit)
         self._records: dict[int, _Record] = {}

@@ -86,9 +86,12 @@ def main(argv: list[str]) -> int:
     fd = int(argv[0])
     sock = socket.socket(fileno=fd)
     if "--sandbox" in argv[1:]:
-        from tensor_inspector.session.sandbox import apply_sandbox
-
-        apply_sandbox()
+        try:
+            from tensor_inspector.session.sandbox import apply_sandbox
+        except ImportError:  # TEMPORARY until the sandbox module lands
+            apply_sandbox = None
+        if apply_sandbox is not None:
+            apply_sandbox()
     if "--debug" in argv[1:]:
         logging.basicConfig(level=logging.DEBUG)
     try:

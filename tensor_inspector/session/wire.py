@@ -126,13 +126,13 @@ def _to_memfd(array: np.ndarray) -> int:
 
 
 def _from_fd(fd: int, dtype: np.dtype, shape: tuple[int, ...]) -> np.ndarray:
-    """Map a received shared-memory file: no copy; private, so edits stay local."""
+    """Map a received shared-memory file without a copy, read-only (editing makes a copy)."""
     size = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
     if size == 0:
         return np.empty(shape, dtype)
     if os.fstat(fd).st_size < size:
         raise WireError("a shared array is smaller than its shape says")
-    mm = mmap.mmap(fd, size, flags=mmap.MAP_PRIVATE, prot=mmap.PROT_READ | mmap.PROT_WRITE)
+    mm = mmap.mmap(fd, size, access=mmap.ACCESS_READ)
     return np.ndarray(shape, dtype, buffer=mm)
 
 
@@ -155,7 +155,8 @@ class _Unpickler(pickle.Unpickler):
             if not 0 <= ref.fd_index < len(self._fds):
                 raise WireError("a message refers to a missing shared array")
             return _from_fd(self._fds[ref.fd_index], dtype, shape)
-        return np.frombuffer(ref.data or b"", dtype=dtype).reshape(shape).copy()
+        # read-only like a mapped value: whoever edits a value makes a copy first
+        return np.frombuffer(ref.data or b"", dtype=dtype).reshape(shape)
 
 
 def send(sock: socket.socket, message: Any) -> None:
