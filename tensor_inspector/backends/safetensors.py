@@ -5,6 +5,11 @@ memory-mapping the data region with the exact numpy/ml_dtypes dtype. We do not g
 through ``safe_open(..., "numpy").get_slice``: with the numpy framework it returns
 bf16 as raw integers and cannot represent float8 at all, while a map of the same
 bytes is exact for every dtype and still reads only the slice that is indexed.
+
+The header is validated as the reference library validates it (``parse_header``), so a
+file it refuses is refused here too, with one sentence. Before each map the file is
+checked to be the one that was parsed (same inode) and still long enough: touching a map
+of a file another program truncated would kill the process with SIGBUS.
 """
 
 from __future__ import annotations
@@ -195,19 +200,15 @@ class SafetensorsSource(Source):
         self._shards: list[Path] = []
         self._shard_metadata: dict[Path, dict[str, str]] = {}
         self._index_metadata: dict[str, Any] | None = None  # the index's own "metadata", as written
-        # Each file stays open while the source is: maps are made from the very file whose
-        # header was parsed (not whatever now has its name), and fstat on it tells whether
-        # another program truncated it (touching a map past the end of a file is SIGBUS).
-        self._files: dict[Path, BinaryIO] = {}
+        # (device, inode) of each file as parsed: a read maps the file only if it is still
+        # that file and still long enough (touching a map past the end of a file is SIGBUS).
+        # No file stays open between reads: a sharded checkpoint may have hundreds.
+        self._identity: dict[Path, tuple[int, int]] = {}
         self.sharded = path.name.endswith(".json")
-        try:
-            if self.sharded:
-                self._open_index(path)
-            else:
-                self._open_file(path, shard=None)
-        except BaseException:
-            self.close()
-            raise
+        if self.sharded:
+            self._open_index(path)
+        else:
+            self._open_file(path, shard=None)
 
     def _open_index(self, path: Path) -> None:
         try:
@@ -234,9 +235,10 @@ class SafetensorsSource(Source):
             )
 
     def _open_file(self, path: Path, shard: str | None) -> None:
-        fh = open(path, "rb")  # noqa: SIM115  (kept open until close())
-        self._files[path] = fh
-        header, data_start, _ = parse_header(path, fh)
+        with open(path, "rb") as fh:
+            st = os.fstat(fh.fileno())
+            self._identity[path] = (st.st_dev, st.st_ino)
+            header, data_start, _ = parse_header(path, fh)
         self._shards.append(path)
         self._shard_metadata[path] = header.get("__metadata__") or {}
         if shard is None:
@@ -274,19 +276,19 @@ class SafetensorsSource(Source):
         if entry.end == entry.begin:
             array = np.empty(entry.shape, dtype)
         else:
-            fh = self._files.get(path)
-            if fh is None or fh.closed:  # read again after close(): the file by its name
-                fh = self._files[path] = open(path, "rb")  # noqa: SIM115
-            if os.fstat(fh.fileno()).st_size < entry.data_start + entry.end:
-                raise CorruptFile(f"{path.name} was truncated by another program since it was opened.")
-            offset = entry.data_start + entry.begin
-            array = np.memmap(fh, dtype=dtype, mode="r", offset=offset, shape=entry.shape)
+            try:
+                fh = open(path, "rb")  # noqa: SIM115  (closed below; the map keeps its own handle)
+            except OSError as exc:
+                raise CorruptFile(f"{path.name} can no longer be read ({exc.strerror or exc}).") from None
+            with fh:
+                st = os.fstat(fh.fileno())
+                if (st.st_dev, st.st_ino) != self._identity[path]:
+                    raise CorruptFile(f"{path.name} was replaced by another program since it was opened.")
+                if st.st_size < entry.data_start + entry.end:
+                    raise CorruptFile(f"{path.name} was truncated by another program since it was opened.")
+                offset = entry.data_start + entry.begin
+                array = np.memmap(fh, dtype=dtype, mode="r", offset=offset, shape=entry.shape)
         return array if index is None else array[index]
-
-    def close(self) -> None:
-        """Close the files; maps already handed out stay valid (mmap holds its own handle)."""
-        for fh in self._files.values():
-            fh.close()
 
     def _write(self, path: Path, replacements: dict[str, np.ndarray]) -> None:
         if not self.sharded:

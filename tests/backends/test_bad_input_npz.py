@@ -154,3 +154,18 @@ def test_file_replaced_after_open_still_reads_what_was_opened(tmp_path: Path) ->
         np.save(tmp_path / "other.npy", np.zeros(100))
         os.replace(tmp_path / "other.npy", path)  # another program saves over it
         np.testing.assert_array_equal(source.read("array"), np.arange(100.0))
+
+
+def test_safetensors_replaced_after_open_is_refused_not_misread(tmp_path: Path) -> None:
+    path = tmp_path / "w.safetensors"
+    save_file({"w": np.arange(4, dtype=np.float32)}, str(path))
+    with open_path(path) as source:
+        save_file({"other": np.zeros(2, np.float64), "w": np.ones(4, np.float32)}, str(tmp_path / "n"))
+        os.replace(tmp_path / "n", path)  # same name, other layout: old offsets would misread
+        with pytest.raises(
+            CorruptFile, match="^w.safetensors was replaced by another program since it was opened.$"
+        ):
+            source.read("w")
+        path.unlink()
+        with pytest.raises(CorruptFile, match="^w.safetensors can no longer be read"):
+            source.read("w")
