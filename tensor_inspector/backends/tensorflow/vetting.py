@@ -34,6 +34,9 @@ from tensor_inspector.backends.tensorflow.allowed_ops import (
 
 CALLS = {"PartitionedCall", "StatefulPartitionedCall"}
 INIT_COLLECTIONS = ("saved_model_main_op", "legacy_init_op")
+# What tf.saved_model.load runs for a TF1 graph without an init op (Scaffold's default
+# local init): table initialisers, and initialisers of local variables (VariableDef protos).
+TABLE_INITIALIZERS, LOCAL_VARIABLES = "table_initializer", "local_variables"
 INIT_SIGNATURE = "__saved_model_init_op"
 OWN_PREFIX = "reads a checkpoint outside the SavedModel"
 MAX_IDENTITY_HOPS = 32
@@ -97,7 +100,7 @@ class _Vetter:
     def judge(self, node: Any, where: str, is_own_prefix: Any) -> None:
         """Record ``node`` if its type is not allowed where it stands."""
         op = node.op
-        if op in ALLOWED or op in self.library:
+        if op in ALLOWED:
             return
         if op in RESTORE_OPS:
             if node.input and is_own_prefix(node.input[0]):
@@ -112,6 +115,8 @@ class _Vetter:
                 return
             self.findings.append(Finding(op, where, "writes files"))
             return
+        if op in self.library and op not in EFFECTS:
+            return  # a direct call of a library function, whose body is walked
         self.findings.append(Finding(op, where, EFFECTS.get(op, NOT_KNOWN)))
 
     # -- functions ----------------------------------------------------------------
@@ -142,8 +147,11 @@ class _Vetter:
         """Walk the functions ``node`` calls, passing on which arguments carry the own prefix."""
         for fname in _called_functions(node, self.library):
             own: frozenset[str] = frozenset()
-            if (node.op in CALLS or node.op == fname) and fname in self.library:
-                args = [a.name for a in self.library[fname].signature.input_arg]
+            inputs = self.library[fname].signature.input_arg if fname in self.library else []
+            # Inputs map one to one onto arguments only for call ops without list arguments.
+            plain = all(not (a.number_attr or a.type_list_attr) for a in inputs)
+            if (node.op in CALLS or node.op == fname) and fname in self.library and plain:
+                args = [a.name for a in inputs]
                 data_inputs = [i for i in node.input if not i.startswith("^")]
                 own = frozenset(a for a, ref in zip(args, data_inputs) if is_own(ref))
             self.walk_function(fname, own)
@@ -177,9 +185,19 @@ class _Vetter:
         roots: list[str] = []
         if meta.HasField("saver_def"):
             roots.append(meta.saver_def.restore_op_name)
-        for key in INIT_COLLECTIONS:
+        for key in (*INIT_COLLECTIONS, TABLE_INITIALIZERS):
             if key in meta.collection_def:
                 roots.extend(meta.collection_def[key].node_list.value)
+        if LOCAL_VARIABLES in meta.collection_def:
+            from tensorflow.core.framework.variable_pb2 import VariableDef
+
+            for raw in meta.collection_def[LOCAL_VARIABLES].bytes_list.value:
+                variable = VariableDef()
+                try:
+                    variable.ParseFromString(raw)
+                except Exception:  # a damaged entry: TensorFlow fails on it before running anything
+                    continue
+                roots.extend([variable.initializer_name, variable.initial_value_name])
         for sig in meta.signature_def.values():
             roots.extend(info.name for info in sig.outputs.values())
         return roots
