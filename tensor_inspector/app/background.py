@@ -92,11 +92,20 @@ class _Request:
 
 
 class _Task(QRunnable):
-    def __init__(self, relay: _Relay, request: _Request, fn: Callable, args: tuple, kwargs: dict) -> None:
+    def __init__(
+        self,
+        relay: _Relay,
+        request: _Request,
+        fn: Callable[..., Any],
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+    ) -> None:
         super().__init__()
         self.setAutoDelete(True)
         self._relay, self._request = relay, request
-        self._fn, self._args, self._kwargs = fn, args, kwargs
+        self._fn: Callable[..., Any] | None = fn
+        self._args: tuple[Any, ...] = args
+        self._kwargs: dict[str, Any] = kwargs
 
     def _send(self, ok: bool, payload: object) -> None:
         try:
@@ -109,6 +118,8 @@ class _Task(QRunnable):
         if req.cancel.is_set():
             self._send(False, "Cancelled.")
             return
+        if self._fn is None:
+            return
         try:
             result = self._fn(*self._args, **self._kwargs)
         except BaseException as err:  # noqa: BLE001 - everything must come back as a message
@@ -116,7 +127,7 @@ class _Task(QRunnable):
         else:
             self._send(True, result)
         finally:
-            self._fn = self._args = self._kwargs = None  # drop references to big arrays early
+            self._fn, self._args, self._kwargs = None, (), {}  # drop references to big arrays early
 
 
 class BackgroundRunner(QObject):
@@ -140,7 +151,7 @@ class BackgroundRunner(QObject):
     def submit(
         self,
         channel: str,
-        fn: Callable,
+        fn: Callable[..., Any],
         *args: Any,
         on_done: Callable[[Any], None] | None = None,
         on_error: Callable[[str], None] | None = None,

@@ -38,6 +38,7 @@ from tensor_inspector.app.views.tree_model import format_bytes, format_shape
 from tensor_inspector.core.dtypes import numpy_dtype, short_name
 from tensor_inspector.core.errors import InspectorError
 from tensor_inspector.core.export import AS_STORED, CAST_CHOICES, FORMATS, estimated_size, export_array
+from tensor_inspector.core.nodes import Index
 from tensor_inspector.core.slicing import format_index
 
 BACKGROUND_BYTES = 64 << 20  # smaller exports take well under a second: no progress bar
@@ -49,10 +50,10 @@ def _ask_overwrite(parent: QWidget, path: Path) -> bool:
         parent,
         "Overwrite?",
         f"{path.name} already exists. Replace it?",
-        QMessageBox.Yes | QMessageBox.No,
-        QMessageBox.No,
+        QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No,
+        QMessageBox.StandardButton.No,
     )
-    return answer == QMessageBox.Yes
+    return answer == QMessageBox.StandardButton.Yes
 
 
 class ExportDialog(QDialog):
@@ -64,7 +65,7 @@ class ExportDialog(QDialog):
     def __init__(
         self,
         array: np.ndarray,
-        slice_index: tuple = (),
+        slice_index: Index = (),
         name: str = "array",
         directory: str | Path = "",
         parent: QWidget | None = None,
@@ -129,10 +130,12 @@ class ExportDialog(QDialog):
         form.addRow("", self.progress)
         layout = QVBoxLayout(self)
         layout.addLayout(form)
-        buttons = QDialogButtonBox(QDialogButtonBox.Save | QDialogButtonBox.Cancel)
+        buttons = QDialogButtonBox(
+            QDialogButtonBox.StandardButton.Save | QDialogButtonBox.StandardButton.Cancel
+        )
         buttons.accepted.connect(self.accept)
         buttons.rejected.connect(self.reject)
-        self.save_button = buttons.button(QDialogButtonBox.Save)
+        self.save_button = buttons.button(QDialogButtonBox.StandardButton.Save)
         layout.addWidget(buttons)
 
         self.format_combo.currentIndexChanged.connect(self._format_changed)
@@ -158,12 +161,12 @@ class ExportDialog(QDialog):
         self.dtype_combo.setCurrentIndex(index)
 
     def fmt(self) -> str:
-        return self.format_combo.currentData()
+        return str(self.format_combo.currentData())
 
     def chosen_array(self) -> np.ndarray:
         """The array the current choices export (before the cast)."""
         if self.slice_radio.isChecked() and self._slice_index:
-            return self._array[self._slice_index]
+            return np.asarray(self._array[self._slice_index])
         return self._array
 
     # -- behaviour ------------------------------------------------------------------------
@@ -174,7 +177,7 @@ class ExportDialog(QDialog):
             self.path_edit.text(),
             ";;".join(_FILTERS[f] for f in FORMATS),
             _FILTERS[self.fmt()],
-            QFileDialog.DontConfirmOverwrite,
+            QFileDialog.Option.DontConfirmOverwrite,
         )
         if path:
             self.set_path(path)
@@ -226,7 +229,7 @@ class ExportDialog(QDialog):
         if array.nbytes >= BACKGROUND_BYTES:
             self._write_in_background(array, path, fmt, dtype, key)
             return
-        QApplication.setOverrideCursor(Qt.WaitCursor)
+        QApplication.setOverrideCursor(Qt.CursorShape.WaitCursor)
         try:
             export_array(array, path, fmt=fmt, dtype=dtype, key=key)
         except InspectorError as exc:

@@ -42,15 +42,15 @@ class TrustDialog(QDialog):
         layout = QVBoxLayout(self)
         top = QHBoxLayout()
         icon = QLabel()
-        icon.setPixmap(self.style().standardIcon(QStyle.SP_MessageBoxWarning).pixmap(48, 48))
-        icon.setAlignment(Qt.AlignTop)
+        icon.setPixmap(self.style().standardIcon(QStyle.StandardPixmap.SP_MessageBoxWarning).pixmap(48, 48))
+        icon.setAlignment(Qt.AlignmentFlag.AlignTop)
         top.addWidget(icon)
         self.message = QLabel(
             f"<p><b>{html.escape(self.path.name)}</b> cannot be opened safely.</p>"
             f"<p>{html.escape(str(error))}</p><p>{html.escape(RISK_TEXT)}</p>"
         )
         self.message.setWordWrap(True)
-        self.message.setTextFormat(Qt.RichText)
+        self.message.setTextFormat(Qt.TextFormat.RichText)
         top.addWidget(self.message, 1)
         layout.addLayout(top)
         self.globals_list = QListWidget()
@@ -64,8 +64,8 @@ class TrustDialog(QDialog):
             self.globals_list.setVisible(False)
         buttons = QDialogButtonBox()
         self.trust_button = QPushButton("Trust this file")
-        self.cancel_button = buttons.addButton(QDialogButtonBox.Cancel)
-        buttons.addButton(self.trust_button, QDialogButtonBox.AcceptRole)
+        self.cancel_button = buttons.addButton(QDialogButtonBox.StandardButton.Cancel)
+        buttons.addButton(self.trust_button, QDialogButtonBox.ButtonRole.AcceptRole)
         self.cancel_button.setDefault(True)  # Enter must not trust by accident
         self.cancel_button.setFocus()
         buttons.accepted.connect(self.accept)
@@ -79,4 +79,4 @@ class TrustDialog(QDialog):
 def ask_trust(parent: QWidget | None, path: str | Path, error: TrustRequired) -> bool:
     """Show the dialog modally; True only when the user chose "Trust this file"."""
     dialog = TrustDialog(path, error, parent)
-    return dialog.exec() == QDialog.Accepted
+    return dialog.exec() == QDialog.DialogCode.Accepted

@@ -8,6 +8,8 @@ TSV, Ctrl+T transposes, Alt+Right / Alt+Left step the first slider axis.
 
 from __future__ import annotations
 
+import threading
+
 import numpy as np
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QKeySequence, QShortcut
@@ -18,7 +20,6 @@ from PySide6.QtWidgets import (
     QSpinBox,
     QSplitter,
     QStackedWidget,
-    QTableView,
     QToolButton,
     QVBoxLayout,
     QWidget,
@@ -30,6 +31,7 @@ from tensor_inspector.app.views.heatmap import HeatmapView
 from tensor_inspector.app.views.stats_panel import SLICE, WHOLE, StatsPanel
 from tensor_inspector.app.views.table_view import ArrayTableView
 from tensor_inspector.core.dtypes import short_name
+from tensor_inspector.core.nodes import Index
 from tensor_inspector.core.nonfinite import can_hold_nonfinite, find_nonfinite
 from tensor_inspector.core.number_format import MODES, NumberFormat, exact_text
 from tensor_inspector.core.slicing import oriented_slice
@@ -40,7 +42,7 @@ from tensor_inspector.core.stats import Stats, compute_stats
 MAX_COPY_FOR_STATS = 1 << 26
 
 
-def stats_job(array: np.ndarray, cancel=None) -> Stats:
+def stats_job(array: np.ndarray, cancel: threading.Event | None = None) -> Stats:
     """Statistics of ``array`` (worker thread); estimates for huge non-contiguous views."""
     if array.flags.c_contiguous or array.size <= MAX_COPY_FOR_STATS:
         return compute_stats(array, cancel=cancel)
@@ -79,7 +81,7 @@ class ArrayView(QWidget):
         self._title = ""
         self._whole_given = False
         self.runner = BackgroundRunner(self)
-        self.table: QTableView = ArrayTableView()
+        self.table = ArrayTableView()
         self.heatmap = HeatmapView()
         self.axes = AxesSelector()
         self.stats_panel = StatsPanel()
@@ -262,7 +264,7 @@ class ArrayView(QWidget):
     def array(self) -> np.ndarray | None:
         return self._array
 
-    def current_index(self) -> tuple:
+    def current_index(self) -> Index:
         """Ints for the slider axes, slice(None) for the displayed axes; () for rank <= 2."""
         return self.axes.current_index() if self._array is not None else ()
 
@@ -403,7 +405,7 @@ class ArrayView(QWidget):
     def _on_heatmap_clicked(self, row: int, col: int) -> None:
         self.table.select_cell(row, col)
 
-    def _on_cell_selected(self, index: tuple) -> None:
+    def _on_cell_selected(self, index: tuple[int, ...]) -> None:
         array = self._array
         if array is None:
             return
@@ -414,7 +416,7 @@ class ArrayView(QWidget):
         self.status.setText(f"{list(index)} = {value}")
         self.cell_selected.emit(index)
 
-    def _on_format_controls(self, *_args) -> None:
+    def _on_format_controls(self, *_args: object) -> None:
         mode = self.format_combo.currentText()
         precision = self.precision_spin.value()
         if mode != "general" and precision == 0 and self.sender() is self.format_combo:

@@ -20,6 +20,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from tensor_inspector.core.nodes import Index
 from tensor_inspector.core.slicing import view_index
 
 DEBOUNCE_MS = 60
@@ -84,7 +85,7 @@ class AxesSelector(QWidget):
     def shape(self) -> tuple[int, ...]:
         return self._shape
 
-    def current_index(self) -> tuple:
+    def current_index(self) -> Index:
         """Ints for the slider axes, slice(None) for the displayed ones; () for rank <= 2."""
         return view_index(len(self._shape), self.row_axis, self.col_axis, self.positions)
 
@@ -134,7 +135,7 @@ class AxesSelector(QWidget):
                 label.setVisible(ndim > 2)
         while self._grid.count():
             item = self._grid.takeAt(0)
-            widget = item.widget()
+            widget = item.widget() if item is not None else None
             if widget is not None:
                 widget.hide()  # deleteLater alone leaves it painted until the loop runs
                 widget.setParent(None)
@@ -162,7 +163,9 @@ class AxesSelector(QWidget):
             self.sliders[axis], self.spins[axis] = slider, spin
             row += 1
         self._grid.setColumnStretch(1, 1)
-        self.layout().activate()  # sizes change with the number of sliders: relayout now
+        layout = self.layout()
+        if layout is not None:
+            layout.activate()  # sizes change with the number of sliders: relayout now
         self.updateGeometry()
 
     def _on_slider(self, axis: int, value: int) -> None:

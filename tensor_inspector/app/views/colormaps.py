@@ -87,8 +87,8 @@ def real_part(values: np.ndarray, part: str = "|z|") -> np.ndarray:
         if part == "imag":
             return np.ascontiguousarray(values.imag)
         if part == "phase":
-            return np.angle(values)
-        return np.abs(values)
+            return np.asarray(np.angle(values))
+        return np.asarray(np.abs(values))
     return display_float(values)
 
 

@@ -86,11 +86,11 @@ def build_feed(spec: FeedSpec, choice: FeedChoice) -> np.ndarray:
     return np.zeros(shape, dtype)
 
 
-def _shape_fits(spec: tuple, shape: tuple) -> bool:
+def _shape_fits(spec: tuple[int | None, ...], shape: tuple[int, ...]) -> bool:
     return len(spec) == len(shape) and all(s is None or s == d for s, d in zip(spec, shape))
 
 
-def _spec_shape_text(shape: tuple | None) -> str:
+def _spec_shape_text(shape: tuple[int | None, ...] | None) -> str:
     if shape is None:
         return "any shape"
     return "(" + ", ".join("?" if d is None else str(d) for d in shape) + ")"
@@ -196,7 +196,9 @@ class FeedsPanel(QWidget):
         self._grid = QGridLayout(self._grid_host)
         self._grid.setContentsMargins(0, 0, 0, 0)
         self._grid.setColumnStretch(5, 1)
-        self.layout().replaceWidget(old, self._grid_host)
+        layout = self.layout()
+        if layout is not None:
+            layout.replaceWidget(old, self._grid_host)
         old.deleteLater()
         self._rows = []
         used = used or {}

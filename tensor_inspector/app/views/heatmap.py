@@ -11,8 +11,10 @@ in the colours of :mod:`colormaps` and named in the legend under the plot.
 from __future__ import annotations
 
 import math
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pyqtgraph as pg
@@ -59,7 +61,7 @@ class Prepared:
     factor: int
 
 
-def prepare(plane: np.ndarray, part: str, mode: str, cancel=None) -> Prepared:
+def prepare(plane: np.ndarray, part: str, mode: str, cancel: threading.Event | None = None) -> Prepared:
     """Image, overlay and levels for ``plane`` (runs in a worker thread)."""
     levels = image_levels(plane, "auto" if mode == "manual" else mode, part)
     if plane.ndim == 1:
@@ -80,7 +82,7 @@ class HeatmapView(QWidget):
         self._kind = "float"
         self._ready = True
         self._factor = 1
-        self.index_mapper: Callable[[int, int], tuple] = lambda r, c: (r, c)
+        self.index_mapper: Callable[[int, int], tuple[int, ...]] = lambda r, c: (r, c)
         self.runner = BackgroundRunner(self)
         self._build_controls()
         self._build_plot()
@@ -359,7 +361,7 @@ class HeatmapView(QWidget):
         else:
             self._schedule()
 
-    def _on_manual_levels(self, *_args) -> None:
+    def _on_manual_levels(self, *_args: object) -> None:
         if self.levels_combo.currentText() == "manual":
             self._apply_levels((self.lo_spin.value(), self.hi_spin.value()))
 
@@ -369,7 +371,7 @@ class HeatmapView(QWidget):
             return
         self.colorbar.setLevels((lo, hi))
 
-    def _on_bar_dragged(self, _bar) -> None:
+    def _on_bar_dragged(self, _bar: object) -> None:
         """Dragging the colour bar means the user picks levels: switch to manual."""
         levels = self.levels()
         self._set_spins(levels)
@@ -397,6 +399,8 @@ class HeatmapView(QWidget):
 
     def readout(self, row: int, col: int) -> str:
         plane = self._plane
+        if plane is None:
+            return ""
         value = plane[row] if plane.ndim == 1 else plane[row, col]
         where = list(self.index_mapper(row, col))
         return f"{where} = {exact_text(value, self._kind)}"
@@ -405,7 +409,7 @@ class HeatmapView(QWidget):
         cell = self.cell_at(scene_pos)
         self.status.setText(self.readout(*cell) if cell is not None else " ")
 
-    def _on_mouse_clicked(self, event) -> None:
+    def _on_mouse_clicked(self, event: Any) -> None:  # pyqtgraph's MouseClickEvent
         if event.button() != Qt.MouseButton.LeftButton:
             return
         cell = self.cell_at(event.scenePos())

@@ -27,9 +27,9 @@ _BADGES: dict[str, tuple[str, str]] = {
 
 def _badge(letter: str, colour: str, size: int = 32) -> QPixmap:
     pixmap = QPixmap(size, size)
-    pixmap.fill(Qt.transparent)
+    pixmap.fill(Qt.GlobalColor.transparent)
     painter = QPainter(pixmap)
-    painter.setRenderHint(QPainter.Antialiasing)
+    painter.setRenderHint(QPainter.RenderHint.Antialiasing)
     rect = QRectF(2, 2, size - 4, size - 4)
     path = QPainterPath()
     path.addRoundedRect(rect, size * 0.22, size * 0.22)
@@ -41,7 +41,7 @@ def _badge(letter: str, colour: str, size: int = 32) -> QPixmap:
     font.setPixelSize(int(size * 0.62))
     painter.setFont(font)
     painter.setPen(QColor("white"))
-    painter.drawText(rect, Qt.AlignCenter, letter)
+    painter.drawText(rect, Qt.AlignmentFlag.AlignCenter, letter)
     painter.end()
     return pixmap
 
@@ -50,7 +50,7 @@ def _badge(letter: str, colour: str, size: int = 32) -> QPixmap:
 def kind_icon(kind: str) -> QIcon:
     """The icon for a ``NodeKind`` value; groups use the platform's folder icon."""
     if kind == NodeKind.GROUP.value:
-        return QApplication.style().standardIcon(QStyle.SP_DirIcon)
+        return QApplication.style().standardIcon(QStyle.StandardPixmap.SP_DirIcon)
     letter, colour = _BADGES.get(kind, ("?", "#888888"))
     icon = QIcon()
     for size in (16, 32):
@@ -62,7 +62,9 @@ def kind_icon(kind: str) -> QIcon:
 def file_icon(is_dir: bool = False) -> QIcon:
     """A file root: a folder for SavedModels and checkpoint directories, a page otherwise."""
     style = QApplication.style()
-    return style.standardIcon(QStyle.SP_DirOpenIcon if is_dir else QStyle.SP_FileIcon)
+    return style.standardIcon(
+        QStyle.StandardPixmap.SP_DirOpenIcon if is_dir else QStyle.StandardPixmap.SP_FileIcon
+    )
 
 
 @cache
@@ -71,7 +73,7 @@ def app_icon() -> QIcon:
     icon = QIcon()
     for size in (16, 32, 64):
         pixmap = QPixmap(size, size)
-        pixmap.fill(Qt.transparent)
+        pixmap.fill(Qt.GlobalColor.transparent)
         painter = QPainter(pixmap)
         cells = 4
         step = size / cells

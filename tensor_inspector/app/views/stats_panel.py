@@ -35,7 +35,7 @@ def human_bytes(n: int) -> str:
     return f"{n:,} B" if n < 1024 else f"{format_bytes(n)} ({n:,} B)"
 
 
-def _number(value) -> str:
+def _number(value: float | complex | np.number | None) -> str:
     if value is None:
         return "–"
     if isinstance(value, complex):

@@ -20,7 +20,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
-from PySide6.QtCore import QAbstractTableModel, QModelIndex, QPersistentModelIndex, Qt, Signal
+from PySide6.QtCore import QAbstractTableModel, QModelIndex, QObject, QPersistentModelIndex, Qt, Signal
 from PySide6.QtGui import QColor
 
 from tensor_inspector.core.dtypes import short_name
@@ -52,7 +52,7 @@ class ArrayTableModel(QAbstractTableModel):
     value_edited = Signal(tuple, object)  # full N-D index, new numpy scalar
     edit_rejected = Signal(str)  # why an edit or paste was refused
 
-    def __init__(self, parent=None) -> None:
+    def __init__(self, parent: QObject | None = None) -> None:
         super().__init__(parent)
         self._plane: np.ndarray = np.zeros((0, 0))
         self._kind = "float"
@@ -263,7 +263,7 @@ class ArrayTableModel(QAbstractTableModel):
         self.refresh()
         return True
 
-    def _plane_index(self, row: int, col: int) -> tuple:
+    def _plane_index(self, row: int, col: int) -> tuple[int, ...]:
         if self._plane.ndim == 0:
             return ()
         return (row,) if self._plane.ndim == 1 else (row, col)

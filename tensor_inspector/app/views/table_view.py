@@ -11,7 +11,7 @@ or none; the block starts at the selection's top-left (or the current cell).
 from __future__ import annotations
 
 from PySide6.QtCore import QItemSelection, QItemSelectionModel, QModelIndex, Qt, Signal
-from PySide6.QtGui import QGuiApplication, QKeySequence
+from PySide6.QtGui import QGuiApplication, QKeyEvent, QKeySequence
 from PySide6.QtWidgets import QAbstractItemView, QHeaderView, QTableView, QWidget
 
 from tensor_inspector.app.views.table_model import ArrayTableModel
@@ -158,7 +158,7 @@ class ArrayTableView(QTableView):
     def paste_clipboard(self) -> bool:
         return self.paste_text(QGuiApplication.clipboard().text())
 
-    def keyPressEvent(self, event) -> None:  # noqa: N802 - Qt override
+    def keyPressEvent(self, event: QKeyEvent) -> None:  # noqa: N802 - Qt override
         if event.matches(QKeySequence.StandardKey.Copy):
             self.copy_selection()
             event.accept()

@@ -7,10 +7,12 @@ on a file, Copy id on a node and Replace from .npy on a stored tensor.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from pathlib import Path
 from typing import TYPE_CHECKING
 
-from PySide6.QtCore import QModelIndex, Qt, QTimer, Signal
-from PySide6.QtGui import QAction, QGuiApplication, QKeySequence
+from PySide6.QtCore import QModelIndex, QPoint, Qt, QTimer, Signal
+from PySide6.QtGui import QAction, QGuiApplication, QKeySequence, QResizeEvent
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QHeaderView,
@@ -52,7 +54,7 @@ class NodeTree(QWidget):
         self.proxy = NodeFilterProxy(self)
         self.proxy.setSourceModel(self.model)
         # why a node cannot be replaced (None: it can); the window knows which files are writable
-        self.replace_refusal = lambda handle, node: None
+        self.replace_refusal: Callable[[int, Node | None], str | None] = lambda handle, node: None
 
         self.filter_edit = QLineEdit()
         self.filter_edit.setPlaceholderText("Filter  (name, *glob*, bf16, 4096x …)")
@@ -68,21 +70,23 @@ class NodeTree(QWidget):
         self.view = QTreeView()
         self.view.setModel(self.proxy)
         self.view.setSortingEnabled(True)
-        self.view.sortByColumn(-1, Qt.AscendingOrder)  # file order until a header is clicked
+        self.view.sortByColumn(-1, Qt.SortOrder.AscendingOrder)  # file order until a header is clicked
         self.view.setUniformRowHeights(True)
-        self.view.setTextElideMode(Qt.ElideMiddle)  # keep the distinctive end of long dotted names
+        self.view.setTextElideMode(
+            Qt.TextElideMode.ElideMiddle
+        )  # keep the distinctive end of long dotted names
         self.view.setIndentation(14)  # deep graphs (TF name scopes) keep room for their names
-        self.view.setSelectionMode(QAbstractItemView.SingleSelection)
+        self.view.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
         self.view.setAlternatingRowColors(True)
-        self.view.setContextMenuPolicy(Qt.CustomContextMenu)
+        self.view.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
         self.view.customContextMenuRequested.connect(self._context_menu)
         header = self.view.header()
         # Names are what people read: the name column gets the width its rows need
         # (see fit_name_column) and the tree scrolls sideways rather than eliding them.
         header.setStretchLastSection(False)
-        header.setSectionResizeMode(0, QHeaderView.Interactive)
+        header.setSectionResizeMode(0, QHeaderView.ResizeMode.Interactive)
         for col, width in ((1, 56), (2, 96), (3, 72)):
-            header.setSectionResizeMode(col, QHeaderView.Interactive)
+            header.setSectionResizeMode(col, QHeaderView.ResizeMode.Interactive)
             header.resizeSection(col, width)
         self.view.selectionModel().currentRowChanged.connect(self._current_changed)
 
@@ -94,7 +98,7 @@ class NodeTree(QWidget):
 
         copy_id = QAction("Copy node id", self)
         copy_id.setShortcut(QKeySequence("Ctrl+Shift+C"))
-        copy_id.setShortcutContext(Qt.WidgetWithChildrenShortcut)
+        copy_id.setShortcutContext(Qt.ShortcutContext.WidgetWithChildrenShortcut)
         copy_id.triggered.connect(self.copy_current_id)
         self.view.addAction(copy_id)
         self._copy_id_action = copy_id
@@ -191,7 +195,7 @@ class NodeTree(QWidget):
             self.model.set_modified(handle, document.is_modified(), document.modified_nodes())
 
     def add_file(
-        self, handle: int, path, format_name: str, nodes: list[Node], order: int | None = None
+        self, handle: int, path: Path, format_name: str, nodes: list[Node], order: int | None = None
     ) -> None:
         source_index = self.model.add_file(handle, path, format_name, nodes, order)
         index = self.proxy.mapFromSource(source_index)
@@ -211,14 +215,14 @@ class NodeTree(QWidget):
         wanted = self.view.sizeHintForColumn(0) + 8
         self.view.setColumnWidth(0, max(free, min(wanted, 3 * free)))
 
-    def resizeEvent(self, event) -> None:  # noqa: N802 (Qt override)
+    def resizeEvent(self, event: QResizeEvent) -> None:  # noqa: N802 (Qt override)
         super().resizeEvent(event)
         self.fit_name_column()
 
     def remove_file(self, handle: int) -> None:
         self.model.remove_file(handle)
 
-    def refresh_file(self, handle: int, path, format_name: str, nodes: list[Node]) -> None:
+    def refresh_file(self, handle: int, path: Path, format_name: str, nodes: list[Node]) -> None:
         """Show a reopened file (same handle) in place, keeping the current row and expansion."""
         if self.model.refresh_file(handle, path, format_name, nodes):
             return
@@ -230,7 +234,7 @@ class NodeTree(QWidget):
         if current[0] == handle and current[1] is not None:
             self.select(handle, current[1].id)
 
-    def _context_menu(self, pos) -> None:
+    def _context_menu(self, pos: QPoint) -> None:
         index = self.view.indexAt(pos)
         if not index.isValid():
             return

@@ -15,7 +15,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import QAbstractItemModel, QModelIndex, QPersistentModelIndex, QSortFilterProxyModel, Qt
+from PySide6.QtCore import (
+    QAbstractItemModel,
+    QModelIndex,
+    QObject,
+    QPersistentModelIndex,
+    QSortFilterProxyModel,
+    Qt,
+)
 from PySide6.QtGui import QFont
 
 from tensor_inspector.app.views.icons import file_icon, kind_icon
@@ -23,11 +30,11 @@ from tensor_inspector.core.dtypes import ALIASES, ML_DTYPES, SHORT_NAMES, short_
 from tensor_inspector.core.nodes import Node
 
 COLUMNS = ("Name", "DType", "Shape", "Size")
-NODE_ID_ROLE = Qt.UserRole + 1
-HANDLE_ROLE = Qt.UserRole + 2
-NODE_ROLE = Qt.UserRole + 3
-SORT_ROLE = Qt.UserRole + 4
-MODIFIED_ROLE = Qt.UserRole + 5  # True for a modified node or file, "inside" for their ancestors
+NODE_ID_ROLE = Qt.ItemDataRole.UserRole + 1
+HANDLE_ROLE = Qt.ItemDataRole.UserRole + 2
+NODE_ROLE = Qt.ItemDataRole.UserRole + 3
+SORT_ROLE = Qt.ItemDataRole.UserRole + 4
+MODIFIED_ROLE = Qt.ItemDataRole.UserRole + 5  # True for a modified node or file, "inside" for their ancestors
 NODE_MARK, FILE_MARK = "• ", "* "  # prefixes of modified nodes and files
 
 _SHAPE_TOKEN = re.compile(r"^x?\d+(x\d+)*x?$")
@@ -39,7 +46,7 @@ _DTYPE_WORDS = (
 )
 
 
-def format_shape(shape: tuple | None) -> str:
+def format_shape(shape: tuple[int | None, ...] | None) -> str:
     if shape is None:
         return ""
     if len(shape) == 0:
@@ -123,7 +130,7 @@ class NodeTreeModel(QAbstractItemModel):
     ``_items`` is harmless where a dangling object pointer would crash the interpreter.
     """
 
-    def __init__(self, parent=None):
+    def __init__(self, parent: QObject | None = None) -> None:
         super().__init__(parent)
         self._roots: list[TreeItem] = []
         self._by_id: dict[tuple[int, str], TreeItem] = {}
@@ -174,7 +181,7 @@ class NodeTreeModel(QAbstractItemModel):
             r.row = i
         self._by_id.update({(handle, k): v for k, v in by_id.items()})
         self.endInsertRows()
-        return self.index(row, 0)
+        return self.createIndex(row, 0, root.uid)
 
     def remove_file(self, handle: int) -> None:
         for row, root in enumerate(self._roots):
@@ -225,9 +232,9 @@ class NodeTreeModel(QAbstractItemModel):
         if marks == old:
             return
         self._marks[handle] = marks
-        touched = []
-        for node_id in set(old) | set(marks):
-            item = self.root_for(handle) if node_id is None else self._by_id.get((handle, node_id))
+        touched: list[TreeItem] = []
+        for key in set(old) | set(marks):
+            item = self.root_for(handle) if key is None else self._by_id.get((handle, key))
             if item is not None:
                 touched.append(item)
         self._changed_items(touched)
@@ -252,14 +259,16 @@ class NodeTreeModel(QAbstractItemModel):
     def handles_with(self, node_id: str) -> list[int]:
         return [r.handle for r in self._roots if (r.handle, node_id) in self._by_id]
 
-    def item(self, index: QModelIndex) -> TreeItem | None:
+    def item(self, index: QModelIndex | QPersistentModelIndex) -> TreeItem | None:
         return self._items.get(index.internalId()) if index.isValid() else None
 
     def item_for(self, handle: int, node_id: str) -> TreeItem | None:
         return self._by_id.get((handle, node_id))
 
     # -- Qt model API -------------------------------------------------------------------
-    def index(self, row: int, column: int, parent: QModelIndex | QPersistentModelIndex = QModelIndex()):
+    def index(
+        self, row: int, column: int, parent: QModelIndex | QPersistentModelIndex = QModelIndex()
+    ) -> QModelIndex:
         if parent.isValid():
             owner = self.item(parent)
             siblings = owner.children if owner is not None else []
@@ -269,13 +278,13 @@ class NodeTreeModel(QAbstractItemModel):
             return self._index_of(siblings[row], column)
         return QModelIndex()
 
-    def parent(self, index=QModelIndex()):  # type: ignore[override]
+    def parent(self, index: QModelIndex | QPersistentModelIndex = QModelIndex()) -> QModelIndex:  # type: ignore[override]
         item = self.item(index)
         if item is None or item.parent is None:
             return QModelIndex()
         return self._index_of(item.parent)
 
-    def rowCount(self, parent=QModelIndex()) -> int:
+    def rowCount(self, parent: QModelIndex | QPersistentModelIndex = QModelIndex()) -> int:  # noqa: N802
         if not parent.isValid():
             return len(self._roots)
         if parent.column() != 0:
@@ -283,23 +292,31 @@ class NodeTreeModel(QAbstractItemModel):
         item = self.item(parent)
         return len(item.children) if item is not None else 0
 
-    def columnCount(self, parent=QModelIndex()) -> int:
+    def columnCount(self, parent: QModelIndex | QPersistentModelIndex = QModelIndex()) -> int:  # noqa: N802
         return len(COLUMNS)
 
-    def headerData(self, section, orientation, role=Qt.DisplayRole):
-        if orientation == Qt.Horizontal and role == Qt.DisplayRole:
+    def headerData(  # noqa: N802
+        self, section: int, orientation: Qt.Orientation, role: int = Qt.ItemDataRole.DisplayRole
+    ) -> Any:
+        if orientation == Qt.Orientation.Horizontal and role == Qt.ItemDataRole.DisplayRole:
             return COLUMNS[section]
-        if orientation == Qt.Horizontal and role == Qt.TextAlignmentRole and section == 3:
-            return int(Qt.AlignRight | Qt.AlignVCenter)
+        if (
+            orientation == Qt.Orientation.Horizontal
+            and role == Qt.ItemDataRole.TextAlignmentRole
+            and section == 3
+        ):
+            return int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
         return None
 
-    def data(self, index, role=Qt.DisplayRole) -> Any:
+    def data(
+        self, index: QModelIndex | QPersistentModelIndex, role: int = Qt.ItemDataRole.DisplayRole
+    ) -> Any:
         item = self.item(index)
         if item is None:
             return None
         col = index.column()
         node = item.node
-        if role == Qt.DisplayRole:
+        if role == Qt.ItemDataRole.DisplayRole:
             mark = self.mark(item.handle, item.node_id) if col == 0 else None
             if node is None:
                 # the format is in the tooltip: as a column it would widen DType for every row
@@ -311,11 +328,11 @@ class NodeTreeModel(QAbstractItemModel):
             if col == 2:
                 return format_shape(node.shape)
             return format_bytes(node.nbytes)
-        if role == Qt.DecorationRole and col == 0:
+        if role == Qt.ItemDataRole.DecorationRole and col == 0:
             if node is None:
                 return file_icon(bool(item.path and item.path.is_dir()))
             return kind_icon(node.kind.value)
-        if role == Qt.FontRole and col == 0:
+        if role == Qt.ItemDataRole.FontRole and col == 0:
             mark = self.mark(item.handle, item.node_id)
             if mark:
                 font = QFont()
@@ -325,11 +342,11 @@ class NodeTreeModel(QAbstractItemModel):
             return None
         if role == MODIFIED_ROLE:
             return self.mark(item.handle, item.node_id)
-        if role == Qt.ToolTipRole:
+        if role == Qt.ItemDataRole.ToolTipRole:
             text = self._tooltip(item)
             return text + "\n(modified, not saved)" if self.mark(item.handle, item.node_id) is True else text
-        if role == Qt.TextAlignmentRole and col == 3:
-            return int(Qt.AlignRight | Qt.AlignVCenter)
+        if role == Qt.ItemDataRole.TextAlignmentRole and col == 3:
+            return int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
         if role == NODE_ID_ROLE:
             return item.node_id
         if role == HANDLE_ROLE:
@@ -371,7 +388,7 @@ class NodeTreeModel(QAbstractItemModel):
 class NodeFilterProxy(QSortFilterProxyModel):
     """Sorts by each column's natural key and filters with ``query_matches``."""
 
-    def __init__(self, parent=None):
+    def __init__(self, parent: QObject | None = None) -> None:
         super().__init__(parent)
         self._query = ""
         self.setRecursiveFilteringEnabled(True)  # parents of matches stay visible
@@ -388,10 +405,13 @@ class NodeFilterProxy(QSortFilterProxyModel):
     def query(self) -> str:
         return self._query
 
-    def filterAcceptsRow(self, source_row: int, source_parent: QModelIndex) -> bool:
+    def filterAcceptsRow(  # noqa: N802
+        self, source_row: int, source_parent: QModelIndex | QPersistentModelIndex
+    ) -> bool:
         if not self._query:
             return True
         model = self.sourceModel()
+        assert isinstance(model, NodeTreeModel)
         item = model.item(model.index(source_row, 0, source_parent))
         if item is None or item.node is None:
             return True  # file roots stay, so open files never vanish from view

@@ -111,6 +111,10 @@ class EvaluateController(QObject):
     def is_idle(self) -> bool:
         return self._pending is None
 
+    def pending_request(self) -> int | None:
+        """The id of the request whose answer the view waits for (None: none)."""
+        return self._rid
+
     def is_showing_value(self) -> bool:
         return self._shown is not None or self._pending is not None
 

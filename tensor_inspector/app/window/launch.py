@@ -13,10 +13,16 @@ import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from PySide6.QtCore import QTimer
+from PySide6.QtCore import QMessageLogContext, QTimer, QtMsgType
 
 from tensor_inspector.core.errors import InspectorError
+
+if TYPE_CHECKING:
+    from PySide6.QtWidgets import QApplication
+
+    from tensor_inspector.app.window.main_window import MainWindow
 
 DEMO_DIR = Path(__file__).resolve().parents[2] / "resources" / "demo"
 _NOT_DEMO_DATA = {".py", ".md", ".txt", ".pyc"}
@@ -77,21 +83,20 @@ def _quiet_offscreen_messages() -> None:
     """Drop the offscreen plugin's harmless "propagateSizeHints" warning from stderr."""
     from PySide6.QtCore import qInstallMessageHandler
 
-    def handler(_mode, _context, message: str) -> None:
+    def handler(_mode: QtMsgType, _context: QMessageLogContext, message: str) -> None:
         if "propagateSizeHints" not in message:
             print(message, file=sys.stderr)
 
     qInstallMessageHandler(handler)
 
 
-def make_app(headless: bool = False):
+def make_app(headless: bool = False) -> QApplication:
     """The QApplication (created once), named for QSettings and the desktop file."""
     ensure_platform(headless)
     from PySide6.QtWidgets import QApplication
 
-    app = QApplication.instance()
-    if app is None:
-        app = QApplication(sys.argv[:1])
+    existing = QApplication.instance()
+    app = existing if isinstance(existing, QApplication) else QApplication(sys.argv[:1])
     app.setOrganizationName("TensorInspector")
     app.setApplicationName("tensor-inspector")
     app.setApplicationDisplayName("Tensor Inspector")
@@ -110,7 +115,7 @@ class _Driver:
 
     def __init__(
         self,
-        window,
+        window: MainWindow,
         select: str | None,
         screenshot: str | Path | None,
         select_file: str | None = None,
@@ -188,7 +193,7 @@ class _Driver:
         self.code = code
         from PySide6.QtWidgets import QApplication
 
-        QApplication.instance().exit(code)
+        QApplication.exit(code)
 
 
 def _run(

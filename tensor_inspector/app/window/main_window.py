@@ -286,7 +286,10 @@ class MainWindow(QMainWindow):
         self._update_value_actions()
 
     def _fill_recent_menu(self) -> None:
-        fill_recent_menu(self.recent_menu, lambda path: self.open_paths([path]))
+        def open_one(path: str) -> None:
+            self.open_paths([path])
+
+        fill_recent_menu(self.recent_menu, open_one)
 
     # -- drag and drop, closing -------------------------------------------------------------------
     def dragEnterEvent(self, event: QDragEnterEvent) -> None:  # noqa: N802 (Qt override)

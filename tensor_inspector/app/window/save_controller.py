@@ -61,7 +61,7 @@ class SaveController(QObject):
         self._rid: int | None = None
         self._saving: tuple[int, Path] | None = None
         self._queue: list[int] = []
-        self._after: Callable[[], None] | None = None
+        self._after: Callable[[], object] | None = None
         worker.saved.connect(self._on_saved)
         worker.save_failed.connect(self._on_failed)
         self.update_actions(None)
@@ -187,7 +187,7 @@ class SaveController(QObject):
             after()
 
     # -- closing --------------------------------------------------------------------------------
-    def may_close_file(self, handle: int, then: Callable[[], None]) -> bool:
+    def may_close_file(self, handle: int, then: Callable[[], object]) -> bool:
         """Ask about unsaved edits of ``handle``; False keeps it open (Cancel, or ``then`` after saving)."""
         document = self.documents.get(handle)
         if self._saving is not None and self._saving[0] == handle:
@@ -197,7 +197,7 @@ class SaveController(QObject):
             return True
         return self._ask([document], then)
 
-    def may_close_window(self, then: Callable[[], None]) -> bool:
+    def may_close_window(self, then: Callable[[], object]) -> bool:
         """Ask about every modified file; False keeps the window open."""
         if self.is_saving():
             self.status.showMessage("Wait for the save to finish before quitting.", 8000)
@@ -207,7 +207,7 @@ class SaveController(QObject):
             return True
         return self._ask(modified, then)
 
-    def _ask(self, documents: list[Document], then: Callable[[], None]) -> bool:
+    def _ask(self, documents: list[Document], then: Callable[[], object]) -> bool:
         answer = self.ask_unsaved([document.name for document in documents])
         if answer == DISCARD:
             return True

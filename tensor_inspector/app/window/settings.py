@@ -23,8 +23,8 @@ def settings() -> QSettings:
 def recent_files() -> list[str]:
     value = settings().value("recent_files", [])
     if isinstance(value, str):  # QSettings gives a bare string for a one-item list
-        value = [value]
-    return [str(v) for v in (value or [])]  # type: ignore[union-attr]
+        return [value]
+    return [str(v) for v in value] if isinstance(value, (list, tuple)) else []
 
 
 def add_recent(path: str | Path) -> None:
