@@ -11,10 +11,16 @@ import argparse
 import json
 import sys
 import traceback
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from tensor_inspector.core.nodes import Node
+    from tensor_inspector.session.answers import FileInfo
 
 SUBCOMMANDS = ("ls", "show", "export", "import", "gui", "demo")
 
@@ -26,6 +32,11 @@ def _common(parser: argparse.ArgumentParser) -> None:
         help="vouch for the file: allow loads that can run code (pickles, TorchScript)",
     )
     parser.add_argument("--debug", action="store_true", help="show tracebacks")
+    parser.add_argument(
+        "--isolate",
+        action="store_true",
+        help="read in a separate, sandboxed reader process (a crash or a hostile file cannot reach this one)",
+    )
 
 
 def _feeds_and_slice(parser: argparse.ArgumentParser) -> None:
@@ -90,39 +101,53 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _open(args: argparse.Namespace):
-    from tensor_inspector.session.opening import open_source
+@contextmanager
+def _opened(args: argparse.Namespace) -> Iterator[tuple[Any, FileInfo]]:
+    """The session (in-process, or reader processes with --isolate) and the opened file."""
+    from tensor_inspector.session.isolated import IsolatedSession
+    from tensor_inspector.session.local import LocalSession
 
-    return open_source(args.path, trust=args.trust)
+    session: Any = IsolatedSession() if args.isolate else LocalSession()
+    try:
+        info = session.open(Path(args.path), trust=args.trust)
+        try:
+            yield session, info
+        finally:
+            session.close(info.handle)
+    finally:
+        if args.isolate:
+            session.shutdown()
 
 
-def _pick_node(source, node_id: str | None) -> str:
-    from tensor_inspector.core.errors import InspectorError
+def _node(info: FileInfo, node_id: str | None) -> Node:
+    """The node named ``node_id``, or the file's only value when none is named."""
+    from tensor_inspector.core.errors import InspectorError, NodeNotFound
 
     if node_id:
-        source.node(node_id)  # NodeNotFound names it
-        return node_id
-    values = source.value_nodes()
+        for node in info.nodes:
+            if node.id == node_id:
+                return node
+        raise NodeNotFound(node_id)
+    values = [n for n in info.nodes if n.has_value]
     if len(values) == 1:
-        return values[0].id
-    raise InspectorError(
-        f"{source.path.name} holds {len(values)} nodes; name one (see 'tensor-inspector ls')."
-    )
+        return values[0]
+    raise InspectorError(f"{info.path.name} holds {len(values)} nodes; name one (see 'tensor-inspector ls').")
 
 
-def _value(source, args: argparse.Namespace) -> tuple[str, np.ndarray]:
+def _value(session: Any, info: FileInfo, args: argparse.Namespace) -> tuple[Node, np.ndarray]:
     from tensor_inspector.core.slicing import parse_index
     from tensor_inspector.session.feeds import parse_feeds
 
-    node_id = _pick_node(source, args.node)
+    node = _node(info, args.node)
     index = parse_index(args.slice) if args.slice else None
-    feeds = parse_feeds(args.feed, source.feed_specs(node_id)) if args.feed else None
-    return node_id, np.asarray(source.get(node_id, index=index or None, feeds=feeds))
+    feeds = parse_feeds(args.feed, session.feed_specs(info.handle, node.id)) if args.feed else None
+    value = session.value(info.handle, node.id, index=index or None, feeds=feeds)
+    return node, np.asarray(value.array)
 
 
 def cmd_ls(args: argparse.Namespace) -> int:
-    with _open(args) as source:
-        nodes = [n for n in source.nodes.values() if args.all or n.has_value]
+    with _opened(args) as (_session, info):
+        nodes = [n for n in info.nodes if args.all or n.has_value]
         if args.json:
             print(
                 json.dumps(
@@ -153,15 +178,16 @@ def cmd_ls(args: argparse.Namespace) -> int:
         width = max((len(r[0]) for r in rows), default=2)
         for r in rows:
             print(f"{r[0]:<{width}}  {r[1]:<9} {r[2]:<8} {r[3] or 'scalar'}")
-        print(f"# {len(rows)} nodes, {source.format_name}", file=sys.stderr)
+        print(f"# {len(rows)} nodes, {info.format_name}", file=sys.stderr)
     return 0
 
 
 def cmd_show(args: argparse.Namespace) -> int:
     from tensor_inspector.core.stats import compute_stats
 
-    with _open(args) as source:
-        node_id, value = _value(source, args)
+    with _opened(args) as (session, info):
+        node, value = _value(session, info, args)
+        node_id = node.id
         stats = compute_stats(value)
         if args.json:
             d = stats.as_dict()
@@ -182,8 +208,7 @@ def cmd_show(args: argparse.Namespace) -> int:
                 )
             )
             return 0
-        node = source.node(node_id)
-        print(f"{node_id}  ({node.kind.value}, {source.format_name})")
+        print(f"{node_id}  ({node.kind.value}, {info.format_name})")
         print(f"dtype {stats.dtype}   shape {list(stats.shape)}   {stats.nbytes:,} bytes")
         for key in ("min", "max", "mean", "std"):
             print(f"{key:>5} {getattr(stats, key)}")
@@ -200,9 +225,9 @@ def cmd_show(args: argparse.Namespace) -> int:
 def cmd_export(args: argparse.Namespace) -> int:
     from tensor_inspector.core.export import export_array
 
-    with _open(args) as source:
-        node_id, value = _value(source, args)
-        out = export_array(value, args.output, dtype=args.dtype, key=node_id)
+    with _opened(args) as (session, info):
+        node, value = _value(session, info, args)
+        out = export_array(value, args.output, dtype=args.dtype, key=node.id)
     print(f"wrote {out} ({value.dtype}, shape {list(value.shape)})", file=sys.stderr)
     return 0
 
@@ -210,7 +235,6 @@ def cmd_export(args: argparse.Namespace) -> int:
 def cmd_import(args: argparse.Namespace) -> int:
     from tensor_inspector.core.errors import InspectorError
     from tensor_inspector.session.importing import load_replacement
-    from tensor_inspector.session.saving import save
 
     target = Path(args.output) if args.output else None
     same = target is not None and target.absolute() == Path(args.path).absolute()
@@ -220,15 +244,12 @@ def cmd_import(args: argparse.Namespace) -> int:
         raise InspectorError("Give -o OUT (or --in-place to overwrite PATH with a backup).")
     elif same:
         raise InspectorError("OUT is PATH: add --in-place to overwrite it (a backup is kept).")
-    source = _open(args)
-    try:
-        node = source.node(args.node)
+    with _opened(args) as (session, info):
+        node = _node(info, args.node)
         value = load_replacement(Path(args.input), node, allow_cast=args.cast)
-        report = save(source, {node.id: value}, target, opened_signature=source.opened_signature)
-    finally:
-        source.close()
-    backup = f"; previous version kept as {report.backup}" if report.backup else ""
-    print(f"wrote {report.target} with {args.node} replaced (verified){backup}", file=sys.stderr)
+        saved = session.save(info.handle, {node.id: value}, target)
+    backup = f"; previous version kept as {saved.backup}" if saved.backup else ""
+    print(f"wrote {saved.opened.path} with {args.node} replaced (verified){backup}", file=sys.stderr)
     return 0
 
 

@@ -19,20 +19,25 @@ import socket
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from tensor_inspector.session import wire
-from tensor_inspector.session.answers import FileInfo, Saved, failure_of
-from tensor_inspector.session.local import LocalSession
+if TYPE_CHECKING:
+    from tensor_inspector.session.answers import FileInfo, Saved
 
+# numpy, the backends and the frameworks are imported only after the sandbox is up:
+# Landlock confines the calling thread and the threads it starts later, so nothing may
+# start threads (numpy's BLAS pool does) before it.
 log = logging.getLogger(__name__)
 
 
 class ReaderService:
     """The methods a reader serves, on top of a ``LocalSession``."""
 
-    def __init__(self) -> None:
+    def __init__(self, sandbox: str = "No sandbox: this reader serves trusted files and saves.") -> None:
+        from tensor_inspector.session.local import LocalSession
+
         self.session = LocalSession()
+        self.sandbox_description = sandbox
 
     def open(self, path: str, trust: bool) -> tuple[FileInfo, str | None]:
         info = self.session.open(Path(path), trust=trust)
@@ -47,21 +52,29 @@ class ReaderService:
     def ping(self) -> int:
         return os.getpid()
 
+    def sandbox(self) -> str:
+        """What confines this reader (one line), for the About box and diagnostics."""
+        return self.sandbox_description
+
     def methods(self) -> dict[str, Callable[..., Any]]:
         s = self.session
         return {
             "open": self.open,
             "save": self.save,
             "ping": self.ping,
+            "sandbox": self.sandbox,
             "value": s.value,
             "feed_specs": s.feed_specs,
             "close": s.close,
         }
 
 
-def serve(sock: socket.socket) -> None:
+def serve(sock: socket.socket, service: ReaderService) -> None:
     """Answer requests until the window hangs up."""
-    methods = ReaderService().methods()
+    from tensor_inspector.session import wire
+    from tensor_inspector.session.answers import failure_of
+
+    methods = service.methods()
     while True:
         try:
             request = wire.receive(sock)
@@ -85,17 +98,15 @@ def serve(sock: socket.socket) -> None:
 def main(argv: list[str]) -> int:
     fd = int(argv[0])
     sock = socket.socket(fileno=fd)
+    description = None
     if "--sandbox" in argv[1:]:
-        try:
-            from tensor_inspector.session.sandbox import apply_sandbox
-        except ImportError:  # TEMPORARY until the sandbox module lands
-            apply_sandbox = None
-        if apply_sandbox is not None:
-            apply_sandbox()
+        from tensor_inspector.session.sandbox import apply_sandbox
+
+        description = apply_sandbox().description
     if "--debug" in argv[1:]:
         logging.basicConfig(level=logging.DEBUG)
     try:
-        serve(sock)
+        serve(sock, ReaderService(description) if description else ReaderService())
     finally:
         sock.close()
     return 0
