@@ -142,26 +142,21 @@ def test_a_file_changed_on_disk_is_not_overwritten_and_edits_stay(qtbot, window,
     assert window.edit_controller.undo_action.isEnabled()  # unlocked after the failure
 
 
-def test_a_failing_rename_leaves_the_original_and_the_edits(qtbot, window, tmp_path, monkeypatch):
+def test_a_failing_write_leaves_the_original_and_the_edits(qtbot, window, tmp_path):
     path = tmp_path / "cube.npz"
     np.savez(path, cube=CUBE)
     original_bytes = path.read_bytes()
-    open_file(qtbot, window, path)
+    handle = open_file(qtbot, window, path)
     show(qtbot, window, "cube")
     edit(window, 1, 1, "5.5")
-    real_replace = os.replace
-
-    def refuse(src, dst):
-        raise PermissionError(13, "Permission denied", str(dst))
-
-    monkeypatch.setattr(os, "replace", refuse)
+    # the save runs in the reader process: a "folder" that is a file makes the write fail there
+    (tmp_path / "notes.txt").write_text("not a folder")
     with qtbot.waitSignal(window.save_controller.failed, timeout=60000) as failed:
-        window.save_controller.save()
-    monkeypatch.setattr(os, "replace", real_replace)
+        assert window.save_controller.save_as(target=tmp_path / "notes.txt" / "copy.npz")
     assert "was not saved" in failed.args[0] and "Traceback" not in failed.args[0]
-    assert path.read_bytes() == original_bytes
+    assert path.read_bytes() == original_bytes and window.errors == [failed.args[0]]
     assert not [p.name for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temp file left
-    assert window.isWindowModified()
+    assert window.isWindowModified() and window.documents[handle].path == path
     # the file was reopened after the failure: saving again works
     save(qtbot, window)
     with np.load(path) as data:
