@@ -110,19 +110,33 @@ def _rebuild_placeholder(ref: ArrayRef) -> ArrayRef:  # never called: the Unpick
 
 
 def _to_memfd(array: np.ndarray) -> int:
-    """Copy ``array`` into a new anonymous shared-memory file; returns its descriptor."""
+    """Copy ``array`` into a new anonymous shared-memory file; returns its descriptor.
+
+    A contiguous array is written with write(2): the kernel copies into the shared
+    pages directly, about twice as fast as filling a fresh mapping page fault by page
+    fault. Other layouts are gathered into a mapping in one pass.
+    """
     fd = os.memfd_create("tensor-inspector-array", getattr(os, "MFD_CLOEXEC", 0))
     try:
-        size = max(array.nbytes, 1)
-        os.ftruncate(fd, size)
-        with mmap.mmap(fd, size) as mm:
-            target: np.ndarray = np.ndarray(array.shape, array.dtype, buffer=mm)
-            np.copyto(target, array, casting="no")
-            del target
+        if array.flags.c_contiguous:
+            _write_all(fd, array.reshape(-1).view(np.uint8).data)
+        else:
+            size = max(array.nbytes, 1)
+            os.ftruncate(fd, size)
+            with mmap.mmap(fd, size) as mm:
+                target: np.ndarray = np.ndarray(array.shape, array.dtype, buffer=mm)
+                np.copyto(target, array, casting="no")
+                del target
     except BaseException:
         os.close(fd)
         raise
     return fd
+
+
+def _write_all(fd: int, data: memoryview) -> None:
+    written = 0
+    while written < len(data):
+        written += os.write(fd, data[written : written + (1 << 30)])
 
 
 def _from_fd(fd: int, dtype: np.dtype, shape: tuple[int, ...]) -> np.ndarray:
@@ -132,7 +146,9 @@ def _from_fd(fd: int, dtype: np.dtype, shape: tuple[int, ...]) -> np.ndarray:
         return np.empty(shape, dtype)
     if os.fstat(fd).st_size < size:
         raise WireError("a shared array is smaller than its shape says")
-    mm = mmap.mmap(fd, size, access=mmap.ACCESS_READ)
+    # populated at once: the viewer reads every page next (statistics, heatmap)
+    flags = mmap.MAP_SHARED | getattr(mmap, "MAP_POPULATE", 0)
+    mm = mmap.mmap(fd, size, flags=flags, prot=mmap.PROT_READ)
     return np.ndarray(shape, dtype, buffer=mm)
 
 
@@ -197,7 +213,10 @@ def receive(sock: socket.socket) -> Any:
 
 
 def _receive_header(sock: socket.socket) -> tuple[bytes, list[int]]:
-    data, fds, _flags, _addr = socket.recv_fds(sock, _HEADER.size, MAX_FDS)
+    try:
+        data, fds, _flags, _addr = socket.recv_fds(sock, _HEADER.size, MAX_FDS)
+    except ConnectionError:
+        raise WireError("the other process hung up") from None
     if not data:
         for fd in fds:
             os.close(fd)
@@ -212,7 +231,10 @@ def _receive_exactly(sock: socket.socket, size: int) -> bytes:
     view = memoryview(buffer)
     received = 0
     while received < size:
-        n = sock.recv_into(view[received:], size - received)
+        try:
+            n = sock.recv_into(view[received:], size - received)
+        except ConnectionError:
+            raise WireError("the other process hung up") from None
         if n == 0:
             raise WireError("the other process hung up")
         received += n
