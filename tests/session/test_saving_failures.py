@@ -143,17 +143,40 @@ def test_other_os_errors_name_the_path(
     assert str(info.value) == f"Cannot write {tmp_path / 'new.csv'}: {reason}; nothing was written."
 
 
-@pytest.mark.skipif(os.geteuid() == 0, reason="root writes into read-only folders")
-def test_read_only_folder_is_a_sentence(tmp_path: Path, npy: Path) -> None:
-    source = open_source(npy)
-    tmp_path.chmod(0o555)
-    try:
-        with pytest.raises(
-            InspectorError, match=f"^Cannot write {npy}: permission denied; nothing was changed.$"
-        ):
-            save(source, {"array": np.zeros(1000)}, npy, opened_signature=source.opened_signature)
-    finally:
-        tmp_path.chmod(0o755)
+READ_ONLY_SAVE = """
+import sys
+from pathlib import Path
+import numpy as np
+from tensor_inspector.session.opening import open_source
+from tensor_inspector.session.saving import save
+npy = Path(sys.argv[1])
+source = open_source(npy)
+if sys.argv[2] == "sandbox":  # root ignores folder modes; Landlock does not spare root
+    from tensor_inspector.session.sandbox import apply_sandbox
+    assert "Landlock" in apply_sandbox().description
+else:
+    npy.parent.chmod(0o555)
+try:
+    save(source, {"array": np.zeros(1000)}, npy, opened_signature=source.opened_signature)
+except Exception as exc:
+    print(type(exc).__name__, exc)
+finally:
+    if sys.argv[2] != "sandbox":
+        npy.parent.chmod(0o755)
+"""
+
+
+def test_a_folder_we_may_not_write_is_a_sentence(tmp_path: Path, npy: Path) -> None:
+    how = "sandbox" if os.geteuid() == 0 else "chmod"
+    original = npy.read_bytes()
+    result = subprocess.run(
+        [sys.executable, "-c", READ_ONLY_SAVE, str(npy), how], capture_output=True, text=True, timeout=120
+    )
+    assert (
+        result.stdout.strip() == f"InspectorError Cannot write {npy}: permission denied; nothing was changed."
+    )
+    assert npy.read_bytes() == original
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["w.npy"]
 
 
 # -- modes ------------------------------------------------------------------------------
