@@ -10,11 +10,9 @@ from PySide6.QtCore import QMimeData, QPoint, QPointF, Qt, QUrl
 from PySide6.QtGui import QDragEnterEvent, QDropEvent
 from safetensors.numpy import save_file
 
-from tensor_inspector.app.views.tree_model import format_bytes, query_matches
 from tensor_inspector.app.window.launch import _Driver
 from tensor_inspector.app.window.main_window import MainWindow
 from tensor_inspector.app.window.settings import settings
-from tensor_inspector.backends import Node, NodeKind
 
 
 @pytest.fixture
@@ -248,26 +246,6 @@ def test_tree_columns_and_sorting(qtbot, window, files):
     assert [proxy.index(r, 0, root).data() for r in range(2)] == ["bias", "weight"]
     window.tree.view.sortByColumn(3, Qt.DescendingOrder)
     assert [proxy.index(r, 0, root).data() for r in range(2)] == ["weight", "bias"]
-
-
-def test_filter_tokens_on_plain_nodes():
-    node = Node("enc/layer_0/kernel", "kernel", NodeKind.TENSOR, dtype="bfloat16", shape=(4096, 128))
-    for query in (
-        "bf16",
-        "bfloat16",
-        "kern",
-        "*layer_?/kernel",
-        "4096x",
-        "x128",
-        "4096x128",
-        "enc bf16 x128",
-    ):
-        assert query_matches(query, node), query
-    for query in ("f32", "128x", "x4096", "40x", "bias", "kernel f16", "*bias*"):
-        assert not query_matches(query, node), query
-    vector = Node("b", "b", NodeKind.TENSOR, dtype="float32", shape=(128,))
-    assert query_matches("f32", vector) and not query_matches("x128", vector)  # x128 needs rank >= 2
-    assert format_bytes(1536) == "1.5 KiB" and format_bytes(10) == "10 B"
 
 
 def test_interactive_select_waits_for_the_files(qtbot, window, files):

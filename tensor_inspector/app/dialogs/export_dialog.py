@@ -34,12 +34,12 @@ from PySide6.QtWidgets import (
 )
 
 from tensor_inspector.app.background import BackgroundRunner
-from tensor_inspector.app.views.tree_model import format_bytes, format_shape
 from tensor_inspector.core.dtypes import numpy_dtype, short_name
 from tensor_inspector.core.errors import InspectorError
 from tensor_inspector.core.export import AS_STORED, CAST_CHOICES, FORMATS, estimated_size, export_array
 from tensor_inspector.core.nodes import Index
 from tensor_inspector.core.slicing import format_index
+from tensor_inspector.core.text import format_bytes, format_shape
 
 BACKGROUND_BYTES = 64 << 20  # smaller exports take well under a second: no progress bar
 _FILTERS = {"npy": "NumPy array (*.npy)", "npz": "NumPy archive (*.npz)", "csv": "CSV text (*.csv)"}

@@ -21,9 +21,9 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from tensor_inspector.app.views.tree_model import format_bytes
 from tensor_inspector.core.dtypes import short_name
 from tensor_inspector.core.stats import Stats
+from tensor_inspector.core.text import format_bytes
 
 ROWS = ("shape", "dtype", "size", "min", "max", "mean", "std", "NaN", "+Inf", "−Inf", "zeros", "note")
 WHOLE, SLICE = 0, 1

@@ -2,15 +2,12 @@
 
 A custom ``QAbstractItemModel`` over plain ``Node`` records (no QStandardItem per
 cell) keeps graphs with tens of thousands of ops cheap to show. The filter proxy
-matches every whitespace-separated token (AND): a dtype name (``bf16``, ``f32``), a
-shape pattern (``4096x``, ``x128``, ``3x3``), a glob (``*kernel*``) or a substring of
-a node's name or id. Ancestors of matches stay visible (recursive filtering).
+applies the filter language of ``core.node_filter`` (``bf16 4096x *kernel*``);
+ancestors of matches stay visible (recursive filtering).
 """
 
 from __future__ import annotations
 
-import fnmatch
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -26,8 +23,10 @@ from PySide6.QtCore import (
 from PySide6.QtGui import QFont
 
 from tensor_inspector.app.views.icons import file_icon, kind_icon
-from tensor_inspector.core.dtypes import ALIASES, ML_DTYPES, SHORT_NAMES, short_name
+from tensor_inspector.core.dtypes import short_name
+from tensor_inspector.core.node_filter import query_matches
 from tensor_inspector.core.nodes import Node
+from tensor_inspector.core.text import format_bytes, format_shape
 
 COLUMNS = ("Name", "DType", "Shape", "Size")
 NODE_ID_ROLE = Qt.ItemDataRole.UserRole + 1
@@ -36,70 +35,6 @@ NODE_ROLE = Qt.ItemDataRole.UserRole + 3
 SORT_ROLE = Qt.ItemDataRole.UserRole + 4
 MODIFIED_ROLE = Qt.ItemDataRole.UserRole + 5  # True for a modified node or file, "inside" for their ancestors
 NODE_MARK, FILE_MARK = "• ", "* "  # prefixes of modified nodes and files
-
-_SHAPE_TOKEN = re.compile(r"^x?\d+(x\d+)*x?$")
-_DTYPE_WORDS = (
-    {n.lower() for n in SHORT_NAMES}
-    | {n.lower() for n in SHORT_NAMES.values()}
-    | {n.lower() for n in ALIASES}
-    | {n.lower() for n in ML_DTYPES}
-)
-
-
-def format_shape(shape: tuple[int | None, ...] | None) -> str:
-    if shape is None:
-        return ""
-    if len(shape) == 0:
-        return "scalar"
-    return "×".join("?" if d is None else str(d) for d in shape)
-
-
-def format_bytes(nbytes: int | None) -> str:
-    """Human size with binary units, as file managers show it."""
-    if nbytes is None:
-        return ""
-    size = float(nbytes)
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if size < 1024 or unit == "TiB":
-            return f"{int(size)} {unit}" if unit == "B" else f"{size:.1f} {unit}"
-        size /= 1024
-    return ""
-
-
-def _canonical_dtype(word: str) -> str | None:
-    word = word.lower()
-    if word not in _DTYPE_WORDS:
-        return None
-    return ALIASES.get(word, word)
-
-
-def token_matches(token: str, node: Node) -> bool:
-    """True if ``node`` satisfies one filter token (see module docstring)."""
-    low = token.lower()
-    dtype = _canonical_dtype(low)
-    if dtype is not None:
-        return node.dtype is not None and node.dtype.lower() == dtype
-    if _SHAPE_TOKEN.match(low) and "x" in low:
-        if node.shape is None:
-            return False
-        # a leading/trailing "x" stands for more dimensions on that side: "4096x" needs rank >= 2
-        text = "x".join("?" if d is None else str(d) for d in node.shape)
-        padded = f"x{text}x"
-        if low.startswith("x") and low.endswith("x"):
-            return low in text
-        if low.endswith("x"):
-            return text.startswith(low)
-        if low.startswith("x"):
-            return text.endswith(low)
-        return f"x{low}x" in padded
-    name, nid = node.name.lower(), node.id.lower()
-    if any(ch in low for ch in "*?["):
-        return fnmatch.fnmatchcase(name, low) or fnmatch.fnmatchcase(nid, low)
-    return low in name or low in nid
-
-
-def query_matches(query: str, node: Node) -> bool:
-    return all(token_matches(t, node) for t in query.split())
 
 
 @dataclass(eq=False)

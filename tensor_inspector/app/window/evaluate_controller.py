@@ -20,11 +20,11 @@ from PySide6.QtWidgets import QStatusBar
 from tensor_inspector.app.documents import Document, Documents
 from tensor_inspector.app.views.feeds_panel import FeedsPanel
 from tensor_inspector.app.views.tree import NodeTree
-from tensor_inspector.app.views.tree_model import format_shape
 from tensor_inspector.app.window.actions import BusyIndicator
 from tensor_inspector.app.worker import Worker
 from tensor_inspector.core.errors import InspectorError, TrustRequired
 from tensor_inspector.core.nodes import Node, NodeKind
+from tensor_inspector.core.text import format_shape
 from tensor_inspector.session.answers import Value
 
 if TYPE_CHECKING:
