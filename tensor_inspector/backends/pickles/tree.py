@@ -231,7 +231,9 @@ class ContainerSource(Source):
         array = value if isinstance(value, np.ndarray) else value_array(value)
         if index is not None:
             array = array[index]
-        return np.array(array, copy=True)
+        view = array.view()  # no copy; read-only, so the loaded object cannot be changed through it
+        view.flags.writeable = False
+        return view
 
     # -- writing ------------------------------------------------------------------
     def _replaced_object(self, replacements: dict[str, np.ndarray]) -> Any:

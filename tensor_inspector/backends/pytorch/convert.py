@@ -70,11 +70,19 @@ def numpy_view(t: torch.Tensor) -> np.ndarray:
 
 
 def to_numpy(t: torch.Tensor, index: Index | None = None) -> np.ndarray:
-    """``t[index]`` as an owned numpy array, touching only the selected elements."""
+    """``t[index]`` as a read-only numpy array, touching only the selected elements.
+
+    No copy: the array may share memory with a memory-mapped checkpoint, and keeps the
+    tensor (and so the mapping) alive for as long as it lives. Saving never writes over a
+    mapped file (it writes a temporary file and renames it), so the values stay valid.
+    Whoever wants to change them makes a copy.
+    """
     array = numpy_view(_exposed(t))
     if index is not None:
         array = array[index]
-    return np.array(array, copy=True)
+    view = array.view()
+    view.flags.writeable = False
+    return view
 
 
 def exposed_dtype(t: torch.Tensor) -> np.dtype:
