@@ -91,7 +91,8 @@ def app_select_to_paint(app, window, path: Path, node_id: str) -> float:
         time.sleep(0.001)
     handle = (set(window.files) - before).pop()
     start = time.perf_counter()
-    window.select_node(node_id, handle)
+    if not window.select_node(node_id, handle):
+        raise SystemExit(f"no node {node_id!r} in {path.name}")
     while not (window.is_idle() and window.view.array() is not None and window.view.stats_ready()):
         app.processEvents()
         time.sleep(0.0005)

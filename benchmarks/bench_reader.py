@@ -77,29 +77,6 @@ def raw_read(kind: str, path: Path, node_id: str) -> tuple[float, np.ndarray]:
     return time.perf_counter() - start, array
 
 
-def select_to_paint(app, window, path: Path, node_id: str) -> float:
-    """Open (not timed), then time selection -> value + stats + heatmap ready -> painted."""
-    window.auto_select = False
-    before = set(window.files)
-    window.open_paths([path])
-    while set(window.files) == before:
-        app.processEvents()
-        time.sleep(0.001)
-    handle = (set(window.files) - before).pop()
-    start = time.perf_counter()
-    if not window.select_node(node_id, handle):
-        raise SystemExit(f"no node {node_id!r} in {path.name}")
-    while not (window.is_idle() and window.view.array() is not None and window.view.stats_ready()):
-        app.processEvents()
-        time.sleep(0.0005)
-    window.repaint()
-    app.processEvents()
-    elapsed = time.perf_counter() - start
-    window.close_file(handle)
-    app.processEvents()
-    return elapsed
-
-
 GUI_ONLY = r"""
 import json, os, sys, time
 sys.path[:0] = [{tests!r}]
@@ -185,7 +162,7 @@ def main() -> int:
     parser.add_argument("--repeat", type=int, default=3)
     args = parser.parse_args()
 
-    from bench_app import bare_paint
+    from bench_app import app_select_to_paint, bare_paint
 
     from tensor_inspector.app.window.launch import make_app
 
@@ -214,7 +191,7 @@ def main() -> int:
                 raw_times.append(raw_t)
                 paint_times.append(bare_paint(app, array))
                 del array
-                app_times.append(select_to_paint(app, window, path, node_id))
+                app_times.append(app_select_to_paint(app, window, path, node_id))
             app_t, raw_t, paint_t = min(app_times), min(raw_times), min(paint_times)
             baseline = raw_t + paint_t
             print(
