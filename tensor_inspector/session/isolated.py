@@ -34,6 +34,7 @@ class _Record:
     reader: ReaderProcess | None = None
     child_handle: int | None = None
     generation: int = 0
+    reopening: threading.Lock = dataclasses.field(default_factory=threading.Lock)
 
 
 class IsolatedSession:
@@ -81,6 +82,10 @@ class IsolatedSession:
         for reader in (self.untrusted_reader, self.trusted_reader):
             reader.cancel()
             reader.stop()
+
+    def warm_up(self) -> None:
+        """Start the reader for untrusted files ahead of the first request."""
+        self.untrusted_reader.warm_up()
 
     def handles(self) -> list[int]:
         with self._lock:
@@ -185,9 +190,13 @@ class IsolatedSession:
     def _ready(self, handle: int) -> _Record:
         """The record, its file open in a live reader (reopened after a restart)."""
         record = self._record(handle)
-        reader = self._reader_for(record.trusted)
-        if self._is_ready(record, reader):
-            return record
+        with record.reopening:  # two threads asking at once reopen it once
+            reader = self._reader_for(record.trusted)
+            if self._is_ready(record, reader):
+                return record
+            return self._reopen(handle, record, reader)
+
+    def _reopen(self, handle: int, record: _Record, reader: ReaderProcess) -> _Record:
         info = reader.call("open", str(record.path), record.trusted, what=record.path.name, tag=handle)[0]
         with self._lock:
             record.reader, record.child_handle, record.generation = reader, info.handle, reader.generation

@@ -91,6 +91,20 @@ class ReaderProcess:
         self._sock = parent
         self.generation += 1
 
+    def warm_up(self) -> None:
+        """Start the process now, so the first request does not wait for Python to start.
+
+        Never blocks: a reader busy with a call is running already.
+        """
+        if not self._lock.acquire(blocking=False):
+            return
+        try:
+            if not self.alive():
+                self.stop(0)
+                self._start()
+        finally:
+            self._lock.release()
+
     def alive(self) -> bool:
         return self._proc is not None and self._proc.poll() is None
 
@@ -161,13 +175,17 @@ class ReaderProcess:
     def _wait(self, rid: int, method: str, what: str, cancel: threading.Event) -> Any:
         started = time.monotonic()
         cancelled_at: float | None = None
-        assert self._sock is not None
+        sock = self._sock
+        assert sock is not None
         while True:
-            readable, _, _ = select.select([self._sock], [], [], POLL_S)
+            try:
+                readable, _, _ = select.select([sock], [], [], POLL_S)
+            except (OSError, ValueError):  # closed by stop(): the session is shutting down
+                return (rid, False, Failure(CANCELLED, "Cancelled."))
             if readable:
                 try:
-                    answer = wire.receive(self._sock)
-                except wire.WireError:
+                    answer = wire.receive(sock)
+                except (wire.WireError, OSError):
                     return (rid, False, self._death(method, what))
                 if isinstance(answer, tuple) and len(answer) == 3 and answer[0] == rid:
                     return answer

@@ -212,3 +212,34 @@ def test_a_hostile_saved_model_is_refused_and_writes_nothing(tmp_path):
         assert not target.exists()
     finally:
         session.shutdown()
+
+
+def test_warm_up_starts_the_reader_before_the_first_request(tmp_path, session):
+    assert session.untrusted_reader.pid() is None
+    session.warm_up()
+    pid = session.untrusted_reader.pid()
+    assert pid is not None and session.untrusted_reader.alive()
+    np.save(tmp_path / "a.npy", np.arange(2))
+    info = session.open(tmp_path / "a.npy")
+    assert session.value(info.handle, "array").array.tolist() == [0, 1]
+    assert session.untrusted_reader.pid() == pid  # the warmed-up process served it
+
+
+def test_shutdown_ends_a_call_blocked_on_a_hanging_reader(tmp_path, monkeypatch):
+    enable(monkeypatch)
+    session = IsolatedSession()
+    hang = session.open(make(tmp_path, "hang"))
+    outcome: list[BaseException] = []
+
+    def read() -> None:
+        try:
+            session.value(hang.handle, "x")
+        except BaseException as exc:
+            outcome.append(exc)
+
+    thread = threading.Thread(target=read)
+    thread.start()
+    time.sleep(0.5)
+    session.shutdown()
+    thread.join(5)
+    assert not thread.is_alive() and isinstance(outcome[0], SessionFailure)
