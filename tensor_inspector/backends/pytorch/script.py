@@ -1,8 +1,10 @@
 """TorchScript archives (torch.jit.save): parameters, buffers and the forward graph.
 
 A TorchScript archive contains code that runs when it is loaded, so opening one
-needs the user's trust. Graph nodes are evaluated by copying the inlined forward
-graph, making the chosen value its only output and running that graph on the module.
+needs the user's trust. The forward graph is inlined once (submodule calls become their
+nodes); every tensor value in it, inside ``prim::If`` / ``prim::Loop`` blocks too, is
+listed under the module it comes from (``script_graph``, ``script_tree``) and evaluated by
+running an instrumented copy of the graph up to it (``script_probe``).
 """
 
 from __future__ import annotations
@@ -24,11 +26,10 @@ from tensor_inspector.backends.base import (
     Source,
     TrustRequired,
 )
+from tensor_inspector.backends.pytorch import script_inputs
+from tensor_inspector.backends.pytorch.script_graph import GraphValue
 
 GRAPH_GROUP = "forward"
-# forward() argument types a feed can supply -> the numpy dtype of that feed
-_FEEDABLE = {"Tensor": "float32", "int": "int64", "float": "float64", "bool": "bool"}
-_SKIPPED_OPS = {"prim::GetAttr", "prim::Constant"}
 
 
 class ScriptSource(Source):
@@ -40,9 +41,9 @@ class ScriptSource(Source):
         super().__init__(path)
         self._module = module
         self._tensors: dict[str, Any] = {}
-        self._positions: dict[str, tuple[int, int]] = {}  # node id -> (node index, output index)
-        self._inputs: list[FeedSpec] = []
-        self._unfeedable: list[str] = []
+        self._values: dict[str, GraphValue] = {}  # computed node id -> where it is in the graph
+        self._graph: Any = None  # the inlined forward graph the values were found in
+        self._arguments: list[script_inputs.Argument] = []
         self._build()
 
     def _build(self) -> None:
@@ -59,46 +60,48 @@ class ScriptSource(Source):
             self._add(Node(id=name, name=name, kind=NodeKind.TENSOR, **info))
         if not hasattr(module, "forward"):
             return
-        import torch
+        self._build_graph()
 
-        schema_args = module.forward.schema.arguments[1:]  # skip self
-        for arg in schema_args:
-            kind = "Tensor" if isinstance(arg.type, torch._C.TensorType) else str(arg.type)
-            if kind not in _FEEDABLE:
-                self._unfeedable.append(f"{arg.name} ({kind})")
-                continue
-            self._inputs.append(FeedSpec(name=arg.name, dtype=_FEEDABLE[kind], shape=None, description=kind))
-        graph = module.inlined_graph
+    def _build_graph(self) -> None:
+        from tensor_inspector.backends.pytorch.script_graph import tensor_values
+        from tensor_inspector.backends.pytorch.script_tree import layout
+
+        # inlined_graph is a fresh inlined copy of forward's graph (torch._C._jit_pass_inline)
+        self._graph = self._module.inlined_graph
+        self._arguments = script_inputs.arguments(self._module.forward, self._graph)
         self._add(
             Node(
                 id=GRAPH_GROUP,
                 name="forward graph",
                 kind=NodeKind.GROUP,
-                metadata={"inputs": [spec.name for spec in self._inputs]},
+                metadata={"inputs": [spec.name for spec in self.feed_specs()]},
             )
         )
-        for index, graph_node in enumerate(graph.nodes()):
-            kind = graph_node.kind()
-            if kind in _SKIPPED_OPS:
-                continue
-            for out_index, value in enumerate(graph_node.outputs()):
-                if not isinstance(value.type(), torch._C.TensorType):
-                    continue
-                node_id = f"{GRAPH_GROUP}/{value.debugName()}"
-                self._positions[node_id] = (index, out_index)
-                scalar = value.type().scalarType()
+        for entry in layout(GRAPH_GROUP, tensor_values(self._graph)):
+            if entry.value is None:
                 self._add(
                     Node(
-                        id=node_id,
-                        name=value.debugName(),
-                        kind=NodeKind.COMPUTED,
-                        parent=GRAPH_GROUP,
-                        dtype=None,
-                        framework_dtype=scalar,
-                        shape=None,
-                        metadata={"op": kind, "source": _source_line(graph_node)},
+                        id=entry.id,
+                        name=entry.name,
+                        kind=NodeKind.GROUP,
+                        parent=entry.parent,
+                        metadata=entry.metadata,
                     )
                 )
+                continue
+            self._values[entry.id] = entry.value
+            self._add(
+                Node(
+                    id=entry.id,
+                    name=entry.name,
+                    kind=NodeKind.COMPUTED,
+                    parent=entry.parent,
+                    dtype=None,
+                    framework_dtype=entry.value.scalar_type,
+                    shape=None,
+                    metadata=entry.metadata,
+                )
+            )
 
     # -- values -------------------------------------------------------------------
     def _read(self, node: Node, index: Index | None) -> np.ndarray:
@@ -109,43 +112,32 @@ class ScriptSource(Source):
         return torch_convert.to_numpy(self._tensors[node.id], index)
 
     def feed_specs(self, node_id: str | None = None) -> list[FeedSpec]:
-        return list(self._inputs)
+        return [arg.spec for arg in self._arguments if arg.spec is not None]
+
+    def default_feeds(self, node_id: str | None = None) -> dict[str, np.ndarray]:
+        """Zeros, except where forward declares a default (``sr: int = 16000``)."""
+        feeds = super().default_feeds(node_id)
+        for arg in self._arguments:
+            default = script_inputs.default_feed(arg)
+            if default is not None:
+                feeds[arg.name] = default
+        return feeds
 
     def _evaluate(self, node: Node, feeds: dict[str, np.ndarray]) -> np.ndarray:
         import torch
 
         from tensor_inspector.backends.pytorch import convert as torch_convert
+        from tensor_inspector.backends.pytorch import script_probe
 
         if self._module is None:
             raise InspectorError("This file has been closed.")
-        node_index, out_index = self._positions[node.id]
-        graph = self._module.inlined_graph.copy()
-        target = list(list(graph.nodes())[node_index].outputs())[out_index]
-        while len(list(graph.outputs())):
-            graph.eraseOutput(0)
-        graph.registerOutput(target)
-        torch._C._jit_pass_dce(graph)
-        probe = torch._C._create_function_from_graph("tensor_inspector_probe", graph)
-        if self._unfeedable:
-            raise NotEvaluable(
-                f"The forward method takes inputs that cannot be fed: {', '.join(self._unfeedable)}."
-            )
-        defaults = self.default_feeds(node.id)
-        args: list[Any] = []
-        for spec in self._inputs:
-            value = np.asarray(feeds[spec.name] if spec.name in feeds else defaults[spec.name])
-            if spec.description == "Tensor":
-                args.append(torch_convert.tensor_from_array(value))
-            else:
-                args.append(value.astype(spec.dtype).item())
-        try:
-            with torch.no_grad():
-                result = probe(self._module._c, *args)
-        except Exception as exc:
-            raise InspectorError(
-                f"Running the TorchScript graph up to {node.name!r} failed: "
-                f"{_first_line(exc)} (check the input shapes: {', '.join(s.name for s in self._inputs)})."
-            ) from None
+        value = self._values[node.id]
+        missing = script_inputs.unfeedable(self._arguments)
+        if missing:
+            raise NotEvaluable(f"The forward method takes inputs that cannot be fed: {', '.join(missing)}.")
+        args = script_inputs.call_values(self._arguments, {**self.default_feeds(node.id), **feeds})
+        names = [arg.name for arg in self._arguments if arg.spec is not None]
+        result = script_probe.run_to(self._module, self._graph, value, args, names, node.name)
         if not isinstance(result, torch.Tensor):
             raise NotEvaluable(f"{node.id!r} is not a tensor value.")
         return torch_convert.to_numpy(result)
@@ -168,18 +160,11 @@ class ScriptSource(Source):
 
     def close(self) -> None:
         self._module = None
+        self._graph = None
         self._tensors = {}
         import gc
 
         gc.collect()
-
-
-def _source_line(graph_node: Any) -> str:
-    try:
-        text = graph_node.sourceRange().strip().splitlines()
-        return text[0][:160] if text else ""
-    except Exception:
-        return ""
 
 
 def _first_line(exc: BaseException) -> str:
