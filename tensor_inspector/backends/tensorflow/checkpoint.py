@@ -95,6 +95,28 @@ class CheckpointVariables:
         array = to_numpy(value, tf_dtype)
         return array[index] if index is not None else array
 
+    def object_keys(self) -> dict[int, str]:
+        """Object-graph node id -> the checkpoint key of its value (variables only).
+
+        A SavedModel's object graph numbers its objects as this checkpoint's object
+        graph does, which is how its functions' captured inputs find their variable.
+        """
+        if not self.object_based or self._reader is None:
+            return {}
+        from tensorflow.core.protobuf import trackable_object_graph_pb2
+
+        graph = trackable_object_graph_pb2.TrackableObjectGraph()
+        try:
+            graph.ParseFromString(self._reader.get_tensor(OBJECT_GRAPH_KEY))
+        except Exception:
+            return {}
+        keys = {}
+        for node_id, node in enumerate(graph.nodes):
+            for attr in node.attributes:
+                if attr.name == "VARIABLE_VALUE" and attr.checkpoint_key in self.shapes:
+                    keys[node_id] = attr.checkpoint_key
+        return keys
+
     def raw(self, key: str) -> object:
         """The value exactly as TF's reader returns it (bytes/object arrays kept for writing)."""
         if self._reader is None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from typing import Any
 
 import numpy as np
@@ -49,6 +50,34 @@ class _quiet_native_stderr:
         if self._saved is not None:
             os.dup2(self._saved, 2)
             os.close(self._saved)
+
+
+_NOISE_PREFIXES = ("Detected at", "File ", "Node:", "[[", "Traceback", "Stack trace", "The above exception")
+_HEADER = re.compile(r"^[\w .-]*(error|Error|exception|failed)( \(.*\))?:$")
+
+
+def tf_error_sentence(exc: BaseException) -> str:
+    """The most specific line of a TensorFlow error, for the one sentence users read.
+
+    TF messages open with headers ("Graph execution error:"), then the Python stack of
+    the node, then the actual reason, then ``[[{{node ...}}]]`` markers; the reason is
+    the first line that is none of those. ``{{function_node ...}}`` prefixes and
+    ``[Op:...]`` suffixes are trimmed. The whole message stays on the exception chain
+    (the CLI's ``--debug`` prints it).
+    """
+    text = getattr(exc, "message", None) or str(exc)
+    for raw in text.splitlines():
+        if not raw.strip() or raw[:1].isspace() and not raw.lstrip().startswith("{{"):
+            continue  # blank, or an indented stack/code line
+        line = raw.strip()
+        if line.startswith(_NOISE_PREFIXES) or _HEADER.match(line):
+            continue
+        line = re.sub(r"^\{\{function_node [^}]*\}\}\s*", "", line)
+        line = re.sub(r"\s*\[Op:[^\]]*\](\s*name:.*)?$", "", line)
+        line = line.strip().rstrip(".:")
+        if line:
+            return line
+    return type(exc).__name__
 
 
 def tf_dtype_names(dtype: Any) -> tuple[str | None, str]:

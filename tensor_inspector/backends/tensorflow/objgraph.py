@@ -161,3 +161,31 @@ def _unique(items: list[KeyPath]) -> list[KeyPath]:
         item.path = path
         seen.add(path)
     return items
+
+
+def captured_objects(objects: Any, function_name: str) -> list[dict[str, Any]]:
+    """What a SavedModel function captures, in capture order, from the SavedObjectGraph.
+
+    Each entry: ``object`` (node id, the same in the variables' checkpoint object graph),
+    ``object_path`` (attribute path from the root) and ``label``, the name to show: the
+    variable's own name (``dense/kernel``) when no other variable shares it, else the path.
+    """
+    if objects is None or function_name not in objects.concrete_functions:
+        return []
+    bound = list(objects.concrete_functions[function_name].bound_inputs)
+    paths = _bfs_paths(objects, skip=set())
+    names: dict[str, int] = {}
+    for node in objects.nodes:
+        if node.WhichOneof("kind") == "variable" and node.variable.name:
+            names[node.variable.name] = names.get(node.variable.name, 0) + 1
+    result: list[dict[str, Any]] = []
+    for node_id in bound:
+        if not 0 <= node_id < len(objects.nodes):
+            result.append({})
+            continue
+        node = objects.nodes[node_id]
+        path = paths.get(node_id, "")
+        own = node.variable.name if node.WhichOneof("kind") == "variable" else ""
+        label = own if own and names.get(own) == 1 else path or own
+        result.append({"object": node_id, "object_path": path, "label": label})
+    return result

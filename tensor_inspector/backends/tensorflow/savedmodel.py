@@ -34,12 +34,13 @@ from tensor_inspector.backends.tensorflow.common import (
     tf_dtype_names,
     to_numpy,
 )
-from tensor_inspector.backends.tensorflow.graph import SignatureGraph, list_signatures
+from tensor_inspector.backends.tensorflow.graph import OpOutput, SignatureGraph, list_signatures
 from tensor_inspector.backends.tensorflow.runtime import GraphRunner
 from tensor_inspector.backends.tensorflow.vetting import vet_meta_graph
 from tensor_inspector.core.dtypes import numpy_dtype
 
 VARIABLES = "variables"
+REGION_NAMES = {"then": "then branch", "else": "else branch", "cond": "loop condition", "body": "loop body"}
 
 
 def parse_saved_model(directory: Path) -> Any:
@@ -101,11 +102,18 @@ class SavedModelSource(Source):
         if Path(str(prefix) + ".index").is_file():
             self.variables = CheckpointVariables(prefix)
             self._id_to_key = self.variables.add_nodes(self._add_with_groups, under=VARIABLES)
+        # Object-graph node id -> tree id of its variable (to name captured inputs by).
+        node_of_key = {key: node_id for node_id, key in self._id_to_key.items()}
+        self._variable_nodes: dict[int, str] = {}
+        if self.variables is not None:
+            for object_id, key in self.variables.object_keys().items():
+                if key in node_of_key:
+                    self._variable_nodes[object_id] = node_of_key[key]
         self.signatures: dict[str, SignatureGraph] = {}
         self._ops: dict[str, tuple[SignatureGraph, Any]] = {}
         for sig in list_signatures(meta):
             self._add_signature(sig)
-        self._runner = GraphRunner(self.path, self.tags)
+        self._runner = GraphRunner(self.path, self.tags, meta.object_graph_def)
 
     def _add_signature(self, sig: SignatureGraph) -> None:
         base = sig.key.replace("/", "_")
@@ -134,22 +142,65 @@ class SavedModelSource(Source):
                 "feeds": sorted(op.feeds),
                 **op.extra,
             }
+            name, parent = op.name.rsplit("/", 1)[-1], None
+            if "label" in op.extra:  # a captured input: named by what it captures
+                name, parent = op.extra["label"], base
+                meta["captured_variable"] = meta.pop("label")
+                variable = self._variable_nodes.get(op.extra.get("object", -1))
+                if variable is not None:
+                    meta["variable_node"] = variable
+            if op.region is not None:
+                meta["inside"] = op.region
+                parent = self._region_parent(base, op)
             if tf_dtype in HANDLE_DTYPES:
                 meta["not_evaluable"] = f"a {tf_dtype} handle has no value to show"
-            self._add_with_groups(
+            elif op.unfetchable and op.const is None:  # constants are read from the graph, loops or not
+                meta["not_evaluable"] = op.unfetchable
+            node = Node(
+                id=node_id,
+                name=name,
+                kind=NodeKind.COMPUTED,
+                parent=parent,
+                dtype=dtype,
+                framework_dtype=tf_dtype,
+                shape=op.shape,
+                nbytes=nbytes_of(dtype, op.shape),
+                metadata=meta,
+            )
+            if parent is not None:
+                self._add(node)
+            else:
+                self._add_with_groups(node)
+            self._ops[node_id] = (sig, op)
+
+    def _region_parent(self, base: str, op: OpOutput) -> str:
+        """The group an op of a branch or loop function sits in, under its control-flow op.
+
+        ``<op>/then`` (a GROUP whose parent is the op's first output) holds the function's
+        ops, grouped further by their own name scopes.
+        """
+        assert op.region is not None
+        region_id = f"{base}/{op.region}"
+        if region_id not in self._nodes:
+            label = op.region.rsplit("/", 1)[-1]
+            owner = f"{base}/{op.owner}" if op.owner else None
+            self._add(
                 Node(
-                    id=node_id,
-                    name=op.name.rsplit("/", 1)[-1],
-                    kind=NodeKind.COMPUTED,
-                    parent=None,
-                    dtype=dtype,
-                    framework_dtype=tf_dtype,
-                    shape=op.shape,
-                    nbytes=nbytes_of(dtype, op.shape),
-                    metadata=meta,
+                    id=region_id,
+                    name=REGION_NAMES.get(label, label.replace("branch", "branch ")),
+                    kind=NodeKind.GROUP,
+                    parent=owner if owner in self._nodes else None,
+                    metadata={"control_flow": op.region},
                 )
             )
-            self._ops[node_id] = (sig, op)
+        parent = region_id
+        scopes = op.name[len(op.region) + 1 :].split("/")[:-1]
+        for depth in range(1, len(scopes) + 1):
+            gid = f"{region_id}/{'/'.join(scopes[:depth])}"
+            if gid not in self._nodes:
+                self._add(Node(id=gid, name=scopes[depth - 1], kind=NodeKind.GROUP, parent=parent))
+            parent = gid
+        return parent
 
     # -- values -----------------------------------------------------------------
     def _read(self, node: Node, index: Index | None) -> np.ndarray:
@@ -209,7 +260,7 @@ class SavedModelSource(Source):
             else:
                 shape = tuple(1 if d is None else d for d in (spec.shape or ()))
                 run_feeds[spec.name] = np.zeros(shape, dtype=numpy_dtype(spec.dtype))
-        value = self._runner.run(sig, op.name, run_feeds)
+        value = self._runner.run(sig, op, run_feeds)
         return to_numpy(value, node.framework_dtype)
 
     @staticmethod
