@@ -117,3 +117,121 @@ def all_dtype_state_dict() -> dict[str, torch.Tensor]:
     for name, np_dtype in (("uint16", np.uint16), ("uint32", np.uint32), ("uint64", np.uint64)):
         state[name] = torch.from_numpy(np.array([[0, 1, 2], [3, 2**15, 7]], dtype=np_dtype))
     return state
+
+
+# -- TorchScript with control flow, made the way voice-activity and streaming models are ------
+
+
+class VadEncoder(torch.nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv1 = torch.nn.Conv1d(1, 4, 3, padding=1)
+        self.conv2 = torch.nn.Conv1d(4, 4, 3, padding=1, stride=2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.relu(self.conv2(torch.relu(self.conv1(x))))
+
+
+class VadLike(torch.nn.Module):
+    """Checks the input length in an ``if`` (raising otherwise), encodes inside the branch,
+    then steps an LSTM cell over time in a ``for`` loop: all layers live in control flow."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.encoder = VadEncoder()
+        self.cell = torch.nn.LSTMCell(4, 3)
+        self.head = torch.nn.Linear(3, 1)
+
+    def forward(self, x: torch.Tensor, sr: int) -> torch.Tensor:
+        if x.shape[-1] == 512:
+            feats = self.encoder(x.unsqueeze(1))
+        else:
+            raise Exception(
+                f"Provided number of samples is {x.shape[-1]} (Supported values: 512 for {sr} sample rate)"
+            )
+        h = torch.zeros(x.shape[0], 3)
+        c = torch.zeros(x.shape[0], 3)
+        for t in range(feats.shape[-1] // 64):
+            h, c = self.cell(feats[:, :, t * 64] * float(sr) / 16000.0, (h, c))
+        return torch.sigmoid(self.head(h))
+
+
+def vad_like(seed: int = 0) -> VadLike:
+    torch.manual_seed(seed)
+    return VadLike().eval()
+
+
+class Repeat(torch.nn.Module):
+    """A loop whose count is an ``int`` input with a default, and a branch inside the loop."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.step = torch.nn.Linear(3, 3)
+
+    def forward(self, x: torch.Tensor, n: int = 2) -> torch.Tensor:
+        for i in range(n):
+            if i % 2 == 0:
+                x = torch.tanh(self.step(x))
+            else:
+                x = x * 0.5
+        return x + 1.0
+
+
+def repeat(seed: int = 0) -> Repeat:
+    torch.manual_seed(seed)
+    return Repeat().eval()
+
+
+class TracedNet(torch.nn.Module):
+    """Submodules and an in-place op after them, for torch.jit.trace."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.encoder = VadEncoder()
+        self.head = torch.nn.Linear(4, 2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.encoder(x)
+        y.mul_(2.0)  # changes the encoder's output in place
+        return self.head(y.mean(-1))
+
+
+def traced_net(seed: int = 0) -> TracedNet:
+    torch.manual_seed(seed)
+    return TracedNet().eval()
+
+
+def save_scripted(model: torch.nn.Module, path: Path) -> Path:
+    torch.jit.save(torch.jit.script(model), str(path))
+    return path
+
+
+def save_traced(model: torch.nn.Module, example: torch.Tensor, path: Path) -> Path:
+    with torch.no_grad():
+        torch.jit.save(torch.jit.trace(model, (example,)), str(path))
+    return path
+
+
+def record_calls(model: torch.nn.Module) -> dict[str, list[dict[str, list[torch.Tensor]]]]:
+    """Forward hooks on every submodule: per module name, one record of inputs/outputs per call.
+
+    Values are cloned when the hook runs, so a later in-place op does not change them.
+    """
+    calls: dict[str, list[dict[str, list[torch.Tensor]]]] = {}
+
+    def flat(value: object) -> list[torch.Tensor]:
+        if isinstance(value, torch.Tensor):
+            return [value.detach().clone()]
+        if isinstance(value, (tuple, list)):
+            return [t for item in value for t in flat(item)]
+        return []
+
+    for name, module in model.named_modules():
+        if not name:
+            continue
+
+        def hook(_m: torch.nn.Module, args: object, out: object, name: str = name) -> None:
+            calls.setdefault(name, []).append({"inputs": flat(args), "outputs": flat(out)})
+
+        module.register_forward_hook(hook)
+    return calls
