@@ -1,4 +1,4 @@
-"""Command line: ``tensor-inspector ls|show|export|import|gui|demo``.
+"""Command line: ``tensor-inspector ls|show|export|import|diff|gui|demo``.
 
 Scripts rely on these names and on the JSON keys. Errors are one sentence on
 stderr with exit code 1 (a traceback only with ``--debug``); usage errors exit 2.
@@ -22,7 +22,8 @@ if TYPE_CHECKING:
     from tensor_inspector.core.nodes import Node
     from tensor_inspector.session.answers import FileInfo
 
-SUBCOMMANDS = ("ls", "show", "export", "import", "gui", "demo")
+SUBCOMMANDS = ("ls", "show", "export", "import", "diff", "gui", "demo")
+DIFFERENT = 3  # diff's exit code when values differ beyond tolerance or tensors are unpaired
 
 
 def _common(parser: argparse.ArgumentParser) -> None:
@@ -48,6 +49,13 @@ def _feeds_and_slice(parser: argparse.ArgumentParser) -> None:
         metavar="NAME=VALUE",
         help="graph input: a JSON literal (x=[1,2,3]) or @file.npy",
     )
+
+
+def _tolerance(text: str) -> float:
+    value = float(text)
+    if not value >= 0:  # also refuses NaN
+        raise argparse.ArgumentTypeError(f"{text} is not a tolerance (a number >= 0)")
+    return value
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -89,6 +97,26 @@ def build_parser() -> argparse.ArgumentParser:
         help="overwrite PATH, keeping the previous version as a backup (.bak)",
     )
     p.add_argument("--cast", action="store_true", help="allow a lossy dtype cast of IN.npy")
+    _common(p)
+
+    p = sub.add_parser(
+        "diff",
+        help="compare two files (or two tensors, FILE::NODE) value by value",
+        description="Pair the tensors of A and B by name (framework conventions and layouts understood) "
+        "and compare their values. Exit code 0: all within tolerance, nothing unpaired; 3: not.",
+    )
+    p.add_argument("a", metavar="A", help="a file, or one tensor as FILE::NODE")
+    p.add_argument("b", metavar="B", help="a file, or one tensor as FILE::NODE")
+    p.add_argument(
+        "--map",
+        metavar="RULES.json",
+        help='extra pairing rules: [{"a": REGEX, "b": REPLACEMENT, "transpose": [axes]}]',
+    )
+    p.add_argument("--atol", type=_tolerance, default=0.0, help="absolute tolerance (default 0)")
+    p.add_argument("--rtol", type=_tolerance, default=0.0, help="relative tolerance, times |b| (default 0)")
+    p.add_argument(
+        "--json", action="store_true", help="print the pairs (worst first) and unpaired names as JSON"
+    )
     _common(p)
 
     for name, text in (("gui", "open files in the window"), ("demo", "open the bundled demo files")):
@@ -253,6 +281,93 @@ def cmd_import(args: argparse.Namespace) -> int:
     return 0
 
 
+def _target(text: str) -> tuple[Path, str | None]:
+    """``FILE`` or ``FILE::NODE`` (a path that itself exists with ``::`` in it stays a path)."""
+    if "::" in text and not Path(text).exists():
+        path, node = text.split("::", 1)
+        return Path(path), node or None
+    return Path(text), None
+
+
+def _rules(path: str | None) -> list[Any]:
+    from tensor_inspector.core.compare_names import parse_rules
+
+    if path is None:
+        return []
+    try:
+        data = json.loads(Path(path).read_text())
+    except OSError as exc:
+        raise _UsageError(f"cannot read the rules file {path} ({exc.strerror or exc}).") from None
+    except ValueError as exc:
+        raise _UsageError(f"the rules file {path} is not JSON ({exc}).") from None
+    try:
+        return parse_rules(data)
+    except Exception as exc:
+        raise _UsageError(str(exc)) from None
+
+
+class _UsageError(Exception):
+    """A wrong argument found after parsing (exit code 2, like argparse's own)."""
+
+
+def cmd_diff(args: argparse.Namespace) -> int:
+    from tensor_inspector.session.compare import compare_files, plan_files
+    from tensor_inspector.session.isolated import IsolatedSession
+    from tensor_inspector.session.local import LocalSession
+
+    (path_a, node_a), (path_b, node_b) = _target(args.a), _target(args.b)
+    try:
+        rules = _rules(args.map)
+    except _UsageError as exc:
+        print(f"tensor-inspector diff: error: {exc}", file=sys.stderr)
+        return 2
+    session: Any = IsolatedSession() if args.isolate else LocalSession()
+    try:
+        info_a = session.open(path_a, trust=args.trust)
+        info_b = session.open(path_b, trust=args.trust)
+        plan = plan_files(info_a, info_b, rules, node_a, node_b)
+        report = compare_files(session, info_a, info_b, plan, args.atol, args.rtol)
+    finally:
+        session.close_all()
+        if args.isolate:
+            session.shutdown()
+    if args.json:
+        print(json.dumps(report.as_json(), indent=1))
+    else:
+        _print_report(report, args.atol, args.rtol)
+    return 0 if report.ok else DIFFERENT
+
+
+def _print_report(report: Any, atol: float, rtol: float) -> None:
+    from tensor_inspector.core.compare_names import describe_transform
+
+    rows = [("A", "B", "layout", "max|a-b|", "max rel", "mean|a-b|", "rmse", "cosine", "beyond")]
+    for c in report.pairs:
+        m = c.metrics
+        names = (c.a, c.b, describe_transform(c.transform) or "")
+        if m is None:
+            rows.append((*names, c.note, "", "", "", "", "NOT COMPARED"))
+            continue
+        figures = (m.max_abs, m.max_rel, m.mean_abs, m.rmse)
+        beyond = "equal" if m.equal else f"{m.beyond:,}" if m.beyond else "0"
+        if m.nan_mismatch or m.inf_mismatch:
+            beyond += f" ({m.nan_mismatch} NaN, {m.inf_mismatch} Inf)"
+        rows.append((*names, *(f"{x:.3g}" for x in figures), f"{m.cosine:.9g}", beyond))
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    for r in rows:
+        print("  ".join(cell.ljust(w) for cell, w in zip(r, widths)).rstrip())
+    for label, names in (("only in A", report.only_a), ("only in B", report.only_b)):
+        for name in names:
+            print(f"{label}: {name}")
+    bad = sum(1 for c in report.pairs if c.metrics is None or not c.metrics.within)
+    skipped = f"; {len(report.skipped)} optimizer/bookkeeping tensors skipped" if report.skipped else ""
+    print(
+        f"# {len(report.pairs)} pairs, {bad} beyond tolerance (atol {atol:g}, rtol {rtol:g}); "
+        f"{len(report.only_a)} only in A, {len(report.only_b)} only in B{skipped}",
+        file=sys.stderr,
+    )
+
+
 def cmd_window(args: argparse.Namespace) -> int:
     from tensor_inspector.app.window import launch
 
@@ -266,6 +381,7 @@ COMMANDS = {
     "show": cmd_show,
     "export": cmd_export,
     "import": cmd_import,
+    "diff": cmd_diff,
     "gui": cmd_window,
     "demo": cmd_window,
 }

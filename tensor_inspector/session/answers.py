@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
+from tensor_inspector.core.compare_metrics import Metrics
 from tensor_inspector.core.errors import (
     Cancelled,
     InspectorError,
@@ -65,6 +66,30 @@ class Saved:
     opened: FileInfo
     backup: Path | None
     verified: list[str]
+
+
+@dataclass(frozen=True)
+class Compared:
+    """Two tensors compared value by value (``session.compare``): A, transposed by
+    ``transform`` first, against B.
+
+    ``metrics`` is None when the values cannot be compared, ``note`` says why. A long
+    comparison may be answered in parts: ``done`` of ``total`` elements, and ``resume``
+    is the chunk to continue from (None when finished).
+    """
+
+    a: str
+    b: str
+    transform: tuple[int, ...] | None
+    shape_a: tuple[int | None, ...] | None
+    shape_b: tuple[int | None, ...] | None
+    dtype_a: str | None
+    dtype_b: str | None
+    metrics: Metrics | None
+    note: str = ""
+    done: int = 0
+    total: int = 0
+    resume: int | None = None
 
 
 @dataclass(frozen=True)

@@ -13,15 +13,26 @@ import dataclasses
 import itertools
 import os
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from tensor_inspector.core.nodes import FeedSpec
-from tensor_inspector.session.answers import CLOSED, Failure, FileInfo, Saved, SessionFailure, Value
+from tensor_inspector.session.answers import (
+    CANCELLED,
+    CLOSED,
+    Compared,
+    Failure,
+    FileInfo,
+    Saved,
+    SessionFailure,
+    Value,
+)
 from tensor_inspector.session.reader_process import ReaderProcess
+
+COMPARE_PART_S = 0.5  # a comparison answers at least this often: progress, and cancel without a kill
 
 
 @dataclass
@@ -135,6 +146,71 @@ class IsolatedSession:
         """Cancel the running call (of ``handle``, when given) in either reader."""
         for reader in (self.untrusted_reader, self.trusted_reader):
             reader.cancel(tag=handle)
+
+    # -- comparing --------------------------------------------------------------------
+    def compare_pair(
+        self,
+        handle_a: int,
+        node_a: str,
+        handle_b: int,
+        node_b: str,
+        transform: tuple[int, ...] | None = None,
+        atol: float = 0.0,
+        rtol: float = 0.0,
+        cancel: threading.Event | None = None,
+        progress: Callable[[int, int], None] | None = None,
+    ) -> Compared:
+        """Compare two nodes inside a reader: only the metrics reach this process.
+
+        Both files must be read by one reader: the one they are open in, or, when one
+        is trusted and the other not, the trusted reader, where the untrusted file is
+        opened for this call still untrusted (allow-lists apply, nothing of it runs), as
+        ``save`` does. The reader answers in parts of about ``COMPARE_PART_S``, so
+        ``progress(done, total)`` is called and ``cancel`` honoured between parts.
+        """
+        from tensor_inspector.session.compare import merge_parts
+
+        record_a, record_b = self._ready(handle_a), self._ready(handle_b)
+        reader, child_a, child_b = record_a.reader, record_a.child_handle, record_b.child_handle
+        guest: tuple[int, int] | None = None  # (handle, generation) opened for this call
+        if record_a.reader is not record_b.reader:
+            reader = self.trusted_reader
+            stranger = record_b if record_a.trusted else record_a
+            child = reader.call("open", str(stranger.path), False, what=stranger.path.name)[0].handle
+            guest = (child, reader.generation)
+            child_a, child_b = (child_a, child) if record_a.trusted else (child, child_b)
+        assert reader is not None
+        what = f"{record_a.path.name} and {record_b.path.name}"
+        try:
+            merged: Compared | None = None
+            start = 0
+            while True:
+                part: Compared = reader.call(
+                    "compare_pair",
+                    child_a,
+                    node_a,
+                    child_b,
+                    node_b,
+                    transform,
+                    atol,
+                    rtol,
+                    start=start,
+                    budget_s=COMPARE_PART_S,
+                    what=what,
+                    tag=handle_a,
+                    cancel=cancel,
+                )
+                merged = part if merged is None else merge_parts(merged, part)
+                if progress is not None:
+                    progress(merged.done, merged.total)
+                if part.resume is None:
+                    return merged
+                if cancel is not None and cancel.is_set():
+                    raise SessionFailure(Failure(CANCELLED, "Cancelled."))
+                start = part.resume
+        finally:
+            if guest is not None:
+                self._close_in(reader, guest[0], guest[1], what)
 
     # -- saving -----------------------------------------------------------------------
     def save(self, handle: int, replacements: Mapping[str, np.ndarray], target: str | Path) -> Saved:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import itertools
 import logging
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +19,7 @@ import numpy as np
 from tensor_inspector.backends import Source
 from tensor_inspector.core.errors import InspectorError
 from tensor_inspector.core.nodes import FeedSpec, Node, NodeKind
-from tensor_inspector.session.answers import FileInfo, Saved, Value
+from tensor_inspector.session.answers import Compared, FileInfo, Saved, Value
 from tensor_inspector.session.opening import open_source
 
 log = logging.getLogger(__name__)
@@ -105,6 +105,44 @@ class LocalSession:
                     used.update({k: np.asarray(v) for k, v in feeds.items() if k in names})
             value = source.get(node_id, index=index, feeds=used or None)
         return Value(handle, node_id, index, as_array(value), specs, used)
+
+    def compare_pair(
+        self,
+        handle_a: int,
+        node_a: str,
+        handle_b: int,
+        node_b: str,
+        transform: tuple[int, ...] | None = None,
+        atol: float = 0.0,
+        rtol: float = 0.0,
+        cancel: threading.Event | None = None,
+        progress: Callable[[int, int], None] | None = None,
+        start: int = 0,
+        budget_s: float | None = None,
+    ) -> Compared:
+        """Compare two nodes value by value, reading both chunk by chunk (``session.compare``).
+
+        ``start``/``budget_s`` answer a long comparison in parts (``Compared.resume``).
+        """
+        from tensor_inspector.session.compare import compare_nodes, reads_slices
+
+        source_a, source_b = self._source(handle_a), self._source(handle_b)
+        a, b = source_a.node(node_a), source_b.node(node_b)
+        return compare_nodes(
+            a,
+            b,
+            lambda index: self.value(handle_a, node_a, index=index).array,
+            lambda index: self.value(handle_b, node_b, index=index).array,
+            reads_slices(source_a.backend_name, a),
+            reads_slices(source_b.backend_name, b),
+            transform,
+            atol,
+            rtol,
+            start=start,
+            budget_s=budget_s,
+            progress=progress,
+            cancel=cancel,
+        )
 
     # -- saving ---------------------------------------------------------------------
     def save(

@@ -65,6 +65,7 @@ class ReaderService:
             "sandbox": self.sandbox,
             "value": s.value,
             "feed_specs": s.feed_specs,
+            "compare_pair": s.compare_pair,
             "close": s.close,
         }
 

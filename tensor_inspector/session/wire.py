@@ -36,6 +36,8 @@ _ALLOWED: set[tuple[str, str]] = {
     ("tensor_inspector.session.answers", "Value"),
     ("tensor_inspector.session.answers", "Saved"),
     ("tensor_inspector.session.answers", "Failure"),
+    ("tensor_inspector.session.answers", "Compared"),
+    ("tensor_inspector.core.compare_metrics", "Metrics"),
     ("tensor_inspector.session.wire", "ArrayRef"),
     ("pathlib", "PosixPath"),
     ("pathlib", "PurePosixPath"),
