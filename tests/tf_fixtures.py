@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 import ml_dtypes
 import numpy as np
@@ -407,3 +408,120 @@ def tf2_table_model(directory: Path) -> Path:
     out = directory / "sm_tables"
     tf.saved_model.save(tables, str(out), signatures={"serving_default": tables.serve})
     return out
+
+
+# -- SavedModels as users save them: Keras 2 with optimizer state, control flow of both eras --
+
+KERAS2_LAYERS = ("d1", "bn", "drop", "d2")
+
+
+def keras2_saved_model(directory: Path, legacy_optimizer: bool = True) -> tuple[Path, Any]:
+    """A tf_keras (Keras 2) functional model compiled with Adam, trained one step, saved as a SavedModel.
+
+    ``legacy_optimizer``: Keras 2's OptimizerV2 Adam (what TF 2.0-2.10 users had), whose
+    slot variables the object graph records; saved with ``model.save(save_format="tf")``.
+    Otherwise the newer Keras 2 Adam, saved with ``tf.saved_model.save``. Returns
+    (SavedModel, the trained model, for sub-models of its layers).
+    """
+    import tensorflow as tf
+    import tf_keras
+
+    tf_keras.utils.set_random_seed(0)
+    inputs = tf_keras.Input((6,), name="inp")
+    hidden = tf_keras.layers.Dense(8, activation="relu", name="d1")(inputs)
+    hidden = tf_keras.layers.BatchNormalization(name="bn")(hidden)
+    hidden = tf_keras.layers.Dropout(0.2, name="drop")(hidden)
+    outputs = tf_keras.layers.Dense(3, activation="softmax", name="d2")(hidden)
+    model = tf_keras.Model(inputs, outputs)
+    adam = tf_keras.optimizers.legacy.Adam() if legacy_optimizer else tf_keras.optimizers.Adam()
+    model.compile(adam, "categorical_crossentropy")
+    rng = np.random.default_rng(0)
+    x, y = rng.normal(size=(8, 6)).astype(np.float32), np.eye(3, dtype=np.float32)[np.arange(8) % 3]
+    model.fit(x, y, batch_size=8, epochs=1, verbose=0)
+    if legacy_optimizer:
+        out = directory / "keras2_legacy_adam"
+        model.save(str(out), save_format="tf")
+    else:
+        out = directory / "keras2_adam"
+        tf.saved_model.save(model, str(out))
+    return out, model
+
+
+def tf1_control_flow_v1(directory: Path) -> Path:
+    """A TF1 graph with tf.cond and tf.while_loop built as TF 1.x did (Switch/Merge/Enter/Exit)."""
+    import tensorflow as tf
+    from tensorflow.python.ops import control_flow_util
+
+    out = directory / "sm_flow_v1"
+    was_v2 = control_flow_util.ENABLE_CONTROL_FLOW_V2
+    control_flow_util.ENABLE_CONTROL_FLOW_V2 = False  # the TF 1.x graph builders
+    try:
+        graph = tf.Graph()
+        with graph.as_default():
+            x = tf.compat.v1.placeholder(tf.float32, [None], name="x")
+            w = tf.compat.v1.get_variable("w", initializer=np.float32(1.5), use_resource=False)
+            total = tf.reduce_sum(x, name="total")
+            y = tf.cond(
+                total > 0, lambda: tf.multiply(x, w, name="scaled"), lambda: tf.subtract(x, w, name="shifted")
+            )
+            steps, acc = tf.while_loop(
+                lambda i, a: i < 4,
+                lambda i, a: (i + 1, a + tf.reduce_mean(y, name="step_mean")),
+                [tf.constant(0), tf.constant(0.0)],
+                name="loop",
+            )
+            result = tf.add(acc, tf.cast(steps, tf.float32), name="result")
+            with tf.compat.v1.Session(graph=graph) as sess:
+                sess.run(tf.compat.v1.global_variables_initializer())
+                builder = tf.compat.v1.saved_model.Builder(str(out))
+                signature = tf.compat.v1.saved_model.predict_signature_def(
+                    {"x": x}, {"y": y, "result": result}
+                )
+                builder.add_meta_graph_and_variables(
+                    sess, ["serve"], signature_def_map={"serving_default": signature}
+                )
+                builder.save()
+    finally:
+        control_flow_util.ENABLE_CONTROL_FLOW_V2 = was_v2
+    return out
+
+
+def tf2_autograph_model(directory: Path) -> tuple[Path, object]:
+    """A tf.Module whose signature uses tf.cond and a Python ``for`` over a tensor (autograph: While).
+
+    Returns (SavedModel, the module): its ``features``/``gate`` tf.functions give the
+    intermediate values the signature computes.
+    """
+    import tensorflow as tf
+
+    class Net(tf.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            rng = np.random.default_rng(3)
+            self.w = tf.Variable(rng.normal(size=(3, 4)).astype(np.float32), name="w")
+            self.b = tf.Variable(rng.normal(size=(4,)).astype(np.float32), name="b")
+
+        @tf.function(input_signature=[tf.TensorSpec([None, 3], tf.float32)])
+        def features(self, x):
+            return tf.nn.relu(tf.matmul(x, self.w) + self.b)
+
+        @tf.function(input_signature=[tf.TensorSpec([None, 4], tf.float32)])
+        def gate(self, h):
+            if tf.reduce_sum(h) > 1.0:  # autograph: If
+                h = h * 2.0
+            else:
+                h = h - 1.0
+            return h
+
+        @tf.function(input_signature=[tf.TensorSpec([None, 3], tf.float32, name="x")])
+        def serve(self, x):
+            h = self.gate(self.features(x))
+            total = tf.zeros([4])
+            for row in h:  # autograph: While over the rows of a tensor
+                total = total + tf.square(row)
+            return {"h": h, "total": total}
+
+    net = Net()
+    out = directory / "sm_autograph"
+    tf.saved_model.save(net, str(out), signatures={"serving_default": net.serve})
+    return out, net

@@ -28,6 +28,21 @@ def _saved_model_dir(path: Path) -> Path | None:
     return None
 
 
+def _lone_prefix(directory: Path) -> Path | None:
+    """The one checkpoint in a folder without a state file (a SavedModel's ``variables/``).
+
+    Judged by content: exactly one ``*.index`` file ending with the table magic.
+    """
+    if not directory.is_dir():
+        return None
+    try:
+        indexes = [p for p in directory.iterdir() if p.name.endswith(".index") and p.is_file()]
+    except OSError:
+        return None
+    tables = [p for p in indexes[:64] if has_table_magic(p)]
+    return Path(str(tables[0])[: -len(".index")]) if len(tables) == 1 else None
+
+
 class TensorFlowBackend(Backend):
     name = "tensorflow"
     description = "TensorFlow checkpoints and SavedModels"
@@ -40,7 +55,9 @@ class TensorFlowBackend(Backend):
         if _saved_model_dir(path) is not None:
             return 0.95
         if path.is_dir():
-            return 0.9 if _is_state_file(path / STATE_FILE) else 0.0
+            if _is_state_file(path / STATE_FILE):
+                return 0.9
+            return 0.85 if _lone_prefix(path) is not None else 0.0
         if path.name == STATE_FILE and _is_state_file(path):
             return 0.85
         prefix = prefix_of(path)
@@ -63,7 +80,12 @@ class TensorFlowBackend(Backend):
         if path.is_dir() or path.name == STATE_FILE:
             directory = path if path.is_dir() else path.parent
             if not (directory / STATE_FILE).is_file():
-                raise InspectorError(f"{directory} holds neither a SavedModel nor a checkpoint state file.")
+                lone = _lone_prefix(directory)
+                if lone is not None:
+                    return CheckpointSource(path, lone)
+                raise InspectorError(
+                    f"{directory} holds neither a SavedModel, a checkpoint state file nor a single checkpoint."
+                )
             return CheckpointSource(path, resolve_checkpoint_dir(directory))
         prefix = prefix_of(path)
         if prefix is None:

@@ -110,6 +110,12 @@ class Freezer:
             ("TensorFlow's TF1 loader", self.freeze_with_session),
         ]
 
+    def prefer(self, how: str) -> None:
+        """Try strategy ``how`` first from now on (as if it had worked for this file)."""
+        if how not in {name for name, _ in self.strategies}:
+            raise ValueError(f"no strategy named {how!r}")
+        self.worked = how
+
     def release(self) -> None:
         """Drop the loaded objects (the remembered strategy stays)."""
         self._loaded.clear()
