@@ -59,6 +59,20 @@ def probe(path: str) -> dict[str, Any]:
         return {"keras": _looks_like_keras(fh), "objects": len(names)}
 
 
+def _probe_in_child(path: Path) -> dict[str, Any]:
+    """``probe`` in a child process, or here when this process may not start one.
+
+    The window's sandboxed reader cannot open /dev/null for the child's stdin (no write
+    access anywhere), so the child cannot start there; that reader is itself the separate
+    process a crash would take down, so probing in it keeps the window safe all the same.
+    """
+    try:
+        found: dict[str, Any] = run_isolated(PROBE, str(path))
+    except OSError:
+        found = probe(str(path))
+    return found
+
+
 class KerasBackend(Backend):
     name = "keras"
     description = "Keras models (.keras archives, legacy .h5)"
@@ -82,7 +96,7 @@ class KerasBackend(Backend):
         if not path.is_file():
             raise InspectorError(f"{path} is not a Keras file.")
         try:
-            found = run_isolated(PROBE, str(path))
+            found = _probe_in_child(path)
         except IsolatedFailure as exc:
             if exc.crashed:
                 raise CorruptFile(
