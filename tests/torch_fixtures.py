@@ -235,3 +235,23 @@ def record_calls(model: torch.nn.Module) -> dict[str, list[dict[str, list[torch.
 
         module.register_forward_hook(hook)
     return calls
+
+
+class Stacked(torch.nn.Module):
+    """Residual blocks in a ModuleList iterated by a for loop (unrolled by TorchScript)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.blocks = torch.nn.ModuleList(
+            [torch.nn.Sequential(torch.nn.Linear(3, 3), torch.nn.ReLU()) for _ in range(2)]
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        for block in self.blocks:
+            x = block(x) + x
+        return x
+
+
+def stacked(seed: int = 0) -> Stacked:
+    torch.manual_seed(seed)
+    return Stacked().eval()

@@ -63,7 +63,7 @@ class ScriptSource(Source):
         self._build_graph()
 
     def _build_graph(self) -> None:
-        from tensor_inspector.backends.pytorch.script_graph import tensor_values
+        from tensor_inspector.backends.pytorch.script_graph import ModuleNames, tensor_values
         from tensor_inspector.backends.pytorch.script_tree import layout
 
         # inlined_graph is a fresh inlined copy of forward's graph (torch._C._jit_pass_inline)
@@ -77,7 +77,7 @@ class ScriptSource(Source):
                 metadata={"inputs": [spec.name for spec in self.feed_specs()]},
             )
         )
-        for entry in layout(GRAPH_GROUP, tensor_values(self._graph)):
+        for entry in layout(GRAPH_GROUP, tensor_values(self._graph, ModuleNames(self._module))):
             if entry.value is None:
                 self._add(
                     Node(

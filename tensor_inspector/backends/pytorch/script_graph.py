@@ -9,7 +9,9 @@ and blocks, so the path finds the same node in the copy that ``script_probe`` in
 The module a node comes from is taken from the inlined call stack
 (``Node.getModuleHierarchy()``: ``encoder(Encoder).conv1(Conv1d).SELF(Conv1d)``); nodes
 without one (torch leaves a few guard branches unattributed) inherit the module of the
-control-flow node they sit in.
+control-flow node they sit in. The call stack names only the module that was called, so a
+``ModuleList`` entry shows as ``0(Layer)``; ``ModuleNames`` finds its full path (``layers.0``)
+among the model's own submodules.
 """
 
 from __future__ import annotations
@@ -23,6 +25,9 @@ from typing import Any
 # constants, and the placeholder of a variable a raising branch never assigns.
 _NOT_VALUES = {"prim::GetAttr", "prim::Constant", "prim::Uninitialized"}
 _MODULE_PART = re.compile(r"([^.()]+)\(([^()]*)\)")
+# containers iterated or indexed in TorchScript code: their own forward is never called
+_CONTAINERS = {"ModuleList", "ModuleDict"}
+Module = tuple[tuple[str, str], ...]  # (attribute name, class name) from the top module down
 
 
 @dataclass(frozen=True)
@@ -50,7 +55,7 @@ class GraphValue:
     output: int
     debug_name: str
     op: str
-    module: tuple[tuple[str, str], ...]  # (attribute name, class name) from the top module down
+    module: Module
     enclosing: tuple[Enclosing, ...]
     source: str
     scalar_type: str | None
@@ -60,12 +65,58 @@ class GraphValue:
         return any(e.kind == "prim::Loop" for e in self.enclosing)
 
 
-def tensor_values(graph: Any) -> list[GraphValue]:
+class ModuleNames:
+    """Full submodule paths for the call stack's module names, from the model's submodules."""
+
+    def __init__(self, module: Any):
+        self._kinds: dict[str, str] = {}  # dotted path -> class name
+        for name, sub in module.named_modules():
+            self._kinds[name] = getattr(sub, "original_name", type(sub).__name__)
+        self._cache: dict[tuple[str, str, str], tuple[str, ...] | None] = {}
+
+    def resolve(self, called: Module) -> Module:
+        path: list[tuple[str, str]] = []
+        for name, kind in called:
+            if name == "UNKNOWN_INSTANCE":  # torch lost track below here (e.g. a ReLU)
+                break
+            prefix = ".".join(p for p, _ in path)
+            found = self._find(prefix, name, kind)
+            if found is None:
+                path.append((name, kind))
+                continue
+            for segment in found:
+                prefix = f"{prefix}.{segment}" if prefix else segment
+                path.append((segment, self._kinds.get(prefix, kind)))
+        return tuple(path)
+
+    def _find(self, prefix: str, name: str, kind: str) -> tuple[str, ...] | None:
+        """The segments below ``prefix`` leading to the called ``name``: itself, or via containers."""
+        key = (prefix, name, kind)
+        if key not in self._cache:
+            start = f"{prefix}." if prefix else ""
+            direct = start + name
+            if self._kinds.get(direct) == kind:
+                self._cache[key] = (name,)
+            else:
+                candidates = []
+                for path, path_kind in self._kinds.items():
+                    if not path.startswith(start) or path_kind != kind:
+                        continue
+                    segments = tuple(path[len(start) :].split("."))
+                    inner = [start + ".".join(segments[: i + 1]) for i in range(len(segments) - 1)]
+                    if segments[-1] == name and all(self._kinds.get(p) in _CONTAINERS for p in inner):
+                        candidates.append(segments)
+                self._cache[key] = candidates[0] if len(candidates) == 1 else None
+        return self._cache[key]
+
+
+def tensor_values(graph: Any, names: ModuleNames | None = None) -> list[GraphValue]:
     """Every tensor-valued node output of ``graph`` (an inlined graph), in program order."""
     import torch
 
     found: list[GraphValue] = []
-    for path, node, enclosing, module in _walk(graph.block(), (), (), ()):
+    for path, node, enclosing, called in _walk(graph.block(), (), (), ()):
+        module = names.resolve(called) if names is not None else called
         if node.kind() in _NOT_VALUES:
             continue
         for out_index, value in enumerate(node.outputs()):
@@ -91,8 +142,8 @@ def _walk(
     block: Any,
     prefix: tuple[int, ...],
     enclosing: tuple[Enclosing, ...],
-    inherited: tuple[tuple[str, str], ...],
-) -> Iterator[tuple[tuple[int, ...], Any, tuple[Enclosing, ...], tuple[tuple[str, str], ...]]]:
+    inherited: Module,
+) -> Iterator[tuple[tuple[int, ...], Any, tuple[Enclosing, ...], Module]]:
     for index, node in enumerate(block.nodes()):
         path = (*prefix, index)
         module = module_of(node) or inherited
@@ -114,7 +165,7 @@ def locate(graph: Any, path: tuple[int, ...]) -> Any:
     return node
 
 
-def module_of(node: Any) -> tuple[tuple[str, str], ...]:
+def module_of(node: Any) -> Module:
     """``(("encoder", "Encoder"), ("conv1", "Conv1d"))`` from the node's inlined call stack."""
     try:
         hierarchy = node.getModuleHierarchy()

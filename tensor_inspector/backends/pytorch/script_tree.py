@@ -12,9 +12,7 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
-from tensor_inspector.backends.pytorch.script_graph import GraphValue
-
-Module = tuple[tuple[str, str], ...]
+from tensor_inspector.backends.pytorch.script_graph import GraphValue, Module
 
 
 @dataclass(frozen=True)

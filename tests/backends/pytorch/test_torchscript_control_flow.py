@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from torch_fixtures import record_calls, repeat, save_scripted, vad_like
+from torch_fixtures import record_calls, repeat, save_scripted, stacked, vad_like
 
 from tensor_inspector.backends import NodeKind, NotEvaluable, open_path
 from tensor_inspector.backends.base import Source
@@ -176,3 +176,19 @@ def test_an_ops_own_error_is_the_sentence(vad: dict) -> None:
         with pytest.raises(Exception) as info:
             source.evaluate(node, {"x": np.zeros((2, 3, 512), np.float32), "sr": np.array(SR)})
     assert str(info.value).startswith("RuntimeError: Expected 2D (unbatched) or 3D (batched) input to conv1d")
+
+
+def test_module_list_entries_are_grouped_by_their_full_path(tmp_path: Path) -> None:
+    model = stacked()
+    path = save_scripted(model, tmp_path / "stacked.pt")
+    calls = record_calls(model)
+    x = torch.randn(2, 3, generator=torch.Generator().manual_seed(4))
+    with torch.no_grad():
+        model(x)
+    with open_path(path, trust=True) as source:
+        assert source.node("forward/blocks/1").metadata["module_type"] == "Sequential"
+        by_module = {m.get("module"): i for i, m in computed(source).items()}
+        assert {"blocks.0.0", "blocks.0.1", "blocks.1.0", "blocks.1.1"} <= set(by_module)
+        for module in ("blocks.0.0", "blocks.1.1"):
+            value = source.evaluate(by_module[module], {"x": x.numpy()})
+            np.testing.assert_allclose(value, calls[module][0]["outputs"][0].numpy(), rtol=1e-6)
