@@ -116,9 +116,9 @@ def tensor_values(graph: Any, names: ModuleNames | None = None) -> list[GraphVal
 
     found: list[GraphValue] = []
     for path, node, enclosing, called in _walk(graph.block(), (), (), ()):
-        module = names.resolve(called) if names is not None else called
         if node.kind() in _NOT_VALUES:
             continue
+        module = names.resolve(called) if names is not None else called
         for out_index, value in enumerate(node.outputs()):
             kind = value.type()
             if not isinstance(kind, torch._C.TensorType):
