@@ -147,10 +147,11 @@ def _block(
     a: np.ndarray, b: np.ndarray, d: np.ndarray, work: np.ndarray, atol: float, rtol: float
 ) -> Metrics:
     """One block of widened values; the fast path assumes all are finite and checks it."""
-    if a.dtype.kind == "c":
-        np.abs(a - b, out=d)
-    else:
-        np.abs(np.subtract(a, b, out=d), out=d)
+    with np.errstate(invalid="ignore", over="ignore"):  # Inf - Inf: the check below sees it
+        if a.dtype.kind == "c":
+            np.abs(a - b, out=d)
+        else:
+            np.abs(np.subtract(a, b, out=d), out=d)
     worst = int(np.argmax(d))  # a NaN is the maximum here, so one reduction also checks
     largest = float(d[worst])
     if not math.isfinite(largest):  # a NaN or Inf somewhere (or an overflowing difference)
@@ -212,7 +213,8 @@ def _nonfinite_block(a: np.ndarray, b: np.ndarray, atol: float, rtol: float) -> 
     fa, fb = a[positions], b[positions]
     part = Metrics(count=0)
     if positions.size:
-        d = np.abs(fa - fb)
+        with np.errstate(over="ignore"):
+            d = np.abs(fa - fb)
         worst = int(np.argmax(d))
         part = _finite_figures(fa, fb, d, np.empty_like(d), worst, float(d[worst]), d.size, atol, rtol)
         if part.worst is not None:
