@@ -167,3 +167,17 @@ def test_variables_folder_opens_as_its_checkpoint(models):
         assert len(stored) == len(alone.value_nodes()) > 20
         for node in stored:
             np.testing.assert_array_equal(alone.read(node.id.removeprefix("variables/")), saved.read(node.id))
+
+
+def test_layer_value_through_the_reader_process(models, expected):
+    from tensor_inspector.session.isolated import IsolatedSession
+
+    with open_path(models["legacy"]) as source:
+        node = layer_output(source, "bn")
+    session = IsolatedSession()
+    try:
+        info = session.open(models["legacy"])
+        value = session.value(info.handle, node, feeds={"inp": X})
+        np.testing.assert_allclose(value.array, expected["legacy"]["bn"], rtol=1e-5, atol=1e-6)
+    finally:
+        session.shutdown()
