@@ -53,6 +53,10 @@ LANDLOCK_CREATE_RULESET_VERSION = 1
 LANDLOCK_RULE_PATH_BENEATH = 1
 FS_EXECUTE, FS_READ_FILE, FS_READ_DIR = 1 << 0, 1 << 2, 1 << 3
 FS_READ = FS_EXECUTE | FS_READ_FILE | FS_READ_DIR
+FS_WRITE_FILE, FS_TRUNCATE = 1 << 1, 1 << 14
+# Writing into /dev/null discards data; libraries open it read-write for child processes'
+# standard streams (subprocess.DEVNULL), so it stays writable.
+DISCARD_DEVICES = ("/dev/null",)
 # Rights handled (hence denied unless a rule grants them) by ABI version: ABI 1 knows bits
 # 0-12 (write, remove, make-*), 2 adds REFER, 3 TRUNCATE, 5 IOCTL_DEV; 4 adds TCP rights
 # and 6 scopes; 7 only adds logging flags.
@@ -136,25 +140,34 @@ def _landlock(libc: ctypes.CDLL) -> str:
     attr = ctypes.create_string_buffer(struct.pack("=QQQ", fs_rights, net_rights, scopes)[:size], size)
     ruleset = _syscall(libc, SYS_LANDLOCK_CREATE_RULESET, ctypes.cast(attr, ctypes.c_void_p), size, 0)
     try:
-        root = os.open("/", os.O_PATH | os.O_CLOEXEC)
-        try:
-            # struct landlock_path_beneath_attr is packed: u64 allowed_access, s32 parent_fd.
-            rule = ctypes.create_string_buffer(struct.pack("=Qi", FS_READ, root), 12)
-            _syscall(
-                libc,
-                SYS_LANDLOCK_ADD_RULE,
-                ruleset,
-                LANDLOCK_RULE_PATH_BENEATH,
-                ctypes.cast(rule, ctypes.c_void_p),
-                0,
-            )
-        finally:
-            os.close(root)
+        _allow(libc, ruleset, "/", FS_READ)
+        discard = FS_READ_FILE | FS_WRITE_FILE | (FS_TRUNCATE if abi >= 3 else 0)
+        for device in DISCARD_DEVICES:
+            if os.path.exists(device):
+                _allow(libc, ruleset, device, discard)
         _syscall(libc, SYS_LANDLOCK_RESTRICT_SELF, ruleset, 0)
     finally:
         os.close(ruleset)
     extra = " and TCP" if net_rights else ""
     return f"Landlock ABI {abi} (read-only file system{extra})"
+
+
+def _allow(libc: ctypes.CDLL, ruleset: int, path: str, rights: int) -> None:
+    """Grant ``rights`` beneath ``path`` (or on it, for a file) in ``ruleset``."""
+    fd = os.open(path, os.O_PATH | os.O_CLOEXEC)
+    try:
+        # struct landlock_path_beneath_attr is packed: u64 allowed_access, s32 parent_fd.
+        rule = ctypes.create_string_buffer(struct.pack("=Qi", rights, fd), 12)
+        _syscall(
+            libc,
+            SYS_LANDLOCK_ADD_RULE,
+            ruleset,
+            LANDLOCK_RULE_PATH_BENEATH,
+            ctypes.cast(rule, ctypes.c_void_p),
+            0,
+        )
+    finally:
+        os.close(fd)
 
 
 # -- seccomp ----------------------------------------------------------------------------

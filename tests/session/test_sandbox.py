@@ -179,6 +179,22 @@ def test_unix_sockets_when_asked(tmp_path):
     assert result["unix"] == "ok" and result["inet"] == REFUSED
 
 
+def test_dev_null_and_child_processes_still_work(tmp_path):
+    """Libraries give child processes /dev/null as standard input (opened read-write)."""
+    script = """
+    attempt("devnull", lambda: open(os.devnull, "w").write("discarded") and None)
+    import subprocess
+    child = subprocess.run([sys.executable, "-c", "print(6 * 7)"], stdin=subprocess.DEVNULL,
+                           capture_output=True, text=True)
+    out["child"] = child.stdout.strip()
+    attempt("create", lambda: open(os.path.join(sys.argv[1], "new.txt"), "w"))
+    print(json.dumps(out))
+    """
+    result = _run_child(script, tmp_path)
+    assert result["devnull"] == "ok" and result["child"] == "42"
+    assert result["create"] == DENIED and list(tmp_path.iterdir()) == []
+
+
 def test_tensorflow_evaluates_the_demo_savedmodel_inside(tmp_path):
     result = _run_child(TENSORFLOW_CHECK, DEMO)
     assert result["shape"] == [3, 10]
@@ -186,7 +202,8 @@ def test_tensorflow_evaluates_the_demo_savedmodel_inside(tmp_path):
 
 
 def test_torch_loads_a_checkpoint_with_mmap_inside(tmp_path):
-    torch = pytest.importorskip("torch")
+    import torch
+
     w = torch.arange(6, dtype=torch.float32).reshape(2, 3)
     torch.save({"w": w}, tmp_path / "weights.pt")
     result = _run_child(TORCH_CHECK, tmp_path)
