@@ -406,6 +406,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         if args.debug:
             traceback.print_exc()
+            details = getattr(getattr(exc, "failure", None), "details", "")
+            if details:  # what the reader process saw
+                print(f"In the reader process:\n{details}", file=sys.stderr)
         if isinstance(exc, InspectorError):
             message = str(exc)
         elif isinstance(exc, MemoryError):

@@ -7,6 +7,8 @@ unpickles.
 
 from __future__ import annotations
 
+import dataclasses
+import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -96,13 +98,15 @@ class Compared:
 class Failure:
     """Why a request failed: ``kind`` (one of the constants above) and one sentence.
 
-    ``needs`` lists what a file would import or run, for the trust prompt.
+    ``needs`` lists what a file would import or run, for the trust prompt; ``details``
+    the whole story (the framework's full message and the traceback) for ``--debug``.
     """
 
     kind: str
     message: str
     needs: tuple[str, ...] = ()
     error_type: str = "InspectorError"
+    details: str = ""
 
     def to_exception(self) -> InspectorError:
         """A fresh exception of the matching core type, built from this data."""
@@ -125,6 +129,14 @@ def failure_of(exc: BaseException) -> Failure:
     """The plain-data form of an exception raised while serving a request."""
     if isinstance(exc, SessionFailure):
         return exc.failure
+    failure = _failure_without_details(exc)
+    own = getattr(exc, "details", None)
+    trace = "".join(traceback.format_exception(exc))
+    details = f"{own}\n\n{trace}" if isinstance(own, str) and own else trace
+    return dataclasses.replace(failure, details=details)
+
+
+def _failure_without_details(exc: BaseException) -> Failure:
     if isinstance(exc, TrustRequired):
         return Failure(TRUST, str(exc), tuple(exc.globals_needed), "TrustRequired")
     if isinstance(exc, Cancelled):

@@ -60,3 +60,10 @@ def test_a_crashing_reader_is_one_sentence_and_exit_code_1(tmp_path, capsys, mon
     assert err.strip() == (
         "tensor-inspector: error: Reading segfault.bad crashed the reader (SIGSEGV): the file is probably damaged."
     )
+
+
+def test_debug_shows_what_the_reader_saw(tmp_path, capsys):
+    code, _, err = run(capsys, "show", tmp_path / "missing.npy", "--isolate", "--debug")
+    assert code == 1
+    assert "In the reader process:" in err and "Traceback" in err and "registry.py" in err
+    assert err.strip().endswith(f"tensor-inspector: error: {tmp_path / 'missing.npy'} does not exist.")
