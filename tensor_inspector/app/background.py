@@ -5,18 +5,26 @@ API::
     runner = BackgroundRunner(parent)            # one per widget; uses its own QThreadPool
     rid = runner.submit("stats", compute_stats, array, bins=64,
                         on_done=lambda result: ..., on_error=lambda message: ...,
+                        on_exception=lambda err: ...,   # the exception itself, when a sentence is not enough
                         cancellable=True)        # fn also receives cancel=threading.Event
     runner.finished.connect(slot)                # slot(channel: str, request_id: int, result)
     runner.failed.connect(slot)                  # slot(channel: str, request_id: int, message: str)
     runner.is_current("stats", rid); runner.pending("stats"); runner.cancel("stats")
-    runner.wait_idle(msecs)                      # for tests and shutdown
+    runner.wait_idle(msecs)                      # for tests
+    runner.stop(msecs)                           # on close: cancel all, drop queued work, wait
 
 Each submit on a channel makes every earlier request of that channel stale: its
 cancel event is set (if the function takes one) and its result, when it arrives,
 is dropped without a signal or callback. Results are delivered on the GUI thread
 through a queued signal, so slots and callbacks may touch widgets. Exceptions in
 the function arrive as ``failed`` with one sentence: ``str(err)`` for
-``InspectorError`` (already written for users), "Type: message" otherwise.
+``InspectorError`` (already written for users), "Type: message" otherwise; callers
+that act on the kind of failure (a file that asks to be trusted lists what it needs)
+pass ``on_exception`` and get the exception object, its traceback dropped so the
+frames of the failed call (and the arrays they hold) are freed at once.
+
+Channels are cheap: work that must never replace other work (each open, each save)
+gets a channel of its own.
 """
 
 from __future__ import annotations
@@ -31,7 +39,7 @@ from typing import Any
 
 from PySide6.QtCore import QObject, QRunnable, QThreadPool, Signal, Slot
 
-from tensor_inspector.core.errors import InspectorError
+from tensor_inspector.core.errors import Cancelled, InspectorError
 
 _PINNED = False
 
@@ -79,7 +87,13 @@ def error_sentence(err: BaseException) -> str:
 class _Relay(QObject):
     """Lives in the GUI thread; the worker emits on it, so delivery is queued."""
 
-    delivered = Signal(str, int, bool, object)  # channel, id, ok, result-or-message
+    delivered = Signal(str, int, bool, object)  # channel, id, ok, result-or-_Failure
+
+
+@dataclass(frozen=True)
+class _Failure:
+    sentence: str
+    error: BaseException
 
 
 @dataclass
@@ -89,6 +103,9 @@ class _Request:
     cancel: threading.Event = field(default_factory=threading.Event)
     on_done: Callable[[Any], None] | None = None
     on_error: Callable[[str], None] | None = None
+    on_exception: Callable[[BaseException], None] | None = None
+    returned: threading.Event = field(default_factory=threading.Event)  # the function is done (or never ran)
+    after: threading.Event | None = None  # the previous request's ``returned``, for ``after_previous``
 
 
 class _Task(QRunnable):
@@ -115,19 +132,24 @@ class _Task(QRunnable):
 
     def run(self) -> None:  # worker thread
         req = self._request
-        if req.cancel.is_set():
-            self._send(False, "Cancelled.")
-            return
-        if self._fn is None:
-            return
         try:
-            result = self._fn(*self._args, **self._kwargs)
-        except BaseException as err:  # noqa: BLE001 - everything must come back as a message
-            self._send(False, error_sentence(err))
-        else:
-            self._send(True, result)
+            if req.after is not None:
+                # started in submit order, so the previous request is running, not queued behind us
+                req.after.wait()
+            if req.cancel.is_set():
+                self._send(False, _Failure("Cancelled.", Cancelled()))
+                return
+            if self._fn is None:
+                return
+            try:
+                result = self._fn(*self._args, **self._kwargs)
+            except BaseException as err:  # noqa: BLE001 - everything must come back as a message
+                self._send(False, _Failure(error_sentence(err), err.with_traceback(None)))
+            else:
+                self._send(True, result)
         finally:
             self._fn, self._args, self._kwargs = None, (), {}  # drop references to big arrays early
+            req.returned.set()
 
 
 class BackgroundRunner(QObject):
@@ -145,7 +167,9 @@ class BackgroundRunner(QObject):
         self._relay = _Relay(self)
         self._relay.delivered.connect(self._deliver)
         self._latest: dict[str, _Request] = {}
-        self._running: dict[int, _Request] = {}
+        self._last_serial: dict[
+            str, _Request
+        ] = {}  # last ``after_previous`` request per channel, stale or not
         self.dropped = 0  # stale results ignored so far (tests read it)
 
     def submit(
@@ -155,16 +179,28 @@ class BackgroundRunner(QObject):
         *args: Any,
         on_done: Callable[[Any], None] | None = None,
         on_error: Callable[[str], None] | None = None,
+        on_exception: Callable[[BaseException], None] | None = None,
         cancellable: bool = False,
+        after_previous: bool = False,
         **kwargs: Any,
     ) -> int:
-        """Run ``fn(*args, **kwargs)`` in the pool; returns the request id."""
+        """Run ``fn(*args, **kwargs)`` in the pool; returns the request id.
+
+        ``after_previous``: start only once the channel's previous request (stale or not)
+        has returned, for work on something that serves one call at a time; the previous
+        one is cancelled, so with a function that honours ``cancel`` the wait is short.
+        """
         self.cancel(channel)
-        request = _Request(channel, next(self._ids), on_done=on_done, on_error=on_error)
+        request = _Request(
+            channel, next(self._ids), on_done=on_done, on_error=on_error, on_exception=on_exception
+        )
+        if after_previous:
+            previous = self._last_serial.get(channel)
+            request.after = previous.returned if previous is not None else None
+            self._last_serial[channel] = request
         if cancellable:
             kwargs["cancel"] = request.cancel
         self._latest[channel] = request
-        self._running[request.request_id] = request
         self.pool.start(_Task(self._relay, request, fn, args, kwargs))
         return request.request_id
 
@@ -190,9 +226,20 @@ class BackgroundRunner(QObject):
         """Block until the pool's threads are done (deliveries still need the event loop)."""
         return self.pool.waitForDone(msecs)
 
+    def stop(self, msecs: int = -1) -> bool:
+        """Cancel every channel, drop work not started yet, wait up to ``msecs`` for the rest.
+
+        For closing: the pool's destructor waits for running work without limit, so
+        whoever owns a runner whose functions may block makes them return (e.g. stops
+        what they wait on) and calls this first. True if nothing is running any more.
+        """
+        self.cancel()
+        self.pool.clear()
+        self._last_serial.clear()  # dropped requests never return: nothing may wait for them
+        return self.pool.waitForDone(msecs)
+
     @Slot(str, int, bool, object)
     def _deliver(self, channel: str, request_id: int, ok: bool, payload: object) -> None:
-        self._running.pop(request_id, None)
         request = self._latest.get(channel)
         if request is None or request.request_id != request_id:
             self.dropped += 1
@@ -203,6 +250,9 @@ class BackgroundRunner(QObject):
                 request.on_done(payload)
             self.finished.emit(channel, request_id, payload)
         else:
+            assert isinstance(payload, _Failure)
             if request.on_error is not None:
-                request.on_error(str(payload))
-            self.failed.emit(channel, request_id, str(payload))
+                request.on_error(payload.sentence)
+            if request.on_exception is not None:
+                request.on_exception(payload.error)
+            self.failed.emit(channel, request_id, payload.sentence)

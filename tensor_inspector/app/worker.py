@@ -2,26 +2,27 @@
 
 Every backend call runs in a reader process (``session.IsolatedSession``), never in
 the GUI process: a crash, a runaway allocation or a hang in a framework stops that
-process, and the window shows a sentence. The blocking calls to the session run on a
-few Python threads; their outcomes come back through a queued signal, and the
-GUI-thread slot drops outcomes of stale requests, so the latest selection wins. A
-newer selection, Esc or closing the file cancels a running evaluation: the session
-stops the reader if it has not answered within about a second.
+process, and the window shows a sentence. The blocking calls to the session run on
+the app's one background mechanism (``app.background.BackgroundRunner``); outcomes
+come back on the GUI thread and those of stale evaluations are dropped, so the latest
+selection wins. A newer selection, Esc or closing the file cancels a running
+evaluation: the session stops the reader if it has not answered within about a second.
 """
 
 from __future__ import annotations
 
 import itertools
 import logging
-import queue
 import threading
+import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
-from PySide6.QtCore import QObject, Signal, Slot
+from PySide6.QtCore import QObject, Signal
 
+from tensor_inspector.app.background import BackgroundRunner
 from tensor_inspector.core.errors import InspectorError, TrustRequired
 from tensor_inspector.session.answers import FileInfo, Saved, SessionFailure, Value
 from tensor_inspector.session.isolated import IsolatedSession
@@ -32,6 +33,8 @@ log = logging.getLogger(__name__)
 OpenedFile = FileInfo
 EvalResult = Value
 SaveOutcome = Saved
+
+_SHUTDOWN_ROUND_MS = 250  # how often closing stops readers that a running job started again
 
 
 class Session(Protocol):
@@ -64,55 +67,29 @@ def user_message(exc: BaseException) -> str:
     return f"Unexpected error ({type(exc).__name__}{': ' + text if text else ''})."
 
 
-def _as_core_error(exc: BaseException) -> BaseException:
-    """A session failure as the core exception it stands for (TrustRequired keeps its list)."""
-    if isinstance(exc, SessionFailure):
-        return exc.failure.to_exception()
-    return exc
+def _in_core_terms(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    """Call ``fn``; a session failure is raised as the core exception it stands for.
 
-
-class _PythonThreadPool:
-    """A few daemon ``threading`` threads that run jobs in order of arrival.
-
-    Daemon threads: a call stuck waiting for a reader never blocks quitting the app.
+    ``TrustRequired`` thereby keeps the list of what the file needs, for the trust prompt.
     """
-
-    def __init__(self, max_threads: int):
-        self._queue: queue.SimpleQueue[Callable[[], None]] = queue.SimpleQueue()
-        self._max = max_threads
-        self._threads: list[threading.Thread] = []
-        self._active = 0
-        self._lock = threading.Condition()
-
-    def start(self, job: Callable[[], None]) -> None:
-        with self._lock:
-            self._active += 1
-            idle = len(self._threads) - (self._active - 1)
-            if idle <= 0 and len(self._threads) < self._max:
-                name = f"tensor-inspector-worker-{len(self._threads)}"
-                thread = threading.Thread(target=self._loop, daemon=True, name=name)
-                self._threads.append(thread)
-                thread.start()
-        self._queue.put(job)
-
-    def _loop(self) -> None:
-        while True:
-            job = self._queue.get()
-            try:
-                job()
-            finally:
-                with self._lock:
-                    self._active -= 1
-                    self._lock.notify_all()
-
-    def wait(self, msecs: int) -> bool:
-        """Wait up to ``msecs`` for every queued job to finish; True if they did."""
-        with self._lock:
-            return self._lock.wait_for(lambda: self._active == 0, timeout=msecs / 1000)
+    try:
+        return fn(*args, **kwargs)
+    except SessionFailure as exc:
+        error = exc.failure.to_exception()
+    except BaseException:
+        log.debug("session call failed", exc_info=True)
+        raise
+    raise error  # outside the handler: no chained traceback holds the failed call's frames
 
 
 class Worker(QObject):
-    """Opens, evaluates, saves and closes files through the session, off the GUI thread."""
+    """Opens, evaluates, saves and closes files through the session, off the GUI thread.
+
+    One ``BackgroundRunner`` carries every call: evaluations share the channel
+    ``"eval"`` (a new one makes the earlier stale and sets its cancel event, which
+    the session turns into stopping the reader), while each open, save and close has
+    a channel of its own, so none of them replaces another.
+    """
 
     opened = Signal(int, object)  # request id, FileInfo
     open_failed = Signal(int, str, object)  # request id, path, exception (TrustRequired carries globals)
@@ -122,18 +99,17 @@ class Worker(QObject):
     busy_changed = Signal(bool)  # an evaluation is (no longer) pending
     saved = Signal(int, object)  # request id, Saved
     save_failed = Signal(int, str)  # request id, message
-    _posted = Signal(int, str, bool, object)
 
     def __init__(self, parent: QObject | None = None, max_threads: int = 4, session: Session | None = None):
         super().__init__(parent)
         self.session: Session = session if session is not None else IsolatedSession()
-        self._pool = _PythonThreadPool(max_threads)
+        # Threads spend their time waiting on a reader's socket, not computing: a few are
+        # enough for an open or a save to go ahead while an evaluation is running.
+        self._runner = BackgroundRunner(self, max_threads=max_threads)
         self._ids = itertools.count(1)
         self._latest_eval: int | None = None
-        self._eval_cancel: threading.Event | None = None
         self._pending_opens: set[int] = set()
         self._open_handles: set[int] = set()
-        self._posted.connect(self._deliver)  # queued: emitted from pool threads
 
     # -- requests (GUI thread) ------------------------------------------------------
     def open(self, path: str | Path, trust: bool = False) -> int:
@@ -141,7 +117,25 @@ class Worker(QObject):
         rid = next(self._ids)
         path = Path(path)
         self._pending_opens.add(rid)
-        self._start(rid, "open", lambda: self.session.open(path, trust=trust), path)
+
+        def done(info: FileInfo) -> None:
+            self._pending_opens.discard(rid)
+            self._open_handles.add(info.handle)
+            self.opened.emit(rid, info)
+
+        def failed(error: BaseException) -> None:
+            self._pending_opens.discard(rid)
+            self.open_failed.emit(rid, str(path), error)
+
+        self._runner.submit(
+            f"open:{rid}",
+            _in_core_terms,
+            self.session.open,
+            path,
+            trust=trust,
+            on_done=done,
+            on_exception=failed,
+        )
         return rid
 
     def evaluate(
@@ -158,16 +152,39 @@ class Worker(QObject):
         with trust first (same handle), then evaluated.
         """
         rid = next(self._ids)
-        self._cancel_running()
-        cancel = threading.Event()
-        self._latest_eval, self._eval_cancel = rid, cancel
+        self._latest_eval = rid
         self.busy_changed.emit(True)
         given = dict(feeds) if feeds is not None else None
 
-        def job() -> Value:
-            return self.session.value(handle, node_id, index=index, feeds=given, trust=trust, cancel=cancel)
+        def done(value: Value) -> None:
+            self._eval_ended()
+            self.result.emit(rid, value)
 
-        self._start(rid, "eval", job)
+        def failed(error: BaseException) -> None:
+            self._eval_ended()
+            if isinstance(error, TrustRequired):
+                self.trust_needed.emit(rid, error)
+            else:
+                self.failed.emit(rid, user_message(error))
+
+        # submit() sets the cancel event of the evaluation it replaces: the session then
+        # stops a reader that has not answered within about a second. The new one starts
+        # after that: sent earlier, it would wait for the same reader and then find it
+        # restarted, without the file it asks about.
+        self._runner.submit(
+            "eval",
+            _in_core_terms,
+            self.session.value,
+            handle,
+            node_id,
+            index=index,
+            feeds=given,
+            trust=trust,
+            on_done=done,
+            on_exception=failed,
+            cancellable=True,
+            after_previous=True,
+        )
         return rid
 
     def save(self, handle: int, replacements: Mapping[str, np.ndarray], target: str | Path) -> int:
@@ -177,21 +194,29 @@ class Worker(QObject):
         either way.
         """
         rid = next(self._ids)
-        values = dict(replacements)
-        self._start(rid, "save", lambda: self.session.save(handle, values, Path(target)))
+        self._runner.submit(
+            f"save:{rid}",
+            _in_core_terms,
+            self.session.save,
+            handle,
+            dict(replacements),
+            Path(target),
+            on_done=lambda saved: self.saved.emit(rid, saved),
+            on_exception=lambda error: self.save_failed.emit(rid, user_message(error)),
+        )
         return rid
 
     def cancel(self) -> None:
         """Stop the pending evaluation; the view returns to idle at once."""
-        self._cancel_running()
+        self._runner.cancel("eval")
         if self._latest_eval is not None:
-            self._latest_eval = None
-            self.busy_changed.emit(False)
+            self._eval_ended()
 
     def close(self, handle: int) -> None:
         """Forget a file; a read of it still running is stopped (in the background)."""
         self._open_handles.discard(handle)
-        self._pool.start(lambda: self._quietly(self.session.close, handle))
+        # in the background: closing waits for the reader to give up a running read
+        self._runner.submit(f"close:{next(self._ids)}", self._quietly, self.session.close, handle)
 
     def is_busy(self) -> bool:
         return self._latest_eval is not None
@@ -203,18 +228,30 @@ class Worker(QObject):
         return sorted(self._open_handles)
 
     def shutdown(self, wait_ms: int = 3000) -> None:
-        """Stop the readers and wait briefly for running jobs (used when the window closes)."""
+        """Stop the readers and wait briefly for running jobs (used when the window closes).
+
+        The pool's threads are not daemons: Qt waits for them when the pool is destroyed,
+        so a call stuck waiting for a reader would block quitting. Stopping the readers
+        makes every such call return; a job that started a reader again meanwhile (the
+        second call of a save) is stopped by the next round.
+        """
         self._latest_eval = None
-        self._cancel_running()
+        self._pending_opens.clear()
         self._open_handles.clear()
-        self._quietly(self.session.shutdown)
-        self._pool.wait(wait_ms)
+        # cancel everything (outcomes that still arrive are dropped) and drop queued work,
+        # which must not start a reader again
+        self._runner.stop(0)
+        deadline = time.monotonic() + max(wait_ms, 0) / 1000
+        while True:
+            self._quietly(self.session.shutdown)
+            left_ms = int((deadline - time.monotonic()) * 1000)
+            if self._runner.stop(min(max(left_ms, 0), _SHUTDOWN_ROUND_MS)) or left_ms <= 0:
+                return
 
     # -- internals ------------------------------------------------------------------
-    def _cancel_running(self) -> None:
-        if self._eval_cancel is not None:
-            self._eval_cancel.set()
-            self._eval_cancel = None
+    def _eval_ended(self) -> None:
+        self._latest_eval = None
+        self.busy_changed.emit(False)
 
     @staticmethod
     def _quietly(fn: Callable[..., Any], *args: Any) -> None:
@@ -222,46 +259,3 @@ class Worker(QObject):
             fn(*args)
         except Exception:  # closing and shutting down report nothing to the user
             log.debug("session call failed", exc_info=True)
-
-    def _start(self, rid: int, kind: str, fn: Callable[[], Any], path: Path | None = None) -> None:
-        tag = kind if path is None else f"{kind}\0{path}"
-
-        def job() -> None:
-            try:
-                payload, ok = fn(), True
-            except BaseException as exc:  # everything becomes a message, nothing crashes the app
-                log.debug("%s job failed", kind, exc_info=True)
-                payload, ok = _as_core_error(exc), False
-            self._posted.emit(rid, tag, ok, payload)
-
-        self._pool.start(job)
-
-    @Slot(int, str, bool, object)
-    def _deliver(self, rid: int, kind: str, ok: bool, payload: object) -> None:
-        kind, _, path = kind.partition("\0")
-        if kind == "open":
-            self._pending_opens.discard(rid)
-            if ok:
-                assert isinstance(payload, FileInfo)
-                self._open_handles.add(payload.handle)
-                self.opened.emit(rid, payload)
-            else:
-                self.open_failed.emit(rid, path, payload)
-            return
-        if kind == "save":
-            if ok:
-                self.saved.emit(rid, payload)
-            else:
-                self.save_failed.emit(rid, user_message(payload))  # type: ignore[arg-type]
-            return
-        if rid != self._latest_eval:
-            return  # a newer selection or a cancel made this stale
-        self._latest_eval = None
-        self._eval_cancel = None
-        self.busy_changed.emit(False)
-        if ok:
-            self.result.emit(rid, payload)
-        elif isinstance(payload, TrustRequired):
-            self.trust_needed.emit(rid, payload)
-        else:
-            self.failed.emit(rid, user_message(payload))  # type: ignore[arg-type]

@@ -1,7 +1,8 @@
-"""The worker drives real TensorFlow and torch graphs from its threads, repeatedly.
+"""The worker drives real TensorFlow and torch graphs through the reader process, repeatedly.
 
-Regression: on Qt pool threads the second TensorFlow call crashed the process
-(pybind11 kept a stale Python thread state); the worker uses Python threads.
+Regression: when frameworks ran in the window's process, the second TensorFlow call
+on a Qt pool thread crashed it (pybind11 kept a stale Python thread state). Frameworks
+now run only in the reader, and the worker's Qt pool threads just wait on its socket.
 """
 
 from pathlib import Path
