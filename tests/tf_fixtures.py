@@ -525,3 +525,19 @@ def tf2_autograph_model(directory: Path) -> tuple[Path, object]:
     out = directory / "sm_autograph"
     tf.saved_model.save(net, str(out), signatures={"serving_default": net.serve})
     return out, net
+
+
+def keras2_lstm_saved_model(directory: Path) -> tuple[Path, Any]:
+    """A tf_keras LSTM model trained one step with Adam; Keras 2 saves a CuDNN alternative body."""
+    import tf_keras
+
+    tf_keras.utils.set_random_seed(0)
+    inputs = tf_keras.Input((5, 4), name="seq")
+    model = tf_keras.Model(
+        inputs, tf_keras.layers.Dense(2, name="head")(tf_keras.layers.LSTM(3, name="lstm")(inputs))
+    )
+    model.compile(tf_keras.optimizers.legacy.Adam(), "mse")
+    model.fit(np.ones((2, 5, 4), np.float32), np.ones((2, 2), np.float32), verbose=0)
+    out = directory / "keras2_lstm"
+    model.save(str(out), save_format="tf")
+    return out, model

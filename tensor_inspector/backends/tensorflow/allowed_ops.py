@@ -83,7 +83,9 @@ ARRAY = _ops("""
 
 # Neural-network layers (gen_nn_ops, fused kernels Grappler or exporters leave in graphs,
 # linear algebra, FFTs, CTC, RNN cells, image resizing and decoding of in-memory bytes):
-# arithmetic on tensors.
+# arithmetic on tensors. The CudnnRNN family is cuDNN's fused RNN (forward, gradient and
+# weight-layout conversions) on tensors and a scratch space in device memory: every Keras 2
+# LSTM/GRU saves it as the GPU alternative of its layer function (``api_implements``).
 NN = _ops("""
     ApproxTopK AvgPool AvgPool3D AvgPool3DGrad AvgPoolGrad BatchNormWithGlobalNormalization
     BatchNormWithGlobalNormalizationGrad BiasAdd BiasAddGrad BiasAddV1 Conv Conv2D
@@ -112,6 +114,9 @@ NN = _ops("""
     RFFT3D RFFTND
     CTCBeamSearchDecoder CTCGreedyDecoder CTCLoss CTCLossV2
     BlockLSTM BlockLSTMV2 GRUBlockCell LSTMBlockCell
+    CudnnRNN CudnnRNNV2 CudnnRNNV3 CudnnRNNBackprop CudnnRNNBackpropV2 CudnnRNNBackpropV3
+    CudnnRNNCanonicalToParams CudnnRNNCanonicalToParamsV2 CudnnRNNParamsSize
+    CudnnRNNParamsToCanonical CudnnRNNParamsToCanonicalV2
     UniformDequantize UniformQuantize UniformQuantizedAdd UniformQuantizedClipByValue
     UniformQuantizedConvolution UniformQuantizedConvolutionHybrid UniformQuantizedDot
     UniformQuantizedDotHybrid UniformRequantize

@@ -181,3 +181,19 @@ def test_layer_value_through_the_reader_process(models, expected):
         np.testing.assert_allclose(value.array, expected["legacy"]["bn"], rtol=1e-5, atol=1e-6)
     finally:
         session.shutdown()
+
+
+def test_keras2_lstm_evaluates_untrusted(tmp_path):
+    """Its saved CuDNN alternative (CudnnRNNV3, on the allow-list) needs no trust; the loop's ops say why not."""
+    path, model = tf_fixtures.keras2_lstm_saved_model(tmp_path)
+    seq = np.random.default_rng(1).normal(size=(2, 5, 4)).astype(np.float32)
+    with open_path(path) as source:
+        assert source.vetting.findings == []
+        output = source.node("serving_default").metadata["outputs"]["head"]["node"]
+        np.testing.assert_allclose(
+            source.evaluate(output, {"seq": seq}), model.predict(seq, verbose=0), rtol=1e-5
+        )
+        in_loop = [
+            n for n in source.value_nodes() if "outside the loop" in n.metadata.get("not_evaluable", "")
+        ]
+        assert in_loop
