@@ -31,12 +31,13 @@ def window(qtbot):
 
 
 def open_file(qtbot, win: MainWindow, path: Path) -> int:
-    with qtbot.waitSignal(win.file_opened) as opened:
+    # generous: a TensorFlow file's first open imports TensorFlow in the reader
+    with qtbot.waitSignal(win.file_opened, timeout=60_000) as opened:
         win.open_paths([path])
     return opened.args[0]
 
 
 def show(qtbot, win: MainWindow, node_id: str, handle: int | None = None) -> np.ndarray:
-    with qtbot.waitSignal(win.value_shown):
+    with qtbot.waitSignal(win.value_shown, timeout=60_000):
         assert win.select_node(node_id, handle)
     return win.view.array()

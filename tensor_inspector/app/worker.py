@@ -103,6 +103,9 @@ class Worker(QObject):
     def __init__(self, parent: QObject | None = None, max_threads: int = 4, session: Session | None = None):
         super().__init__(parent)
         self.session: Session = session if session is not None else IsolatedSession()
+        warm_up = getattr(self.session, "warm_up", None)
+        if warm_up is not None:  # Python and numpy start while the user picks a file
+            warm_up()
         # Threads spend their time waiting on a reader's socket, not computing: a few are
         # enough for an open or a save to go ahead while an evaluation is running.
         self._runner = BackgroundRunner(self, max_threads=max_threads)

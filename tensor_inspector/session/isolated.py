@@ -16,6 +16,7 @@ import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -23,6 +24,7 @@ from tensor_inspector.core.nodes import FeedSpec
 from tensor_inspector.session.answers import (
     CANCELLED,
     CLOSED,
+    CRASH,
     Compared,
     Failure,
     FileInfo,
@@ -30,7 +32,7 @@ from tensor_inspector.session.answers import (
     SessionFailure,
     Value,
 )
-from tensor_inspector.session.reader_process import ReaderProcess
+from tensor_inspector.session.reader_process import ReaderProcess, ReaderRestarted
 
 COMPARE_PART_S = 0.5  # a comparison answers at least this often: progress, and cancel without a kill
 
@@ -109,11 +111,7 @@ class IsolatedSession:
 
     # -- values -----------------------------------------------------------------------
     def feed_specs(self, handle: int, node_id: str | None = None) -> list[FeedSpec]:
-        record = self._ready(handle)
-        assert record.reader is not None
-        specs: list[FeedSpec] = record.reader.call(
-            "feed_specs", record.child_handle, node_id, what=record.path.name, tag=handle
-        )
+        specs: list[FeedSpec] = self._call_with_file(handle, "feed_specs", node_id)
         return specs
 
     def value(
@@ -128,19 +126,33 @@ class IsolatedSession:
         """A node's value. ``trust``: move the file to the trusted reader first."""
         if trust:
             self._trust(handle)
-        record = self._ready(handle)
-        assert record.reader is not None
-        value: Value = record.reader.call(
-            "value",
-            record.child_handle,
-            node_id,
-            index,
-            dict(feeds) if feeds else None,
-            what=record.path.name,
-            tag=handle,
-            cancel=cancel,
-        )
+        given = dict(feeds) if feeds else None
+        value: Value = self._call_with_file(handle, "value", node_id, index, given, cancel=cancel)
         return dataclasses.replace(value, handle=handle)
+
+    def _call_with_file(self, handle: int, method: str, *args: Any, **kwargs: Any) -> Any:
+        """``method(child handle, *args)`` in the reader that has the file open.
+
+        A reader restarted between finding the handle and sending the call (a call
+        queued before this one crashed it or was cancelled) gets the file reopened and
+        the call once more.
+        """
+        for _attempt in range(3):
+            record = self._ready(handle)
+            assert record.reader is not None
+            try:
+                return record.reader.call(
+                    method,
+                    record.child_handle,
+                    *args,
+                    what=record.path.name,
+                    tag=handle,
+                    generation=record.generation,
+                    **kwargs,
+                )
+            except ReaderRestarted:
+                continue
+        raise SessionFailure(Failure(CRASH, f"The reader kept restarting while reading {record.path.name}."))
 
     def cancel(self, handle: int | None = None) -> None:
         """Cancel the running call (of ``handle``, when given) in either reader."""
@@ -249,7 +261,7 @@ class IsolatedSession:
             with self._lock:
                 record.child_handle = None  # reopened in the sandboxed reader on next use
         if previous is not None and previous[0] is not None and previous[1] is not None:
-            self._close_in(previous[0], previous[1], previous[2], target.name)
+            self._close_later(previous[0], previous[1], previous[2], target.name)
         return dataclasses.replace(saved, opened=dataclasses.replace(saved.opened, handle=handle))
 
     # -- internals --------------------------------------------------------------------
@@ -286,7 +298,7 @@ class IsolatedSession:
         with self._lock:
             record.trusted, record.child_handle = True, None
         if old_reader is not None and old_child is not None:
-            self._close_in(old_reader, old_child, old_generation, record.path.name)
+            self._close_later(old_reader, old_child, old_generation, record.path.name)
 
     @staticmethod
     def _is_ready(record: _Record, reader: ReaderProcess) -> bool:
@@ -296,6 +308,12 @@ class IsolatedSession:
             and record.generation == reader.generation
             and reader.alive()
         )
+
+    def _close_later(self, reader: ReaderProcess, child: int, generation: int, what: str) -> None:
+        """Close a stale reader-side handle without waiting for a read running there."""
+        threading.Thread(
+            target=self._close_in, args=(reader, child, generation, what), daemon=True, name="close-stale"
+        ).start()
 
     @staticmethod
     def _close_in(reader: ReaderProcess, child: int, generation: int, what: str) -> None:

@@ -54,6 +54,10 @@ def default_time_limit() -> float:
     return float(os.environ.get("TENSOR_INSPECTOR_READER_TIMEOUT_S", 900))
 
 
+class ReaderRestarted(Exception):
+    """The reader was restarted after the caller looked up its handles: they are gone."""
+
+
 class ReaderProcess:
     """A child process serving ``session.reader`` requests, one call at a time."""
 
@@ -147,9 +151,15 @@ class ReaderProcess:
         what: str = "the file",
         tag: Any = None,
         cancel: threading.Event | None = None,
+        generation: int | None = None,
         **kwargs: Any,
     ) -> Any:
-        """Run ``method`` in the reader and return its result, or raise ``SessionFailure``."""
+        """Run ``method`` in the reader and return its result, or raise ``SessionFailure``.
+
+        ``generation``: the process the caller's handles belong to; if it was restarted
+        meanwhile (by a call queued before this one), ``ReaderRestarted`` is raised
+        instead of sending handles the new process never gave out.
+        """
         cancel = cancel or threading.Event()
         with self._lock:
             if cancel.is_set():
@@ -157,6 +167,8 @@ class ReaderProcess:
             if not self.alive():
                 self.stop(0)
                 self._start()
+            if generation is not None and generation != self.generation:
+                raise ReaderRestarted()
             assert self._sock is not None
             rid = next(self._ids)
             self._current = (tag, cancel)

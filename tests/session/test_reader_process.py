@@ -243,3 +243,34 @@ def test_shutdown_ends_a_call_blocked_on_a_hanging_reader(tmp_path, monkeypatch)
     session.shutdown()
     thread.join(5)
     assert not thread.is_alive() and isinstance(outcome[0], SessionFailure)
+
+
+def test_a_call_queued_behind_a_cancelled_one_reopens_its_file(tmp_path, monkeypatch):
+    """The cancelled read restarts the reader; the read waiting behind it must not see a stale handle."""
+    enable(monkeypatch)
+    session = IsolatedSession()
+    try:
+        np.save(tmp_path / "good.npy", np.arange(4.0))
+        good = session.open(tmp_path / "good.npy")
+        hang = session.open(make(tmp_path, "hang"))
+        cancel = threading.Event()
+        results: dict[str, object] = {}
+
+        def read(name: str, handle: int, node: str, stop: threading.Event | None = None) -> None:
+            try:
+                results[name] = session.value(handle, node, cancel=stop).array.tolist()
+            except SessionFailure as failure:
+                results[name] = failure.failure.kind
+
+        first = threading.Thread(target=read, args=("hang", hang.handle, "x", cancel))
+        first.start()
+        time.sleep(0.3)
+        second = threading.Thread(target=read, args=("good", good.handle, "array"))
+        second.start()  # waits for the reader behind the hanging read
+        time.sleep(0.3)
+        cancel.set()
+        first.join(10)
+        second.join(10)
+        assert results == {"hang": CANCELLED, "good": [0.0, 1.0, 2.0, 3.0]}
+    finally:
+        session.shutdown()
