@@ -46,13 +46,16 @@ def test_opening_a_numpy_file_imports_no_framework(tmp_path):
     assert out.strip() == "[]"
 
 
-@pytest.mark.parametrize("module", ["tensor_inspector.app"])
-def test_app_package_imports_no_framework(module):
+@pytest.mark.parametrize("module", ["tensor_inspector.app", "tensor_inspector.session"])
+def test_app_and_session_import_no_framework(module):
+    """Every module of the window's process, subpackages included: no framework comes with them."""
     out = run_python(f"""
         import sys, pkgutil, importlib
         import {module} as pkg
-        for info in pkgutil.iter_modules(pkg.__path__):
-            importlib.import_module(pkg.__name__ + "." + info.name)
-        print(sorted(m for m in sys.modules if m.split(".")[0] in ("torch", "tensorflow", "keras")))
+        names = [info.name for info in pkgutil.walk_packages(pkg.__path__, pkg.__name__ + ".")]
+        for name in names:
+            importlib.import_module(name)
+        assert len(names) > 5, names
+        print(sorted(m for m in sys.modules if m.split(".")[0] in ("torch", "tensorflow", "keras", "h5py")))
     """)
     assert out.strip() == "[]"
