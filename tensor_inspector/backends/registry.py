@@ -29,6 +29,8 @@ BUILTIN_BACKENDS: dict[str, str] = {
     "pickle": "tensor_inspector.backends.pickles.backend:PickleBackend",
     "tensorflow": "tensor_inspector.backends.tensorflow.backend:TensorFlowBackend",
     "keras": "tensor_inspector.backends.keras.backend:KerasBackend",
+    "tflite": "tensor_inspector.backends.tflite.backend:TFLiteBackend",
+    "gguf": "tensor_inspector.backends.gguf.backend:GGUFBackend",
 }
 
 
