@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import traceback
+import warnings
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -368,7 +370,26 @@ def _print_report(report: Any, atol: float, rtol: float) -> None:
     )
 
 
+NO_DISPLAY = "No display found: set DISPLAY, or use --screenshot to render without one."
+
+
+def display_missing(screenshot: str | None) -> bool:
+    """True when a window would be shown nowhere: no X11 or Wayland display (ssh, containers).
+
+    Qt would fall back to offscreen rendering and run invisibly until killed. A screenshot
+    or an explicit QT_QPA_PLATFORM asks for that rendering; Windows and macOS sessions
+    always have their display.
+    """
+    if screenshot or os.environ.get("QT_QPA_PLATFORM") or sys.platform in ("win32", "darwin"):
+        return False
+    return not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
+
+
 def cmd_window(args: argparse.Namespace) -> int:
+    from tensor_inspector.core.errors import InspectorError
+
+    if display_missing(args.screenshot):  # checked before Qt is imported: it answers at once
+        raise InspectorError(NO_DISPLAY)
     from tensor_inspector.app.window import launch
 
     if args.command == "demo":
@@ -387,6 +408,41 @@ COMMANDS = {
 }
 
 
+DEBUG_VARIABLE = "TENSOR_INSPECTOR_DEBUG"  # read by session.reader_process for the reader's environment
+_QUIET_VARIABLES = ("CUDA_VISIBLE_DEVICES", DEBUG_VARIABLE, "TF_CPP_MIN_LOG_LEVEL", "PYTHONWARNINGS")
+
+
+@contextmanager
+def quiet_frameworks(debug: bool) -> Iterator[None]:
+    """Framework chatter off (unless ``debug``), set before any framework is imported.
+
+    TensorFlow logs its CUDA probing ("failed call to cuInit") as an error, which only
+    TF_CPP_MIN_LOG_LEVEL=3 hides; Python-side deprecation warnings of the frameworks are
+    noise for users too. GPUs are hidden unless the user chose some: reading weights needs
+    none, and TensorFlow would otherwise reserve a GPU's memory that a training job may be
+    using. The reader processes inherit this environment (and the debug flag through
+    TENSOR_INSPECTOR_DEBUG). Restored afterwards: scripts call ``main`` in-process.
+    """
+    saved = {key: os.environ.get(key) for key in _QUIET_VARIABLES}
+    os.environ.setdefault("CUDA_VISIBLE_DEVICES", "")
+    if debug:
+        os.environ[DEBUG_VARIABLE] = "1"
+    else:
+        os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"
+        os.environ.setdefault("PYTHONWARNINGS", "ignore")
+    try:
+        with warnings.catch_warnings():
+            if not debug:
+                warnings.simplefilter("ignore")
+            yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or (argv[0] not in SUBCOMMANDS and argv[0] not in ("-h", "--help", "--version")):
@@ -398,7 +454,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     args = build_parser().parse_args(argv)
     try:
-        return COMMANDS[args.command](args)
+        with quiet_frameworks(args.debug):
+            return COMMANDS[args.command](args)
     except KeyboardInterrupt:
         return 130
     except Exception as exc:  # one sentence for users; details with --debug
@@ -417,6 +474,18 @@ def main(argv: Sequence[str] | None = None) -> int:
             message = f"Unexpected error ({type(exc).__name__}: {exc}); run with --debug for details."
         print(f"tensor-inspector: error: {message}", file=sys.stderr)
         return 1
+
+
+def main_gui() -> int:
+    """``tensor-inspector-gui``: the window, started without a console on Windows.
+
+    Windows gives such a program no standard streams (None); messages are dropped there
+    instead of failing on the first print.
+    """
+    for name in ("stdout", "stderr"):
+        if getattr(sys, name) is None:
+            setattr(sys, name, open(os.devnull, "w"))  # open for the process's life
+    return main()
 
 
 if __name__ == "__main__":

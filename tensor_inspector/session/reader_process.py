@@ -85,7 +85,12 @@ class ReaderProcess:
             args.append("--sandbox")
         env = dict(os.environ)
         env["PYTHONPATH"] = os.pathsep.join(p for p in (_PACKAGE_ROOT, env.get("PYTHONPATH")) if p)
-        env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+        # Framework notices (TensorFlow's CUDA probing, oneDNN, deprecation warnings) are not
+        # for users; the CLI's --debug sets TENSOR_INSPECTOR_DEBUG=1 to let them through.
+        if env.get("TENSOR_INSPECTOR_DEBUG") != "1":
+            env["TF_CPP_MIN_LOG_LEVEL"] = "3"
+            env.setdefault("PYTHONWARNINGS", "ignore")
+        env.setdefault("CUDA_VISIBLE_DEVICES", "")  # reading weights needs no GPU; leave its memory alone
         try:
             self._proc = subprocess.Popen(
                 args, pass_fds=[child.fileno()], stdin=subprocess.DEVNULL, env=env, close_fds=True
