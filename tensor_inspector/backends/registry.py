@@ -15,6 +15,7 @@ from functools import lru_cache
 from pathlib import Path
 
 from tensor_inspector.backends.base import Backend, InspectorError, Source, UnsupportedFormat
+from tensor_inspector.backends.identify import identify
 
 log = logging.getLogger(__name__)
 
@@ -31,6 +32,7 @@ BUILTIN_BACKENDS: dict[str, str] = {
     "keras": "tensor_inspector.backends.keras.backend:KerasBackend",
     "tflite": "tensor_inspector.backends.tflite.backend:TFLiteBackend",
     "gguf": "tensor_inspector.backends.gguf.backend:GGUFBackend",
+    "onnx": "tensor_inspector.backends.onnx.backend:OnnxBackend",
 }
 
 
@@ -106,6 +108,9 @@ def open_path(path: str | Path, trust: bool = False, backend: str | None = None)
         chosen = get_backend(backend)
     else:
         candidates = detect(path)
+        known = identify(path)  # files we know but do not read say what they are
+        if known is not None and (known.definite or not candidates):
+            raise UnsupportedFormat(known.sentence)
         if not candidates:
             if path.is_file() and path.stat().st_size == 0:
                 raise UnsupportedFormat(f"{path} is empty (0 bytes).")

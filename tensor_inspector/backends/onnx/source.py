@@ -1,0 +1,141 @@
+"""An opened ONNX model: initializers read on demand, node outputs evaluated by onnxruntime."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from tensor_inspector.backends.base import (
+    FeedSpec,
+    Index,
+    InspectorError,
+    Node,
+    NotEvaluable,
+    Source,
+    TrustRequired,
+)
+from tensor_inspector.backends.onnx.listing import list_model, numpy_name, type_info
+from tensor_inspector.backends.onnx.model import (
+    EXTERNAL,
+    all_tensors,
+    disallowed_ops,
+    external_info,
+    load_model,
+    trust_sentence,
+)
+from tensor_inspector.backends.onnx.runtime import Runner
+from tensor_inspector.backends.onnx.tensors import TensorReader, tensor_meta
+from tensor_inspector.backends.onnx.write import write_model
+
+
+class OnnxSource(Source):
+    backend_name = "onnx"
+    format_name = "ONNX"
+    writable = True
+
+    def __init__(self, path: Path, trust: bool = False):
+        super().__init__(path)
+        self.trusted = trust
+        self.model = load_model(self.path)
+        folder = self.path.absolute().parent
+        name = self.path.name
+        for tensor in all_tensors(self.model):  # refuse escaping paths before anything is read
+            if tensor.data_location == EXTERNAL:
+                external_info(tensor, folder, name)
+        self.reader = TensorReader(folder, name)
+        self.listing = list_model(self.model, lambda t: tensor_meta(t, folder, name), type_info(self.model))
+        for node in self.listing.nodes:
+            self._add(node)
+        graph = self.model.graph
+        initialized = {t.name for t in graph.initializer}
+        self._inputs = [i for i in graph.input if i.name not in initialized]
+        self._untrusted_ops = disallowed_ops(self.model)
+        self._runner: Runner | None = None
+        self.metadata = _model_metadata(self.model)
+
+    # -- values -------------------------------------------------------------------
+    def _read(self, node: Node, index: Index | None) -> np.ndarray:
+        tensor = self.listing.tensors.get(node.id)
+        if tensor is None:
+            raise NotEvaluable(f"{node.id!r} has no stored value.")
+        return self.reader.read(tensor, index)
+
+    def feed_specs(self, node_id: str | None = None) -> list[FeedSpec]:
+        needed: frozenset[str] | None = None
+        if node_id is not None and node_id in self.listing.computed:
+            needed = self.listing.computed[node_id].feeds
+        specs = []
+        for vi in self._inputs:
+            if needed is not None and vi.name not in needed:
+                continue
+            dtype, shape = "float32", None
+            if vi.type.HasField("tensor_type"):
+                tt = vi.type.tensor_type
+                dtype = numpy_name(tt.elem_type) or dtype
+                if tt.HasField("shape"):
+                    shape = tuple(d.dim_value if d.HasField("dim_value") else None for d in tt.shape.dim)
+            specs.append(FeedSpec(vi.name, dtype, shape, description=_dims_text(vi)))
+        return specs
+
+    def _evaluate(self, node: Node, feeds: dict[str, np.ndarray]) -> np.ndarray:
+        computed = self.listing.computed.get(node.id)
+        if computed is None:
+            raise NotEvaluable(f"{node.id!r} is not a value of the graph.")
+        if computed.why_not:
+            raise NotEvaluable(f"{node.id!r} cannot be evaluated: {computed.why_not}.")
+        if self._untrusted_ops and not self.trusted:
+            raise TrustRequired(trust_sentence(self.path.name, self._untrusted_ops), self._untrusted_ops)
+        # every input is fed, since one run answers all nodes: the missing take defaults
+        used = {**self.default_feeds(None), **feeds}
+        typed = {spec.name: _typed_feed(spec, used[spec.name]) for spec in self.feed_specs(None)}
+        if self._runner is None:
+            self._runner = Runner(self.model, self.reader.folder, self.listing.main_outputs)
+        return self._runner.run(computed.value, typed)
+
+    # -- writing ------------------------------------------------------------------
+    def _write(self, path: Path, replacements: dict[str, np.ndarray]) -> None:
+        write_model(self.model, self.reader, Path(path), replacements, self.path.name)
+
+    def close(self) -> None:
+        self.reader.close()
+        if self._runner is not None:
+            self._runner.close()
+            self._runner = None
+
+
+def _typed_feed(spec: FeedSpec, value: np.ndarray) -> np.ndarray:
+    """``value`` as the input's element type: a float64 array for a float32 input is cast,
+    a float for an integer input is refused (it would be truncated)."""
+    value = np.asarray(value)
+    if spec.dtype == "str":
+        return value.astype(object)
+    want = np.dtype(spec.dtype)
+    if value.dtype == want:
+        return value
+    if not np.can_cast(value.dtype, want, casting="same_kind"):
+        raise InspectorError(f"Input {spec.name!r} takes {want}; the value given is {value.dtype}.")
+    return value.astype(want)
+
+
+def _dims_text(vi: Any) -> str:
+    if not vi.type.HasField("tensor_type") or not vi.type.tensor_type.HasField("shape"):
+        return ""
+    dims = [
+        d.dim_param or (str(d.dim_value) if d.HasField("dim_value") else "?")
+        for d in vi.type.tensor_type.shape.dim
+    ]
+    return "[" + ", ".join(dims) + "]"
+
+
+def _model_metadata(model: Any) -> dict[str, Any]:
+    meta: dict[str, Any] = {"ir_version": int(model.ir_version)}
+    if model.producer_name:
+        meta["producer"] = f"{model.producer_name} {model.producer_version}".strip()
+    meta["opsets"] = ", ".join(f"{o.domain or 'ai.onnx'} {o.version}" for o in model.opset_import)
+    if model.doc_string:
+        meta["doc"] = model.doc_string
+    for prop in model.metadata_props:
+        meta[prop.key] = prop.value
+    return meta
