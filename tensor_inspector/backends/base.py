@@ -53,6 +53,16 @@ class Source:
     Subclasses fill ``self._nodes`` (id -> Node, in file order, parents before
     children) and implement ``_read``; graph formats implement ``_evaluate`` and
     ``feed_specs``; writable formats implement ``_write``.
+
+    Quantized tensors (``backends/quantized.py``) are two nodes of the same kind, one per
+    view: ``"raw"`` (the stored codes: int8, uint8 GGUF blocks, float8 before its scale) and
+    ``"dequantized"`` (float32 in the logical shape). Both carry
+    ``metadata["views"] = {"raw": id, "dequantized": id}`` and ``metadata["view"]`` (which one
+    they are), so a viewer toggles by selecting the other id (statistics and export follow);
+    the stored one carries ``metadata["quantization"]`` (``scheme`` and, as they apply,
+    ``scale``, ``zero_point``, ``axis``, ``block_size``, ``scale_tensor``). The second node is
+    a child of the first: ``<id>/dequantized``, or ``<id>/raw`` for GGUF, whose main node
+    shows values. A computed dequantized view refuses writes (edit the codes instead).
     """
 
     backend_name: str = "?"
