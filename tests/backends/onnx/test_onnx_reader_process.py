@@ -1,0 +1,46 @@
+"""ONNX through the window's path: the sandboxed reader process runs onnxruntime."""
+
+from __future__ import annotations
+
+import numpy as np
+import onnx_fixtures
+import pytest
+
+from tensor_inspector.session.answers import SessionFailure
+from tensor_inspector.session.isolated import IsolatedSession
+
+pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
+
+
+@pytest.fixture
+def session():
+    s = IsolatedSession()
+    yield s
+    s.shutdown()
+
+
+def test_node_output_evaluated_in_the_reader(session, tmp_path):
+    path = onnx_fixtures.if_model(tmp_path / "if.onnx")
+    x = np.random.default_rng(4).standard_normal((2, 4)).astype(np.float32)
+    expected = onnx_fixtures.ort_values(path, ["pre", "out"], {"x": x})
+    info = session.open(path)
+    assert {"w", "pre", "out"} <= {n.id for n in info.nodes}
+    for name in ["pre", "out"]:
+        value = session.value(info.handle, name, feeds={"x": x})
+        np.testing.assert_array_equal(value.array, expected[name])
+    assert [s.name for s in value.feed_specs] == ["x"]
+    np.testing.assert_array_equal(session.value(info.handle, "w").array.shape, (4, 3))
+    inner = next(n.id for n in info.nodes if n.name == "doubled")
+    with pytest.raises(SessionFailure, match="onnxruntime exposes only values of the top-level graph"):
+        session.value(info.handle, inner, feeds={"x": x})
+
+
+def test_external_data_read_and_evaluated_in_the_reader(session, tmp_path):
+    pytest.importorskip("torch")
+    path = onnx_fixtures.export_cnn(tmp_path / "cnn.onnx", external=True)
+    x = np.random.default_rng(5).standard_normal((1, 3, 16, 16)).astype(np.float32)
+    expected = onnx_fixtures.ort_values(path, ["/conv2/Conv_output_0"], {"image": x})
+    info = session.open(path)
+    value = session.value(info.handle, "/conv2/Conv_output_0", feeds={"image": x})
+    np.testing.assert_array_equal(value.array, expected["/conv2/Conv_output_0"])
+    assert session.value(info.handle, "fc.weight").array.shape == (5, 196)
