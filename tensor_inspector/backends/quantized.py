@@ -133,3 +133,86 @@ def dequantize(
         z = np.asarray(zero_point)[np.ix_(*picks)].reshape(out_shape) if picks else zero_point
         values = values - np.asarray(z).astype(np.float32)
     return np.asarray(values * s, dtype=np.float32)
+
+
+# -- float8 weights paired with their scale tensors (safetensors checkpoints) ---------------
+FLOAT8 = ("float8_e4m3fn", "float8_e5m2", "float8_e4m3fnuz", "float8_e5m2fnuz")
+# Names checkpoints give a float8 weight's scale: "<w>_scale" (FBGEMM, compressed-tensors
+# "<layer>.weight_scale"), "<w>_scale_inv" (DeepSeek-V3: multiplied in despite the name).
+SCALE_SUFFIXES = ("_scale", "_scale_inv")
+BLOCK_METADATA_KEYS = ("weight_block_size", "block_size")
+COMMON_BLOCK = 128  # DeepSeek-V3, Qwen3-FP8: 128x128 blocks
+
+
+def metadata_block(metadata: dict[str, Any]) -> list[int] | None:
+    """A block size the file's metadata declares (JSON text such as "[128, 128]")."""
+    import json
+
+    for key in BLOCK_METADATA_KEYS:
+        text = metadata.get(key)
+        if text is None:
+            continue
+        try:
+            value = json.loads(text) if isinstance(text, str) else text
+        except ValueError:
+            continue
+        if isinstance(value, int):
+            return [value]
+        if isinstance(value, list) and all(isinstance(v, int) and v > 0 for v in value):
+            return value
+    return None
+
+
+def scale_block(
+    shape: Sequence[int], scale_shape: Sequence[int], declared: Sequence[int] | None
+) -> tuple[tuple[int, ...], tuple[int, ...]] | None:
+    """(scale grid shape, block) that lets ``scale_shape`` scale ``shape``, or None.
+
+    Per tensor (one value), per row (``[rows]`` or ``[rows, 1]``) and block-wise. Per
+    dimension the block is the declared one when it fits, else 128 when it fits, else the
+    ceiling quotient: the shapes alone cannot tell 125 from 128 for 1000 rows in 8 blocks.
+    """
+    size = math.prod(scale_shape)
+    if size == 1:
+        return (1,) * len(shape), tuple(max(int(d), 1) for d in shape)
+    grid_shape = tuple(scale_shape)
+    if len(grid_shape) == 1 and len(shape) >= 2 and grid_shape[0] == shape[0]:
+        grid_shape = (shape[0],) + (1,) * (len(shape) - 1)
+    if len(grid_shape) != len(shape):
+        return None
+    tail = list(declared or [])[-len(shape) :]
+    declared_dims = [None] * (len(shape) - len(tail)) + tail
+    block = []
+    for n, g, wanted in zip(shape, grid_shape, declared_dims):
+        if g < 1:
+            return None
+        fits = [b for b in (wanted, COMMON_BLOCK, max(math.ceil(n / g), 1)) if b and math.ceil(n / b) == g]
+        if g == n:
+            fits.insert(0, 1)
+        if not fits:
+            return None
+        block.append(fits[0])
+    return grid_shape, tuple(block)
+
+
+def fp8_pairs(
+    nodes: Sequence[Node], metadata: dict[str, Any]
+) -> dict[str, tuple[str, tuple[int, ...], tuple[int, ...]]]:
+    """float8 tensor id -> (scale tensor id, scale grid shape, block) for the pairs found."""
+    by_id = {n.id: n for n in nodes}
+    declared = metadata_block(metadata)
+    pairs = {}
+    for node in nodes:
+        if node.dtype not in FLOAT8 or node.shape is None:
+            continue
+        for suffix in SCALE_SUFFIXES:
+            scale = by_id.get(node.id + suffix)
+            if scale is None or scale.shape is None or scale.dtype not in ("float32", "bfloat16", "float16"):
+                continue
+            found = scale_block(
+                [int(d or 0) for d in node.shape], [int(d or 0) for d in scale.shape], declared
+            )
+            if found is not None:
+                pairs[node.id] = (scale.id, *found)
+                break
+    return pairs

@@ -23,6 +23,7 @@ from typing import Any, BinaryIO, NamedTuple
 
 import numpy as np
 
+from tensor_inspector.backends import quantized
 from tensor_inspector.backends.base import (
     Backend,
     CorruptFile,
@@ -209,6 +210,8 @@ class SafetensorsSource(Source):
             self._open_index(path)
         else:
             self._open_file(path, shard=None)
+        self._fp8: dict[str, tuple[str, str, tuple[int, ...], tuple[int, ...]]] = {}
+        self._pair_fp8_scales()
 
     def _open_index(self, path: Path) -> None:
         try:
@@ -268,7 +271,35 @@ class SafetensorsSource(Source):
                 )
             )
 
+    def _pair_fp8_scales(self) -> None:
+        """float8 weights stored with a scale tensor get a ``<name>/dequantized`` view."""
+        pairs = quantized.fp8_pairs(list(self._nodes.values()), self.metadata)
+        for key, (scale_key, grid_shape, block) in pairs.items():
+            view_id = f"{key}/{quantized.DEQUANTIZED}"
+            if view_id in self._nodes:
+                continue
+            node = self._nodes[key]
+            info = {
+                "scheme": "float8 times scale tensor",
+                "scale_tensor": scale_key,
+                "block_size": list(block),
+            }
+            meta = {
+                **node.metadata,
+                quantized.QUANTIZATION: info,
+                **quantized.views(key, view_id, quantized.RAW),
+            }
+            self._nodes[key] = Node(**{**node.__dict__, "metadata": meta})
+            self._add(quantized.dequantized_node(self._nodes[key]))
+            self._fp8[view_id] = (key, scale_key, grid_shape, block)
+
     def _read(self, node: Node, index: Index | None) -> np.ndarray:
+        if node.id in self._fp8:
+            key, scale_key, grid_shape, block = self._fp8[node.id]
+            raw = self.node(key)
+            scale = self._read(self.node(scale_key), None).astype(np.float32).reshape(grid_shape)
+            shape = self._entries[key].shape
+            return quantized.dequantize(lambda i: self._read(raw, i), shape, index, scale, block)
         entry = self._entries[node.id]
         path = entry.file
         dtype = numpy_dtype(DTYPES[entry.code])
@@ -291,6 +322,9 @@ class SafetensorsSource(Source):
         return array if index is None else array[index]
 
     def _write(self, path: Path, replacements: dict[str, np.ndarray]) -> None:
+        for key in replacements:
+            if key in self._fp8:
+                quantized.refuse_view_write(self.node(key))
         if not self.sharded:
             write_safetensors(path, self._tensors_of(self.path, replacements), self.metadata)
             return

@@ -14,7 +14,8 @@ from typing import Any
 
 import numpy as np
 
-from tensor_inspector.backends.base import CorruptFile, InspectorError, TrustRequired
+from tensor_inspector.backends import quantized
+from tensor_inspector.backends.base import CorruptFile, Index, InspectorError, Node, NodeKind, TrustRequired
 from tensor_inspector.backends.pickles.safe_unpickler import Refused
 from tensor_inspector.backends.pickles.tree import ContainerSource
 
@@ -29,6 +30,7 @@ class CheckpointSource(ContainerSource):
         self.is_zip = is_zip
         self.format_name = "torch checkpoint" if is_zip else "torch checkpoint (legacy format)"
         self._locations: dict[int, str] = {}
+        self._views: dict[str, str] = {}  # dequantized view id -> quantized tensor id
 
     def _device_of_tensor(self, tensor: Any) -> str | None:
         """The device the tensor was saved from (its storage location tag)."""
@@ -41,8 +43,36 @@ class CheckpointSource(ContainerSource):
         places = set(self._locations.values())
         return places.pop() if len(places) == 1 else None
 
+    def _populate(self, obj: Any) -> None:
+        super()._populate(obj)
+        # quantized tensors (qint8, quint8, ...): the int representation is the node itself,
+        # the values torch computes from it a ``<name>/dequantized`` child (backends/quantized.py)
+        for node in list(self._nodes.values()):
+            if node.kind is not NodeKind.TENSOR or quantized.QUANTIZATION not in node.metadata:
+                continue
+            view_id = f"{node.id}/{quantized.DEQUANTIZED}"
+            if view_id in self._nodes or node.id not in self._leaves:
+                continue
+            meta = {**node.metadata, **quantized.views(node.id, view_id, quantized.RAW)}
+            self._nodes[node.id] = stored = Node(**{**node.__dict__, "metadata": meta})
+            self._add(quantized.dequantized_node(stored))
+            self._views[view_id] = node.id
+
+    def _read(self, node: Node, index: Index | None) -> np.ndarray:
+        if node.id in self._views:
+            from tensor_inspector.backends.pytorch import convert as torch_convert
+
+            if self._obj is None:
+                raise InspectorError("This file has been closed.")
+            return torch_convert.dequantized(self._leaves[self._views[node.id]], index)
+        return super()._read(node, index)
+
     def _write(self, path: Path, replacements: dict[str, np.ndarray]) -> None:
         import torch
+
+        for key in replacements:
+            if key in self._views:
+                quantized.refuse_view_write(self.node(key))
 
         if _same_file(path, self.path) and self._obj is not None:
             raise InspectorError(

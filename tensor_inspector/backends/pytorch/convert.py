@@ -85,6 +85,14 @@ def to_numpy(t: torch.Tensor, index: Index | None = None) -> np.ndarray:
     return view
 
 
+def dequantized(t: torch.Tensor, index: Index | None = None) -> np.ndarray:
+    """A quantized tensor's values as torch computes them (``Tensor.dequantize``), float32."""
+    values = t.dequantize()
+    if index is not None:
+        values = values[index]
+    return np.asarray(values.detach().to(torch.float32).numpy())
+
+
 def exposed_dtype(t: torch.Tensor) -> np.dtype:
     if t.is_quantized:
         int_reprs: dict[torch.dtype, np.dtype] = {
