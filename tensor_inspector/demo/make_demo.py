@@ -77,6 +77,7 @@ def _framework_demos(directory: Path) -> list[Path]:
     for module, func in (
         ("tensor_inspector.demo.torch_demo", "make_demo_torch"),
         ("tensor_inspector.demo.tf_demo", "make_demo_tf"),
+        ("tensor_inspector.demo.onnx_demo", "make_demo_onnx"),
         ("tensor_inspector.demo.gguf_demo", "make_demo_gguf"),
     ):
         try:
