@@ -16,7 +16,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from tensor_inspector.backends.base import Node, NodeKind
-from tensor_inspector.backends.onnx.model import EXTERNAL, subgraphs
+from tensor_inspector.backends.onnx.branches import BranchPath
+from tensor_inspector.backends.onnx.model import EXTERNAL, STANDARD_DOMAINS, subgraphs
 
 INITIALIZERS = "initializers"
 
@@ -27,7 +28,8 @@ class Computed:
 
     value: str  # the output's name in its graph
     feeds: frozenset[str]  # graph inputs it depends on
-    why_not: str | None = None  # a sentence when onnxruntime cannot expose it (inside a subgraph)
+    why_not: str | None = None  # a sentence when one run gives it no value (inside a loop body)
+    branch: BranchPath = ()  # the If branches it lives in (``branches.evaluate_in_branch``)
 
 
 @dataclass
@@ -115,7 +117,7 @@ def list_model(
         for tensor in graph.initializer:
             out.nodes.append(Node(id=tensor.name, name=tensor.name, parent=group, **tensor_meta(tensor)))
             out.tensors[tensor.name] = tensor
-    _list_nodes(out, graph.node, None, "", deps, None, tensor_meta, types)
+    _list_nodes(out, graph.node, None, "", deps, None, tensor_meta, types, (), 0)
     return out
 
 
@@ -138,7 +140,11 @@ def _list_nodes(
     why_not: str | None,
     tensor_meta: Callable[[Any], dict[str, Any]],
     types: dict[str, Any],
+    path: BranchPath,
+    offset: int,
 ) -> None:
+    """List ``nodes``; inside If branches, ``path`` leads there and ``offset`` is where the
+    branch's nodes start once the enclosing Ifs are inlined (``branches.inline_branch``)."""
     for index, node in enumerate(nodes):
         subs = subgraphs(node)
         read = {i for i in node.input if i}
@@ -158,7 +164,7 @@ def _list_nodes(
             deps[name] = needs
             node_id = name if not prefix else out.unique(prefix + name)
             out.nodes.append(_computed_node(node_id, name, holder, node, types))
-            out.computed[node_id] = Computed(name, needs, why_not)
+            out.computed[node_id] = Computed(name, needs, why_not, path)
             if not prefix:
                 out.main_outputs.append(name)
         for attr, sub in subs:
@@ -172,11 +178,26 @@ def _list_nodes(
             sub_deps = dict(deps)
             for arg in sub.input:  # loop counters and carried state: fed by the node itself
                 sub_deps[arg.name] = needs
+            if why_not is None and node.op_type == "If" and node.domain in STANDARD_DOMAINS:
+                where = offset + index
+                _list_nodes(
+                    out,
+                    sub.node,
+                    group,
+                    inner,
+                    sub_deps,
+                    None,
+                    tensor_meta,
+                    types,
+                    (*path, (where, attr)),
+                    where,
+                )
+                continue
             reason = why_not or (
-                f"this value is computed inside the {attr} of {node.op_type} node "
-                f"{node.name or node.output[0]!r}, and onnxruntime exposes only values of the top-level graph"
+                f"it is computed inside the {attr} of {node.op_type} node {node.name or node.output[0]!r}, "
+                "which runs once per step, so one run of the model gives it no single value"
             )
-            _list_nodes(out, sub.node, group, inner, sub_deps, reason, tensor_meta, types)
+            _list_nodes(out, sub.node, group, inner, sub_deps, reason, tensor_meta, types, path, offset)
 
 
 def _node_meta(node: Any) -> dict[str, Any]:

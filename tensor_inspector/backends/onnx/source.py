@@ -16,6 +16,7 @@ from tensor_inspector.backends.base import (
     Source,
     TrustRequired,
 )
+from tensor_inspector.backends.onnx.branches import BranchPath, evaluate_in_branch, node_outputs
 from tensor_inspector.backends.onnx.listing import list_model, numpy_name, type_info
 from tensor_inspector.backends.onnx.model import (
     EXTERNAL,
@@ -53,6 +54,7 @@ class OnnxSource(Source):
         self._inputs = [i for i in graph.input if i.name not in initialized]
         self._untrusted_ops = disallowed_ops(self.model)
         self._runner: Runner | None = None
+        self._branch_runners: dict[BranchPath, Runner] = {}
         self.metadata = _model_metadata(self.model)
 
     # -- values -------------------------------------------------------------------
@@ -90,9 +92,21 @@ class OnnxSource(Source):
         # every input is fed, since one run answers all nodes: the missing take defaults
         used = {**self.default_feeds(None), **feeds}
         typed = {spec.name: _typed_feed(spec, used[spec.name]) for spec in self.feed_specs(None)}
-        if self._runner is None:
-            self._runner = Runner(self.model, self.reader.folder, self.listing.main_outputs)
-        return self._runner.run(computed.value, typed)
+        if computed.branch:
+            return evaluate_in_branch(self.model, computed.branch, computed.value, typed, self._runner_for)
+        return self._runner_for((), self.model).run(computed.value, typed)
+
+    def _runner_for(self, branch: BranchPath, model: Any) -> Runner:
+        """The runner of the top-level model (``()``) or of a copy with If branches inlined."""
+        if not branch:
+            if self._runner is None:
+                self._runner = Runner(self.model, self.reader.folder, self.listing.main_outputs)
+            return self._runner
+        if branch not in self._branch_runners:
+            if len(self._branch_runners) >= 8:  # each holds a copy of the model
+                self._branch_runners.pop(next(iter(self._branch_runners))).close()
+            self._branch_runners[branch] = Runner(model, self.reader.folder, node_outputs(model))
+        return self._branch_runners[branch]
 
     # -- writing ------------------------------------------------------------------
     def _write(self, path: Path, replacements: dict[str, np.ndarray]) -> None:
@@ -103,6 +117,9 @@ class OnnxSource(Source):
         if self._runner is not None:
             self._runner.close()
             self._runner = None
+        for runner in self._branch_runners.values():
+            runner.close()
+        self._branch_runners.clear()
 
 
 def _typed_feed(spec: FeedSpec, value: np.ndarray) -> np.ndarray:

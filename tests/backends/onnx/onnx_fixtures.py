@@ -124,3 +124,96 @@ def ort_values(path: Path, names: list[str], feeds: dict[str, np.ndarray]) -> di
 
 def node_outputs(path: Path) -> list[str]:
     return [o for n in onnx.load(path, load_external_data=False).graph.node for o in n.output if o]
+
+
+def nested_if_model(path: Path) -> Path:
+    """out = sum(relu(x)) > 0 ? (max(-2r) < 0 ? -2r + 1 : -2r - 1) : r, with r = relu(x)."""
+    scalar = {n: numpy_helper.from_array(np.array(v, np.float32), n) for n, v in [("zero", 0), ("two", 2)]}
+    one = numpy_helper.from_array(np.array(1.0, np.float32), "one")
+
+    def branch(name, nodes, out, initializer=()):
+        return helper.make_graph(
+            nodes,
+            name,
+            [],
+            [helper.make_tensor_value_info(out, TensorProto.FLOAT, None)],
+            initializer=list(initializer),
+        )
+
+    inner_then = branch(
+        "inner_then", [helper.make_node("Add", ["t2", "one"], ["u"], name="plus_one")], "u", [one]
+    )
+    inner_else = branch(
+        "inner_else",
+        [helper.make_node("Sub", ["t2", "one_b"], ["v"], name="minus_one")],
+        "v",
+        [numpy_helper.from_array(np.array(1.0, np.float32), "one_b")],
+    )
+    outer_then = branch(
+        "outer_then",
+        [
+            helper.make_node("Mul", ["r", "two"], ["t1"], name="times_two"),
+            helper.make_node("Neg", ["t1"], ["t2"], name="negate"),
+            helper.make_node("ReduceMax", ["t2"], ["m"], name="max", keepdims=0),
+            helper.make_node("Less", ["m", "zero"], ["c2"], name="below_zero"),
+            helper.make_node(
+                "If", ["c2"], ["inner_out"], name="inner", then_branch=inner_then, else_branch=inner_else
+            ),
+        ],
+        "inner_out",
+    )
+    outer_else = branch("outer_else", [helper.make_node("Identity", ["r"], ["e"], name="same")], "e")
+    graph = helper.make_graph(
+        [
+            helper.make_node("Relu", ["x"], ["r"], name="relu"),
+            helper.make_node("ReduceSum", ["r"], ["s"], name="sum", keepdims=0),
+            helper.make_node("Greater", ["s", "zero"], ["c"], name="positive"),
+            helper.make_node(
+                "If", ["c"], ["out"], name="outer", then_branch=outer_then, else_branch=outer_else
+            ),
+        ],
+        "nested",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, 3])],
+        [helper.make_tensor_value_info("out", TensorProto.FLOAT, [2, 3])],
+        initializer=list(scalar.values()),
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    onnx.checker.check_model(model)
+    onnx.save_model(model, path)
+    return path
+
+
+def loop_model(path: Path) -> Path:
+    """A Loop adding ``step`` to an accumulator three times."""
+    body = helper.make_graph(
+        [
+            helper.make_node("Add", ["acc_in", "step"], ["acc_out"], name="accumulate"),
+            helper.make_node("Identity", ["cond_in"], ["cond_out"], name="keep_going"),
+        ],
+        "body",
+        [
+            helper.make_tensor_value_info("i", TensorProto.INT64, []),
+            helper.make_tensor_value_info("cond_in", TensorProto.BOOL, []),
+            helper.make_tensor_value_info("acc_in", TensorProto.FLOAT, [2]),
+        ],
+        [
+            helper.make_tensor_value_info("cond_out", TensorProto.BOOL, []),
+            helper.make_tensor_value_info("acc_out", TensorProto.FLOAT, [2]),
+        ],
+    )
+    graph = helper.make_graph(
+        [helper.make_node("Loop", ["trips", "", "x"], ["total"], name="repeat", body=body)],
+        "looping",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2])],
+        [helper.make_tensor_value_info("total", TensorProto.FLOAT, [2])],
+        initializer=[
+            numpy_helper.from_array(np.array(3, np.int64), "trips"),
+            numpy_helper.from_array(np.array([1.0, 10.0], np.float32), "step"),
+        ],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    onnx.checker.check_model(model)
+    onnx.save_model(model, path)
+    return path

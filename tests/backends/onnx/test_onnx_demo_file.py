@@ -14,7 +14,9 @@ from tensor_inspector.demo.onnx_demo import DEMO_NAME, make_demo_onnx
 def test_bundled_demo_is_current_and_evaluates(tmp_path):
     bundled = DEMO_DIR / DEMO_NAME
     [built] = make_demo_onnx(tmp_path)
-    assert bundled.read_bytes() == built.read_bytes()  # rebuild with python -m tensor_inspector.demo.make_demo
+    assert (
+        bundled.read_bytes() == built.read_bytes()
+    )  # rebuild with python -m tensor_inspector.demo.make_demo
     assert bundled.stat().st_size < 100_000
     with open_path(bundled) as source:
         feeds = source.default_feeds("prediction")

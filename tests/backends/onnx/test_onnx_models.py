@@ -6,6 +6,7 @@ import numpy as np
 import onnx
 import onnx_fixtures
 import pytest
+from onnx import numpy_helper
 
 from tensor_inspector.backends.base import CorruptFile, NodeKind, NotEvaluable, TrustRequired
 from tensor_inspector.backends.onnx.backend import OnnxBackend
@@ -34,17 +35,18 @@ def test_helper_graph_lists_initializers_outputs_and_if_branches(tmp_path):
         np.testing.assert_array_equal(source.read(then_names["then_shift"].id), [0.5, 0.25, 0.125])
         else_names = {n.name for n in source.children(groups["else_branch"])}
         assert else_names == {"one", "else_out"}
-        with pytest.raises(NotEvaluable, match="inside the then_branch of If node 'branch'"):
-            source.get(then_names["doubled"].id, feeds={"x": np.ones((1, 4), np.float32)})
         [spec] = source.feed_specs("out")
         assert (spec.name, spec.dtype, spec.shape) == ("x", "float32", (None, 4))
         assert source.feed_specs("xw")[0].name == "x"
 
 
-@pytest.mark.parametrize("sign", [1.0, -1.0])
-def test_helper_graph_values_equal_onnxruntime(tmp_path, sign):
+@pytest.mark.parametrize("runs", ["then_branch", "else_branch"])
+def test_helper_graph_values_equal_onnxruntime(tmp_path, runs):
+    """Top-level values equal onnxruntime's; the branch taken gives its values, the other says why not."""
     path = onnx_fixtures.if_model(tmp_path / "if.onnx")
-    x = (sign * np.abs(np.random.default_rng(1).standard_normal((3, 4)))).astype(np.float32)
+    w = numpy_helper.to_array(onnx.load(path).graph.initializer[0])
+    # along w's first column x @ w is large and positive; x = 0 leaves relu(b), all zeros here
+    x = np.tile(np.sign(w[:, 0]) * (10.0 if runs == "then_branch" else 0.0), (3, 1)).astype(np.float32)
     names = ["xw", "pre", "y", "total", "positive", "out"]
     expected = onnx_fixtures.ort_values(path, names, {"x": x})
     with open_path(path) as source:
@@ -55,6 +57,21 @@ def test_helper_graph_values_equal_onnxruntime(tmp_path, sign):
         np.testing.assert_array_equal(
             source.get("y", index=(0, slice(1, 3)), feeds={"x": x}), expected["y"][0, 1:3]
         )
+        ids = {n.name: n.id for n in source.nodes.values()}
+        y = expected["y"]
+        taken, other = (
+            ("then_branch", "else_branch") if expected["positive"] else ("else_branch", "then_branch")
+        )
+        assert taken == runs
+        branch_values = {"doubled": y * 2, "then_out": y * 2 + np.float32([0.5, 0.25, 0.125])}
+        branch_values.update({"one": np.float32(1.0), "else_out": y - 1})
+        for name, want in branch_values.items():
+            if taken not in ids[name]:
+                with pytest.raises(NotEvaluable, match=f"the {other} of If node 'branch' does not run"):
+                    source.get(ids[name], feeds={"x": x})
+                continue
+            np.testing.assert_array_equal(source.get(ids[name], feeds={"x": x}), want, err_msg=name)
+        np.testing.assert_array_equal(source.get("out", feeds={"x": x}), expected["out"])
 
 
 @pytest.mark.parametrize("external", [False, True], ids=["inline", "external"])
@@ -180,3 +197,39 @@ def test_ml_domain_ops_are_allowed(tmp_path):
     with open_path(tmp_path / "ml.onnx") as source:
         got = source.get("s", feeds={"x": np.array([[3.0, 6.0]], np.float32)})
     np.testing.assert_array_equal(got, [[4.0, 2.0]])
+
+
+@pytest.mark.parametrize("x_sign", [1.0, -1.0])
+def test_nested_if_branches_evaluate_where_taken(tmp_path, x_sign):
+    path = onnx_fixtures.nested_if_model(tmp_path / "nested.onnx")
+    x = (x_sign * (np.arange(6, dtype=np.float32).reshape(2, 3) + 1)).astype(np.float32)
+    r = np.maximum(x, 0)
+    t2 = -(r * 2)
+    with open_path(path) as source:
+        ids = {n.name: n.id for n in source.nodes.values()}
+        assert ids["u"] == "outer/then_branch/inner/then_branch/u"
+        values = {"t1": r * 2, "t2": t2, "m": t2.max(), "c2": True, "u": t2 + 1, "inner_out": t2 + 1}
+        for name, want in values.items():
+            if x_sign > 0:
+                np.testing.assert_array_equal(source.get(ids[name], feeds={"x": x}), want, err_msg=name)
+            else:
+                with pytest.raises(NotEvaluable, match="the then_branch of If node 'outer' does not run"):
+                    source.get(ids[name], feeds={"x": x})
+        if x_sign > 0:
+            with pytest.raises(NotEvaluable, match="the else_branch of If node 'inner' does not run"):
+                source.get(ids["v"], feeds={"x": x})
+        else:
+            np.testing.assert_array_equal(source.get(ids["e"], feeds={"x": x}), r)
+        np.testing.assert_array_equal(source.get("out", feeds={"x": x}), t2 + 1 if x_sign > 0 else r)
+
+
+def test_loop_body_values_say_why_they_have_no_value(tmp_path):
+    path = onnx_fixtures.loop_model(tmp_path / "loop.onnx")
+    with open_path(path) as source:
+        body = {n.name: n.id for n in source.nodes.values() if n.parent and n.parent.endswith("/body")}
+        assert set(body) == {"acc_out", "cond_out"}
+        with pytest.raises(
+            NotEvaluable, match="inside the body of Loop node 'repeat', which runs once per step"
+        ):
+            source.get(body["acc_out"], feeds={"x": np.zeros(2, np.float32)})
+        np.testing.assert_array_equal(source.get("total", feeds={"x": np.zeros(2, np.float32)}), [3.0, 30.0])

@@ -30,9 +30,17 @@ def test_node_output_evaluated_in_the_reader(session, tmp_path):
         np.testing.assert_array_equal(value.array, expected[name])
     assert [s.name for s in value.feed_specs] == ["x"]
     np.testing.assert_array_equal(session.value(info.handle, "w").array.shape, (4, 3))
-    inner = next(n.id for n in info.nodes if n.name == "doubled")
-    with pytest.raises(SessionFailure, match="onnxruntime exposes only values of the top-level graph"):
-        session.value(info.handle, inner, feeds={"x": x})
+
+
+def test_if_branch_values_evaluated_in_the_reader(session, tmp_path):
+    path = onnx_fixtures.nested_if_model(tmp_path / "nested.onnx")
+    x = np.arange(6, dtype=np.float32).reshape(2, 3) + 1  # positive: both then_branches run
+    info = session.open(path)
+    ids = {n.name: n.id for n in info.nodes}
+    value = session.value(info.handle, ids["u"], feeds={"x": x})
+    np.testing.assert_array_equal(value.array, -2 * x + 1)
+    with pytest.raises(SessionFailure, match="the else_branch of If node 'inner' does not run"):
+        session.value(info.handle, ids["v"], feeds={"x": x})
 
 
 def test_external_data_read_and_evaluated_in_the_reader(session, tmp_path):
