@@ -163,8 +163,12 @@ def _zip_sentence(path: Path) -> str | None:
     return f"{path.name} is a zip archive ({count}: {shown}) that Tensor Inspector does not read."
 
 
-def identify(path: str | Path) -> Identified | None:
-    """What ``path`` is, in one sentence, when it is a kind of file we know but do not read."""
+def identify(path: str | Path, definite_only: bool = False) -> Identified | None:
+    """What ``path`` is, in one sentence, when it is a kind of file we know but do not read.
+
+    ``definite_only``: skip the fallbacks (zip listing, HDF5), which matter only when no
+    backend recognises the file, so opening an .npz never lists its archive twice.
+    """
     path = Path(path)
     name = path.name
     if path.is_dir():
@@ -180,6 +184,8 @@ def identify(path: str | Path) -> Identified | None:
         )
     if is_coreml_spec(path):
         return Identified(f"{name} is a Core ML model, which Tensor Inspector does not read.", True)
+    if definite_only:
+        return None
     if head.startswith(ZIP_MAGIC) or (head[:2] == b"PK" and path.suffix.lower() == ".zip"):
         return Identified(_zip_sentence(path) or f"{name} is a damaged zip archive.")
     if head.startswith(HDF5_MAGIC):

@@ -108,7 +108,7 @@ def open_path(path: str | Path, trust: bool = False, backend: str | None = None)
         chosen = get_backend(backend)
     else:
         candidates = detect(path)
-        known = identify(path)  # files we know but do not read say what they are
+        known = identify(path, definite_only=bool(candidates))  # files we know but do not read
         if known is not None and (known.definite or not candidates):
             raise UnsupportedFormat(known.sentence)
         if not candidates:
