@@ -7,7 +7,6 @@ environment, stderr of native libraries, the exit code) belongs to a whole proce
 from __future__ import annotations
 
 import configparser
-import importlib.util
 import os
 import re
 import subprocess
@@ -146,23 +145,6 @@ def test_the_desktop_bundle_builds_and_starts(tmp_path):
     The smoke test starts the bundle for --version, ls, the no-display sentence and a
     --screenshot of the demo .npz, for which the bundle also serves as its own reader process.
     """
-    if importlib.util.find_spec("PyInstaller") is None:
-        # the `package` extra, installed as a packager would: the test suite's install leaves it out
-        subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "pip",
-                "install",
-                "-q",
-                "-c",
-                str(ROOT / "constraints.txt"),
-                "pyinstaller",
-            ],
-            check=True,
-            timeout=600,
-            stdin=subprocess.DEVNULL,
-        )
     env = dict(
         os.environ,
         TENSOR_INSPECTOR_BUILD_DIR=str(tmp_path / "build"),
