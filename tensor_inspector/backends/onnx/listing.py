@@ -56,13 +56,21 @@ def type_info(model: Any) -> dict[str, tuple[int, tuple[int | None, ...] | None]
     """
     import onnx
 
-    light = onnx.ModelProto()
-    light.CopyFrom(model)
-    for tensor in light.graph.initializer:
-        if len(tensor.raw_data) > 1024:
-            tensor.ClearField("raw_data")
-            tensor.data_location = EXTERNAL
-            tensor.external_data.add(key="location", value="unread")
+    # Built field by field: CopyFrom would copy every inline weight, and reading raw_data
+    # copies it too, so tensors are judged by ByteSize.
+    light = onnx.ModelProto(ir_version=model.ir_version)
+    light.opset_import.extend(model.opset_import)
+    light.functions.extend(model.functions)
+    graph, source = light.graph, model.graph
+    for name in ("node", "input", "output", "value_info"):
+        getattr(graph, name).extend(getattr(source, name))
+    for tensor in source.initializer:
+        if tensor.ByteSize() <= 1024:
+            graph.initializer.add().CopyFrom(tensor)
+            continue
+        stub = graph.initializer.add(name=tensor.name, data_type=tensor.data_type, data_location=EXTERNAL)
+        stub.dims.extend(tensor.dims)
+        stub.external_data.add(key="location", value="unread")
     try:
         light = onnx.shape_inference.infer_shapes(light, strict_mode=False)
     except Exception:  # types stay those the file declares
