@@ -2,7 +2,8 @@
 
 Typing filters after a short pause (debounced) so a 50 000-node graph stays
 responsive; a non-empty filter expands the matches. The context menu offers Close
-on a file, Copy id on a node and Replace from .npy on a stored tensor.
+on a file, Copy id on a node, Replace from .npy on a stored tensor and Compare
+with… on both.
 """
 
 from __future__ import annotations
@@ -47,6 +48,7 @@ class NodeTree(QWidget):
     node_selected = Signal(int, object)  # handle, Node (None for a file root)
     close_requested = Signal(int)  # handle
     replace_requested = Signal(int, str)  # handle, node id: Replace from .npy…
+    compare_requested = Signal(int, object)  # handle, Node (None for a file root): Compare with…
 
     def __init__(self, parent: QWidget | None = None):
         super().__init__(parent)
@@ -252,6 +254,9 @@ class NodeTree(QWidget):
                     replace.setToolTip(refusal)
                     menu.setToolTipsVisible(True)
             menu.addSeparator()
+        compare_node = node if node is not None and node.has_value else None
+        menu.addAction("Compare with…", lambda: self.compare_requested.emit(handle, compare_node))
+        menu.addSeparator()
         menu.addAction("Expand all", lambda: self.view.expandRecursively(index))
         menu.addAction("Collapse", lambda: self.view.collapse(index))
         menu.addSeparator()

@@ -33,6 +33,7 @@ from tensor_inspector.app.window.actions import (
     help_actions,
     make_action,
 )
+from tensor_inspector.app.window.compare_controller import CompareController
 from tensor_inspector.app.window.edit_controller import EditController
 from tensor_inspector.app.window.evaluate_controller import EvaluateController
 from tensor_inspector.app.window.open_controller import OpenController
@@ -117,6 +118,9 @@ class MainWindow(QMainWindow):
             self, docs, self.tree, lambda: self.view, evaluate.shown, status
         )
         self.save_controller = SaveController(self, docs, self.worker, self.tree, self.busy, status)
+        self.compare_controller = CompareController(
+            self, docs, self.worker, self.tree, self.open_controller, status
+        )
 
         self.open_controller.may_close = lambda h: self.save_controller.may_close_file(
             h, lambda: self.close_file(h)
@@ -172,6 +176,7 @@ class MainWindow(QMainWindow):
         undo, redo, replace = self.edit_controller.actions()
         add_menu(self, "&Edit", [undo, redo, None, replace])
         add_menu(self, "&View", [self.filter_action, self.reload_action, self.cancel_action])
+        add_menu(self, "&Tools", [self.compare_controller.compare_action])
         add_menu(self, "&Help", help_actions(self))
         add_toolbar(
             self, [self.open_action, self.open_folder_action, save, self.export_action, self.reload_action]
@@ -315,5 +320,6 @@ class MainWindow(QMainWindow):
             return
         if self.persist:
             self.save_settings()
+        self.compare_controller.shutdown()  # first: a comparison must not restart a stopped reader
         self.worker.shutdown()
         super().closeEvent(event)
