@@ -66,6 +66,12 @@ def cosine_text(x: float) -> str:
     return text if float(text) != 1.0 else f"1 − {number_text(1.0 - x)}"
 
 
+def _skipped_text(entry: str) -> str:
+    """ "B:module.bn1.num_batches_tracked" (the report's form) as the user reads it."""
+    side, sep, name = entry.partition(":")
+    return f"{name}  (in {side})" if sep and side in ("A", "B") else entry
+
+
 def _shape_text(shape: tuple[int | None, ...] | None) -> str:
     if shape is None:
         return "?"
@@ -205,7 +211,7 @@ class CompareTables(QTabWidget):
             widget.clear()
             widget.addItems(names)
         self.skipped.clear()
-        self.skipped.addItems(report.skipped)
+        self.skipped.addItems([_skipped_text(s) for s in report.skipped])
         beyond = sum(1 for p in report.pairs if p.metrics is None or not p.metrics.within)
         self.setTabText(
             0, f"Pairs ({len(report.pairs)}, {beyond} differ)" if beyond else f"Pairs ({len(report.pairs)})"

@@ -174,3 +174,46 @@ def test_cancel_stops_a_hanging_comparison_and_the_next_one_runs(qtbot, monkeypa
         assert [p.metrics.equal for p in outcome.report.pairs] == [True]
     finally:
         win.worker.shutdown()
+
+
+@pytest.fixture(scope="module")
+def ported(tmp_path_factory):
+    pytest.importorskip("tensorflow")
+    from compare_fixtures import build_ported_model
+
+    return build_ported_model(tmp_path_factory.mktemp("ported"))
+
+
+def test_a_keras_model_against_its_torch_port_pairs_every_weight_and_draws_in_torch_layout(
+    qtbot, window, ported, tmp_path
+):
+    keras_side = open_file(qtbot, window, ported.keras_file)
+    torch_side = open_file(qtbot, window, ported.torch_file)
+    compare(qtbot, window, keras_side, torch_side)
+    pairs = {p.b.removeprefix("module."): p for p in rows(window)}
+    assert set(pairs) == set(ported.torch_weights)
+    assert all(p.metrics.max_abs == 0 and p.metrics.equal for p in pairs.values())
+    assert {k: p.transform for k, p in pairs.items() if p.transform} == ported.transposed
+    tables = window.compare_controller.view.tables
+    assert tables.only_a.count() == 0 and tables.only_b.count() == 0
+    assert [tables.skipped.item(i).text() for i in range(tables.skipped.count())] == [
+        "module.bn1.num_batches_tracked  (in B)"
+    ]
+    # a Dense kernel (in, out) is drawn in the Linear weight's layout (out, in)
+    shown = select(qtbot, window, rows(window).index(pairs["fc1.weight"]))
+    np.testing.assert_array_equal(shown.a, ported.torch_weights["fc1.weight"])
+    assert not shown.diff.any()
+
+    weights = {k: v.copy() for k, v in ported.torch_weights.items()}
+    weights["conv1.weight"][2, 1, 0, 2] += 0.01  # OIHW; Keras keeps HWIO
+    save_file(weights, str(tmp_path / "changed.safetensors"))
+    changed = open_file(qtbot, window, tmp_path / "changed.safetensors")
+    compare(qtbot, window, keras_side, changed)
+    first = rows(window)[0]
+    assert first.b == "conv1.weight" and first.transform == (3, 2, 0, 1)
+    shown = go_to_worst(qtbot, window)
+    assert window.compare_controller.view.selected_cell() == (2, 1, 0, 2)
+    assert shown.index == (2, 1, slice(None), slice(None))
+    np.testing.assert_array_equal(shown.a, ported.torch_weights["conv1.weight"][2, 1])
+    np.testing.assert_array_equal(shown.b, weights["conv1.weight"][2, 1])
+    assert [tuple(i) for i in np.argwhere(shown.diff)] == [(0, 2)]
