@@ -106,68 +106,100 @@ def _finite_part(chunk: np.ndarray, stats: Stats, is_complex: bool) -> np.ndarra
     return finite
 
 
+class StatsAccumulator:
+    """Statistics merged part by part: a tensor too big to hold is streamed in bands.
+
+    Mean and variance are merged chunk by chunk (Chan et al.), which is as stable as
+    two passes; min/max and the NaN/Inf/zero counts simply add up.
+    """
+
+    def __init__(self, shape: tuple[int, ...], dtype: np.dtype) -> None:
+        self.dtype = np.dtype(dtype)
+        count = math.prod(shape)
+        self.stats = Stats(
+            shape=tuple(shape), dtype=self.dtype.name, nbytes=count * self.dtype.itemsize, count=count
+        )
+        self.is_complex = self.dtype.kind == "c"
+        self.n = 0
+        self.mean: complex | float = 0j if self.is_complex else 0.0
+        self.m2 = 0.0
+        self.lo, self.hi = math.inf, -math.inf
+
+    def add(self, array: np.ndarray, cancel: threading.Event | None = None) -> None:
+        """Count the values of ``array`` (any shape, this accumulator's dtype) in."""
+        stats, is_complex = self.stats, self.is_complex
+        for chunk in _chunks(_flat(array), cancel):
+            good = _finite_part(chunk, stats, is_complex)
+            if not good.size:
+                continue
+            mags = np.abs(good) if is_complex else good
+            self.lo, self.hi = min(self.lo, mags.min().item()), max(self.hi, mags.max().item())
+            k = good.size
+            chunk_mean = good.sum(dtype=np.complex128 if is_complex else np.float64) / k
+            # deviations in the chunk's own precision, squared in place, pairwise-summed:
+            # accurate to ~1e-8 relative where a float32 BLAS dot drifts to ~1e-5
+            dev = good - (good.dtype.type(chunk_mean) if good.dtype.kind in "fc" else chunk_mean)
+            if is_complex:
+                dev = dev.real * dev.real + dev.imag * dev.imag
+            else:
+                np.square(dev, out=dev)
+            chunk_m2 = float(dev.sum(dtype=np.float64 if dev.dtype.itemsize >= 8 else None))
+            delta = chunk_mean - self.mean
+            total = self.n + k
+            self.mean = self.mean + delta * (k / total)
+            self.m2 += chunk_m2 + float(abs(delta) ** 2) * self.n * k / total
+            self.n = total
+
+    def finish(self, hist_values: np.ndarray | None, bins: int = 64, notes: list[str] | None = None) -> Stats:
+        """The statistics, with a histogram of ``hist_values`` (all values, or a sample of them)."""
+        stats, is_complex = self.stats, self.is_complex
+        notes = (["complex: min, max and histogram of |z|"] if is_complex else []) + list(notes or [])
+        if self.n == 0:
+            stats.note = "; ".join(notes + ["no finite values"])
+            return stats
+        lo, hi = self.lo, self.hi
+        stats.min, stats.max = lo, hi
+        stats.mean = complex(self.mean) if is_complex else float(self.mean.real)
+        stats.std = math.sqrt(max(self.m2, 0.0) / self.n)
+        edges = np.linspace(lo, hi if hi > lo else lo + 1.0, bins + 1)
+        if hist_values is not None and hist_values.size:
+            values = (
+                hist_values.astype(np.float64)
+                if hist_values.dtype.kind in "iub"
+                else display_float(hist_values)
+            )
+            values = np.abs(values) if is_complex else values
+            stats.hist_counts = np.histogram(values[np.isfinite(values)], bins=edges)[0]
+            stats.hist_edges = edges
+        stats.note = "; ".join(notes)
+        return stats
+
+
 def compute_stats(array: np.ndarray, bins: int = 64, cancel: threading.Event | None = None) -> Stats:
     """Min/max/mean/std, NaN/Inf/zero counts and a histogram, in one chunked pass.
 
-    Mean and variance are merged chunk by chunk (Chan et al.), which is as stable as
-    two passes. The histogram is exact up to HIST_EXACT_ELEMENTS values and drawn
-    from a strided sample beyond (``note`` says so). Complex arrays: mean is complex,
-    std is of the complex values, min/max and the histogram are of |z|. Strings and
-    other non-numeric arrays get only shape/dtype/size.
+    The histogram is exact up to HIST_EXACT_ELEMENTS values and drawn from a strided
+    sample beyond (``note`` says so). Complex arrays: mean is complex, std is of the
+    complex values, min/max and the histogram are of |z|. Strings and other
+    non-numeric arrays get only shape/dtype/size.
     """
     array = np.asarray(array) if not isinstance(array, np.ndarray) else array
-    stats = Stats(
-        shape=tuple(array.shape), dtype=array.dtype.name, nbytes=int(array.nbytes), count=int(array.size)
-    )
     if array.size == 0 or not is_numeric(array.dtype):
+        stats = Stats(
+            shape=tuple(array.shape), dtype=array.dtype.name, nbytes=int(array.nbytes), count=int(array.size)
+        )
         if not is_numeric(array.dtype):
             stats.note = "not numeric: no statistics"
         return stats
-    is_complex = array.dtype.kind == "c"
-    notes = ["complex: min, max and histogram of |z|"] if is_complex else []
+    accumulator = StatsAccumulator(tuple(array.shape), array.dtype)
     flat = _flat(array)
-
-    n, mean, m2 = 0, 0j if is_complex else 0.0, 0.0
-    lo, hi = math.inf, -math.inf
-    for chunk in _chunks(flat, cancel):
-        good = _finite_part(chunk, stats, is_complex)
-        if not good.size:
-            continue
-        mags = np.abs(good) if is_complex else good
-        lo, hi = min(lo, mags.min().item()), max(hi, mags.max().item())
-        k = good.size
-        chunk_mean = good.sum(dtype=np.complex128 if is_complex else np.float64) / k
-        # deviations in the chunk's own precision, squared in place, pairwise-summed:
-        # accurate to ~1e-8 relative where a float32 BLAS dot drifts to ~1e-5
-        dev = good - (good.dtype.type(chunk_mean) if good.dtype.kind in "fc" else chunk_mean)
-        if is_complex:
-            dev = dev.real * dev.real + dev.imag * dev.imag
-        else:
-            np.square(dev, out=dev)
-        chunk_m2 = float(dev.sum(dtype=np.float64 if dev.dtype.itemsize >= 8 else None))
-        delta = chunk_mean - mean
-        total = n + k
-        mean = mean + delta * (k / total)
-        m2 += chunk_m2 + float(abs(delta) ** 2) * n * k / total
-        n = total
-    if n == 0:
-        stats.note = "; ".join(notes + ["no finite values"])
-        return stats
-    stats.min, stats.max = lo, hi
-    stats.mean = complex(mean) if is_complex else float(mean.real)  # real here: .real is mean itself
-    stats.std = math.sqrt(max(m2, 0.0) / n)
-
-    edges = np.linspace(lo, hi if hi > lo else lo + 1.0, bins + 1)
+    accumulator.add(flat, cancel)
+    notes = []
     source = flat
     if flat.size > HIST_EXACT_ELEMENTS:
         source = strided_sample(flat, HIST_EXACT_ELEMENTS)
         notes.append(f"histogram from {source.size:,} sampled values")
-    values = source.astype(np.float64) if source.dtype.kind in "iub" else display_float(source)
-    values = np.abs(values) if is_complex else values
-    stats.hist_counts = np.histogram(values[np.isfinite(values)], bins=edges)[0]
-    stats.hist_edges = edges
-    stats.note = "; ".join(notes)
-    return stats
+    return accumulator.finish(source, bins, notes)
 
 
 def strided_sample(array: np.ndarray, max_elements: int = SAMPLE_ELEMENTS) -> np.ndarray:

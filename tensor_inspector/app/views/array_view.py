@@ -8,8 +8,6 @@ TSV, Ctrl+T transposes, Alt+Right / Alt+Left step the first slider axis.
 
 from __future__ import annotations
 
-import threading
-
 import numpy as np
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QKeySequence, QShortcut
@@ -26,66 +24,45 @@ from PySide6.QtWidgets import (
 )
 
 from tensor_inspector.app.background import BackgroundRunner
+from tensor_inspector.app.views.array_sampling import SampledState, SampledViewMixin
+from tensor_inspector.app.views.array_stats import Fetch, sample_stats_job, stats_job
 from tensor_inspector.app.views.axes_selector import AxesSelector
 from tensor_inspector.app.views.heatmap import HeatmapView
+from tensor_inspector.app.views.message_panel import MessagePanel
 from tensor_inspector.app.views.stats_panel import SLICE, WHOLE, StatsPanel
 from tensor_inspector.app.views.table_view import ArrayTableView
 from tensor_inspector.core.dtypes import short_name
 from tensor_inspector.core.nodes import Index
 from tensor_inspector.core.nonfinite import can_hold_nonfinite, find_nonfinite
 from tensor_inspector.core.number_format import MODES, NumberFormat, exact_text
+from tensor_inspector.core.sampling import Sampling
 from tensor_inspector.core.slicing import oriented_slice
-from tensor_inspector.core.stats import Stats, compute_stats
+from tensor_inspector.core.stats import Stats
 
-# Non-contiguous arrays above this get statistics from a strided sample: flattening
-# them (what compute_stats does) would copy, and materialise a broadcast view.
-MAX_COPY_FOR_STATS = 1 << 26
+__all__ = ["ArrayView", "stats_job"]
 
 
-def stats_job(array: np.ndarray, cancel: threading.Event | None = None) -> Stats:
-    """Statistics of ``array`` (worker thread); estimates for huge non-contiguous views."""
-    if array.flags.c_contiguous or array.size <= MAX_COPY_FOR_STATS:
-        return compute_stats(array, cancel=cancel)
-    sample = np.ascontiguousarray(_nd_sample(array))
-    stats = compute_stats(sample, cancel=cancel)
-    stats.shape, stats.nbytes, stats.count = tuple(array.shape), int(array.nbytes), int(array.size)
-    stats.nan = stats.posinf = stats.neginf = stats.zeros = 0  # counts of a sample would mislead
-    stats.note = (
-        f"estimated from {sample.size:,} sampled values (non-contiguous view); "
-        "NaN/Inf/zero counts not computed"
-    )
-    return stats
-
-
-def _nd_sample(array: np.ndarray, target: int = 1 << 20) -> np.ndarray:
-    """A strided N-D sub-grid of at most ~``target`` values (a view); short axes stay whole."""
-    steps = [1] * array.ndim
-    counts = list(array.shape)
-    while int(np.prod(counts, dtype=np.float64)) > target:
-        axis = int(np.argmax(counts))  # thin the longest remaining axis
-        steps[axis] *= 2
-        counts[axis] = -(-array.shape[axis] // steps[axis])
-    return array[tuple(slice(None, None, s) for s in steps)]
-
-
-class ArrayView(QWidget):
+class ArrayView(SampledViewMixin, QWidget):
     """Table + heatmap (or line plot for 1-D) + N-D axes selector + statistics for ONE array."""
 
     slice_changed = Signal()  # the displayed 2-D slice changed (axes choice, slider, transpose)
     cell_selected = Signal(tuple)  # full N-D index of the table's current cell or a heatmap click
     ready = Signal()  # image, whole and slice statistics of the current array shown
+    whole_loaded = Signal()  # the whole value took the place of the sample it was shown from
+    _progress = Signal(int, int)  # streamed statistics: slabs done, slabs in all (from a worker thread)
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self._array: np.ndarray | None = None
         self._title = ""
         self._whole_given = False
+        self._sampled: SampledState | None = None
         self.runner = BackgroundRunner(self)
         self.table = ArrayTableView()
         self.heatmap = HeatmapView()
         self.axes = AxesSelector()
         self.stats_panel = StatsPanel()
-        self.heatmap.index_mapper = lambda r, c: self.table.array_model.full_index(r, c)
+        self.heatmap.index_mapper = self._full_cell
 
         self.title = QLabel()
         self.title.setStyleSheet("font-weight: 600; font-size: 13px;")
@@ -96,6 +73,11 @@ class ArrayView(QWidget):
         self.details.setWordWrap(True)
         self.details.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.details.hide()
+        # a big tensor shown from a sample says so, above everything drawn from it
+        self.sample_note = QLabel()
+        self.sample_note.setWordWrap(True)
+        self.sample_note.setStyleSheet("background: #fff6d6; color: #5a4500; padding: 3px 6px;")
+        self.sample_note.hide()
         self.format_combo = QComboBox()
         self.format_combo.addItems(list(MODES))
         self.format_combo.setToolTip("Number format of table cells")
@@ -141,13 +123,12 @@ class ArrayView(QWidget):
         content_layout.setSpacing(3)
         content_layout.addWidget(self.title)
         content_layout.addWidget(self.details)
+        content_layout.addWidget(self.sample_note)
         content_layout.addLayout(toolbar)
         content_layout.addWidget(self.axes)
         content_layout.addWidget(self.main_splitter, 1)
         content_layout.addWidget(self.status)
-        self.message_label = QLabel()
-        self.message_label.setAlignment(Qt.AlignmentFlag.AlignCenter)
-        self.message_label.setWordWrap(True)
+        self.message_label = MessagePanel()
         self.stack = QStackedWidget()
         self.stack.addWidget(content)
         self.stack.addWidget(self.message_label)
@@ -167,6 +148,9 @@ class ArrayView(QWidget):
         self.table.message.connect(self.status.setText)
         self.runner.finished.connect(lambda *_: self._check_ready())
         self.runner.failed.connect(self._on_stats_failed)
+        self._progress.connect(self.stats_panel.show_progress)
+        self.stats_panel.exact_requested.connect(self.compute_exact_stats)
+        self.stats_panel.cancel_requested.connect(self.cancel_work)
         for keys, slot in (
             ("Alt+Right", lambda: self.step_slice(1)),
             ("Alt+Left", lambda: self.step_slice(-1)),
@@ -178,25 +162,58 @@ class ArrayView(QWidget):
         self.show_message("Select a tensor.")
 
     # -- the interface -------------------------------------------------------------------
-    def set_array(self, array: np.ndarray, title: str = "", whole_stats: Stats | None = None) -> None:
-        """Show ``array`` (any rank and dtype); heavy work goes to background threads."""
+    def set_array(
+        self,
+        array: np.ndarray,
+        title: str = "",
+        whole_stats: Stats | None = None,
+        sampling: Sampling | None = None,
+        fetch: Fetch | None = None,
+    ) -> None:
+        """Show ``array`` (any rank and dtype); heavy work goes to background threads.
+
+        ``sampling``: ``array`` is a strided sample of a bigger tensor, whose regions
+        (and whole value) ``fetch(index, cancel)`` reads.
+        """
         array = np.asarray(array) if not isinstance(array, np.ndarray) else array
         self._array = array
         self._title = title
-        shape = "×".join(str(s) for s in array.shape) or "scalar"
+        sampled = self._sampled = SampledState(sampling, fetch, array.dtype.itemsize) if sampling else None
+        self.runner.cancel("full")
+        self.runner.cancel("exact")
+        full_shape = sampling.shape if sampling is not None else array.shape
+        shape = "×".join(str(s) for s in full_shape) or "scalar"
         self.title.setText(
             f"{title}   <span style='font-weight:400; color:#555'>{shape}  {short_name(array.dtype)}</span>"
             if title
             else f"{shape}  {short_name(array.dtype)}"
         )
+        self.sample_note.setText(sampled.summary() if sampled is not None else "")
+        self.sample_note.setVisible(sampled is not None)
+        model = self.table.array_model
+        model.locked = sampled.locked_reason() if sampled is not None else None
+        model.index_map = sampled.sampling.full_index if sampled is not None else (lambda index: index)
+        self.mark_stale(None)
         self.status.setText(" ")
         self.stack.setCurrentIndex(0)
         self.axes.set_shape(array.shape)
         self.stats_panel.clear(pending=True)
+        self.stats_panel.offer_exact(
+            sampled is not None and sampled.fetch is not None and not sampled.loads_whole()
+        )
         self._whole_given = whole_stats is not None
         if whole_stats is not None:
             self.runner.cancel("whole")
             self.stats_panel.set_stats(WHOLE, whole_stats)
+        elif sampled is not None:
+            self.runner.submit(
+                "whole",
+                sample_stats_job,
+                array,
+                sampled.sampling,
+                cancellable=True,
+                on_done=lambda s: self.stats_panel.set_stats(WHOLE, s),
+            )
         else:
             self.runner.submit(
                 "whole",
@@ -204,6 +221,17 @@ class ArrayView(QWidget):
                 array,
                 cancellable=True,
                 on_done=lambda s: self.stats_panel.set_stats(WHOLE, s),
+            )
+        if sampled is not None and sampled.loads_whole() and sampled.fetch is not None:
+            self.runner.submit(
+                "full",
+                sampled.fetch,
+                sampled.whole_index(),
+                cancellable=True,
+                on_done=self._on_whole,
+                on_error=lambda text: self.sample_note.setText(
+                    f"{sampled.summary()} Reading all values failed: {text}"
+                ),
             )
         self._show_plane(reset_view=True)
 
@@ -232,6 +260,7 @@ class ArrayView(QWidget):
         plane = self.current_slice()
         self.table.array_model.swap_plane(plane)
         self.heatmap.set_plane(plane, reset_view=False)
+        self._refresh_cell_status()  # an edit, paste or undo changed the value under the cursor
         self.stats_panel.clear(pending=True)
         self._whole_given = False
         self.runner.submit(
@@ -254,15 +283,25 @@ class ArrayView(QWidget):
     def show_message(self, text: str, error: bool = False) -> None:
         """Replace the views by a centred message; the previous array is forgotten."""
         self._array = None
+        self._sampled = None
         self.runner.cancel()
         self.heatmap.runner.cancel()
-        colour = "#b00020" if error else "#555"
-        self.message_label.setStyleSheet(f"color: {colour}; font-size: 14px; padding: 24px;")
-        self.message_label.setText(text)
+        self.heatmap.tiles.set_source(None)
+        self.mark_stale(None)
+        self.message_label.show_text(text, error)
         self.stack.setCurrentIndex(1)
 
+    def mark_stale(self, text: str | None) -> None:
+        """While another value is read: veil the picture with ``text`` and grey out the table."""
+        self.heatmap.set_stale(text)
+        self.table.setEnabled(not text)
+        self.stats_panel.setEnabled(not text)
+        if text:
+            self.status.setText(" ")
+
     def array(self) -> np.ndarray | None:
-        return self._array
+        """The whole array shown (None while only a sample of a big tensor is loaded)."""
+        return self._array if self._sampled is None else None
 
     def current_index(self) -> Index:
         """Ints for the slider axes, slice(None) for the displayed axes; () for rank <= 2."""
@@ -291,7 +330,9 @@ class ArrayView(QWidget):
 
     def stats_ready(self) -> bool:
         """True once whole and slice statistics (and the heatmap image) of the array are shown."""
-        return not self.runner.pending() and self.heatmap.is_ready()
+        # reading the whole value or streaming exact statistics may take minutes: not waited for
+        pending = any(self.runner.pending(channel) for channel in ("whole", "slice", "find"))
+        return not pending and self.heatmap.is_ready()
 
     def step_slice(self, delta: int) -> None:
         """Move the first slider axis by ``delta`` (Alt+Right / Alt+Left)."""
@@ -361,10 +402,17 @@ class ArrayView(QWidget):
             self.heatmap.set_axis_names(
                 "row (axis 1)" if transposed else "row", "column (axis 0)" if transposed else "column"
             )
-        self.table.array_model.set_plane(
-            plane, array.ndim, self.axes.row_axis, self.axes.col_axis, self.axes.positions
+        model, sampled = self.table.array_model, self._sampled
+        rows_axis, cols_axis = self.axes.row_axis, self.axes.col_axis
+        steps = sampled.sampling.steps if sampled is not None else (1,) * array.ndim
+        first = steps[0] if steps else 1
+        model.header_steps = (steps[rows_axis], steps[cols_axis]) if array.ndim >= 2 else (first, first)
+        model.set_plane(plane, array.ndim, rows_axis, cols_axis, self.axes.positions)
+        source = (
+            sampled.plane_source(rows_axis, cols_axis, self.axes.positions) if sampled is not None else None
         )
-        self.heatmap.set_plane(plane, reset_view=reset_view)
+        self.heatmap.set_plane(plane, reset_view=reset_view, source=source)
+        self._refresh_cell_status()
         if array.ndim <= 2:
             self.runner.cancel("slice")
             whole = self.stats_panel.stats(WHOLE)
@@ -403,18 +451,26 @@ class ArrayView(QWidget):
         self._check_ready()
 
     def _on_heatmap_clicked(self, row: int, col: int) -> None:
-        self.table.select_cell(row, col)
+        step_r, step_c = self.heatmap.steps()
+        self.table.select_cell(row // step_r, col // step_c)
 
     def _on_cell_selected(self, index: tuple[int, ...]) -> None:
-        array = self._array
-        if array is None:
-            return
+        if self._refresh_cell_status():
+            self.cell_selected.emit(index)
+
+    def _refresh_cell_status(self) -> bool:
+        """ "[index] = value" of the table's current cell, as the values are now (or blank)."""
+        current, model = self.table.currentIndex(), self.table.array_model
+        if self._array is None or not current.isValid():
+            self.status.setText(" ")
+            return False
         try:
-            value = exact_text(array[index], self.table.array_model.kind())
+            value = exact_text(model.value(current.row(), current.column()), model.kind())
         except (IndexError, TypeError):
-            return
-        self.status.setText(f"{list(index)} = {value}")
-        self.cell_selected.emit(index)
+            self.status.setText(" ")
+            return False
+        self.status.setText(f"{list(model.full_index(current.row(), current.column()))} = {value}")
+        return True
 
     def _on_format_controls(self, *_args: object) -> None:
         mode = self.format_combo.currentText()

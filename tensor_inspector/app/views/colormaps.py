@@ -7,14 +7,10 @@ of the colormap in colours that none of the offered maps uses at its ends.
 
 from __future__ import annotations
 
-import threading
-
 import numpy as np
 import pyqtgraph as pg
 
 from tensor_inspector.core.dtypes import display_float
-from tensor_inspector.core.errors import Cancelled
-from tensor_inspector.core.stats import display_levels
 
 # name shown -> pyqtgraph colormap name (all bundled with pyqtgraph, no matplotlib needed)
 COLORMAPS: dict[str, str] = {
@@ -74,7 +70,6 @@ def legend_html() -> str:
 
 # -- the image actually drawn (computed off the GUI thread) ----------------------------------
 
-MAX_IMAGE_SIDE = 4096  # larger planes are block-averaged first (bounded memory)
 LEVEL_SAMPLE = 1 << 20  # elements sampled for levels
 COMPLEX_PARTS = ("|z|", "real", "imag", "phase")
 
@@ -104,45 +99,3 @@ def plane_sample(plane: np.ndarray, max_elements: int = LEVEL_SAMPLE) -> np.ndar
         return plane[:: int(np.ceil(plane.size / max_elements))]
     step = int(np.ceil(np.sqrt(plane.size / max_elements)))
     return plane[::step, ::step]
-
-
-def block_mean(
-    plane: np.ndarray,
-    max_side: int = MAX_IMAGE_SIDE,
-    part: str = "|z|",
-    cancel: threading.Event | None = None,
-) -> tuple[np.ndarray, int]:
-    """A contiguous float image of at most ``max_side`` per axis, and the block size used.
-
-    Block means (like pyqtgraph's own downsampling) keep isolated NaN/Inf visible
-    as a whole block. Rows are processed in bands so temporaries stay bounded even
-    for a 20000x20000 broadcast view.
-    """
-    rows, cols = plane.shape
-    factor = max(1, int(np.ceil(max(rows, cols) / max_side)))
-    if factor == 1:
-        return np.ascontiguousarray(real_part(plane, part)), 1
-    out_rows, out_cols = rows // factor, cols // factor
-    out = np.empty((out_rows, out_cols), np.float32)
-    band = max(1, (1 << 22) // max(cols, 1) // factor) * factor  # ~4M elements per band
-    for start in range(0, out_rows * factor, band):
-        if cancel is not None and cancel.is_set():
-            raise Cancelled()
-        stop = min(start + band, out_rows * factor)
-        chunk = real_part(plane[start:stop, : out_cols * factor], part)
-        target = out[start // factor : stop // factor]
-        # a sum of factor**2 strided views: one pass over the data, no reshape copies
-        target[...] = 0
-        for i in range(factor):
-            for j in range(factor):
-                target += chunk[i::factor, j::factor]
-        target *= np.float32(1.0 / (factor * factor))
-    return out, factor
-
-
-def image_levels(plane: np.ndarray, mode: str, part: str = "|z|") -> tuple[float, float]:
-    """Levels for ``mode`` in {"auto", "symmetric", "robust"} from a strided sample."""
-    sample = real_part(plane_sample(plane), part)
-    if mode == "robust":
-        return display_levels(sample, "auto", percentile=0.5)
-    return display_levels(sample, "symmetric" if mode == "symmetric" else "auto")

@@ -11,13 +11,18 @@ import math
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import Qt
+from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QHBoxLayout,
     QHeaderView,
+    QLabel,
+    QProgressBar,
+    QPushButton,
     QTableWidget,
     QTableWidgetItem,
+    QToolButton,
+    QVBoxLayout,
     QWidget,
 )
 
@@ -78,6 +83,9 @@ def stats_texts(stats: Stats) -> dict[str, str]:
 class StatsPanel(QWidget):
     """A two-column table (whole tensor | current slice) and an overlaid histogram."""
 
+    exact_requested = Signal()
+    cancel_requested = Signal()
+
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.table = QTableWidget(len(ROWS), 2)
@@ -108,12 +116,50 @@ class StatsPanel(QWidget):
             ),
             self.histogram.plot(stepMode="center", pen=pg.mkPen(COLOURS[1], width=1.6), name="slice"),
         ]
+        # a tensor shown from a sample: its exact statistics are streamed on request
+        self.exact_button = QPushButton("Exact statistics")
+        self.exact_button.setToolTip("Read the whole tensor from the file for exact statistics (Esc stops)")
+        self.exact_button.clicked.connect(self.exact_requested)
+        self.progress = QProgressBar()
+        self.progress.setMaximumHeight(14)
+        self.cancel_button = QToolButton()
+        self.cancel_button.setText("Cancel")
+        self.cancel_button.setToolTip("Stop reading (Esc)")
+        self.cancel_button.clicked.connect(self.cancel_requested)
+        self.progress_label = QLabel()
+        strip = QHBoxLayout()
+        strip.setContentsMargins(0, 0, 0, 0)
+        for widget in (self.exact_button, self.progress_label, self.progress, self.cancel_button):
+            strip.addWidget(widget)
+        strip.addStretch(1)
+        left = QVBoxLayout()
+        left.setContentsMargins(0, 0, 0, 0)
+        left.addLayout(strip)
+        left.addWidget(self.table, 1)
         layout = QHBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
-        layout.addWidget(self.table, 3)
+        layout.addLayout(left, 3)
         layout.addWidget(self.histogram, 2)
+        self.offer_exact(False)
+        self.show_progress(-1, 0)
         self._stats: list[Stats | None] = [None, None]
         self.clear()
+
+    def offer_exact(self, on: bool) -> None:
+        """Show the Exact statistics button (whole-tensor statistics come from a sample)."""
+        self.exact_button.setVisible(on)
+
+    def show_progress(self, done: int, total: int, message: str = "") -> None:
+        """Streaming progress (``done`` < 0: none running; ``message`` says why it ended)."""
+        running = done >= 0
+        self.progress.setVisible(running)
+        self.cancel_button.setVisible(running)
+        self.exact_button.setEnabled(not running)
+        if running:
+            self.progress.setRange(0, max(total, 1))
+            self.progress.setValue(done)
+        self.progress_label.setText("Reading the whole tensor…" if running else message)
+        self.progress_label.setVisible(running or bool(message))
 
     def clear(self, pending: bool = False) -> None:
         """Empty both columns ("…" while a computation is pending)."""

@@ -54,6 +54,10 @@ class ArrayTableModel(QAbstractTableModel):
 
     def __init__(self, parent: QObject | None = None) -> None:
         super().__init__(parent)
+        # a strided sample of a big tensor: cells map to every k-th index, and it is not edited
+        self.locked: str | None = None
+        self.header_steps = (1, 1)
+        self.index_map: Callable[[tuple[int, ...]], tuple[int, ...]] = lambda index: index
         self._plane: np.ndarray = np.zeros((0, 0))
         self._kind = "float"
         self._fmt = NumberFormat()
@@ -107,7 +111,7 @@ class ArrayTableModel(QAbstractTableModel):
         self._edit_handler = handler
 
     def is_editable(self) -> bool:
-        if not self._editable or self._kind in ("object", "text"):
+        if not self._editable or self.locked is not None or self._kind in ("object", "text"):
             return False
         return self._edit_handler is not None or bool(self._plane.flags.writeable)
 
@@ -129,7 +133,9 @@ class ArrayTableModel(QAbstractTableModel):
 
     def full_index(self, row: int, col: int) -> tuple[int, ...]:
         """The N-D index in the whole array of the displayed cell (row, col)."""
-        return cell_index(self._ndim, self._row_axis, self._col_axis, self._positions, row, col)
+        return self.index_map(
+            cell_index(self._ndim, self._row_axis, self._col_axis, self._positions, row, col)
+        )
 
     def value(self, row: int, col: int) -> Any:
         """The numpy scalar at the displayed cell."""
@@ -185,7 +191,7 @@ class ArrayTableModel(QAbstractTableModel):
             return "value"
         if orientation == Qt.Orientation.Vertical and self._plane.ndim == 0:
             return "()"
-        return str(section)
+        return str(section * self.header_steps[0 if orientation == Qt.Orientation.Vertical else 1])
 
     def flags(self, index: AnyIndex) -> Qt.ItemFlag:
         if not index.isValid():
@@ -227,7 +233,7 @@ class ArrayTableModel(QAbstractTableModel):
             self.edit_rejected.emit("Nothing to paste: the clipboard holds no values.")
             return False
         if not self.is_editable():
-            self.edit_rejected.emit("These values cannot be edited.")
+            self.edit_rejected.emit(self.locked or "These values cannot be edited.")
             return False
         if any(len(r) != width for r in rows):
             self.edit_rejected.emit("Paste rejected: the rows of the clipboard have different lengths.")

@@ -125,15 +125,16 @@ def test_bool_and_int_draw_as_numbers_and_scalars_as_text(qtbot, view):
     assert view.heatmap.message_label.text() == "Scalar value: 7"
 
 
-def test_big_plane_is_block_averaged_off_thread(qtbot, view):
+def test_big_plane_is_reduced_off_thread_and_keeps_an_isolated_nan(qtbot, view):
     a = np.ones((6000, 300), np.float32)
-    a[0, 0] = np.nan
+    a[1, 1] = np.nan  # not the cell a subsample would pick: "any" must keep it
     show(qtbot, view, a)
     heat = view.heatmap
-    assert heat.block_factor() == 2
-    assert heat.image_item.image.shape == (3000, 150)
-    assert np.isnan(heat.image_item.image[0, 0])  # an isolated NaN stays visible as a block
+    assert heat.block_factor() == 3  # 6000 rows onto at most 2048 picture rows
+    assert heat.image_item.image.shape == (2000, 100)
+    assert np.isnan(heat.image_item.image[0, 0])
     assert heat.mask_item.image[0, 0].tolist() == list(NAN_RGBA)
+    assert heat.marks_item.data["x"].tolist() == [1.5] and heat.marks_item.data["y"].tolist() == [1.5]
 
 
 def test_the_table_cell_is_outlined_on_the_heatmap(qtbot, view):
