@@ -103,6 +103,9 @@ class CompareView(QWidget):
         self.tables.clear()
         self._pair = None
         self.plots.clear()
+        self.pair_label.setText("")
+        self.go_button.setEnabled(False)
+        self.axes.set_shape(())
         self._show_message("Comparing…")
         self.progress.setRange(0, 0)
         self.progress_label.setText("Planning the pairs…")
@@ -133,7 +136,7 @@ class CompareView(QWidget):
         if report.pairs:
             self.tables.select_row(0)  # the worst pair, drawn at once
         else:
-            self._show_message("No pairs to show.")
+            self._show_message("No pair was compared." if outcome.cancelled else "No pairs to show.")
 
     def show_failure(self, message: str) -> None:
         self._set_running(False)

@@ -166,6 +166,7 @@ def test_cancel_stops_a_hanging_comparison_and_the_next_one_runs(qtbot, monkeypa
         assert outcome.cancelled and outcome.planned == 1 and outcome.report.pairs == []
         assert outcome.report.only_a == ["y"]
         assert not controller.is_running() and not controller.view.cancel_button.isVisible()
+        assert not controller.view.go_button.isEnabled()
         assert controller.view.progress_label.text().startswith("Cancelled after 0 of 1 pairs.")
         other = tmp_path / "other.npz"
         np.savez(other, x=np.arange(4, dtype=np.float32))
