@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from tensor_inspector.core.dtypes import numpy_dtype
-from tensor_inspector.core.nodes import Index
+from tensor_inspector.core.nodes import Index, Node, NodeKind
 
 PREVIEW_BYTES = 64 << 20  # the most a first read of any tensor may bring over
 PREVIEW_ELEMENTS = 1 << 22  # ~2048x2048: more than a screen shows, little to read
@@ -114,3 +114,14 @@ def sampling_of(shape: Sequence[int | None] | None, index: Index | None) -> Samp
 
 def nbytes_of(shape: Sequence[int], dtype: str | np.dtype) -> int:
     return math.prod(int(n) for n in shape) * numpy_dtype(dtype).itemsize
+
+
+def preview_index(node: Node) -> Index | None:
+    """The index of the first read of ``node``: a strided sample of a big stored tensor, else None.
+
+    Only stored tensors: a computed node is evaluated whole by its framework anyway.
+    """
+    if node.kind is not NodeKind.TENSOR:
+        return None
+    sampling = preview_sampling(node.shape, node.dtype)
+    return sampling.index() if sampling is not None else None

@@ -10,10 +10,12 @@ the view; the next selection is served as usual.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import numpy as np
 from PySide6.QtCore import QObject, QTimer, Signal
 from PySide6.QtWidgets import QStatusBar
 
@@ -23,7 +25,8 @@ from tensor_inspector.app.views.tree import NodeTree
 from tensor_inspector.app.window.actions import BusyIndicator
 from tensor_inspector.app.worker import Worker
 from tensor_inspector.core.errors import InspectorError, TrustRequired
-from tensor_inspector.core.nodes import Node, NodeKind
+from tensor_inspector.core.nodes import Index, Node, NodeKind
+from tensor_inspector.core.sampling import preview_index, sampling_of
 from tensor_inspector.core.text import format_shape
 from tensor_inspector.session.answers import Value
 
@@ -154,7 +157,11 @@ class EvaluateController(QObject):
             return
         self._set((handle, node), self._shown)
         feeds = document.feeds or None
-        self._rid = self.worker.evaluate(handle, node.id, None, feeds, trust=trust or document.trusted)
+        # a big stored tensor is first read as a strided sample: on screen in ~2 s at any size
+        self.view().mark_stale(f"Reading {node.id}…")  # the old picture is not shown as current
+        self._rid = self.worker.evaluate(
+            handle, node.id, preview_index(node), feeds, trust=trust or document.trusted
+        )
         self._busy_timer.start()
 
     def reevaluate(self) -> None:
@@ -180,6 +187,7 @@ class EvaluateController(QObject):
     def cancel(self) -> None:
         """Drop the pending read; the view returns to idle at once."""
         if self._pending is None:
+            self.view().cancel_work()  # Esc also stops the view's own reads (whole value, statistics)
             return
         name = self._pending[1].id
         self.worker.cancel()
@@ -199,7 +207,12 @@ class EvaluateController(QObject):
         document = self.documents.get(handle)
         self._set(self._pending, (handle, node.id))
         view = self.view()
-        view.set_array(value.array, title=f"{document.name} › {node.id}" if document else node.id)
+        view.set_array(
+            value.array,
+            title=f"{document.name} › {node.id}" if document else node.id,
+            sampling=sampling_of(node.shape, value.index),
+            fetch=self._reader_of(handle, node.id),
+        )
         view.set_details(node_details(node))
         if value.feed_specs:
             self.feeds_panel.set_specs(value.feed_specs, value.feeds)
@@ -209,6 +222,15 @@ class EvaluateController(QObject):
         )
         self.value_displayed.emit(handle, node, value.array)
         self.value_shown.emit(node.id)
+
+    def _reader_of(self, handle: int, node_id: str) -> Callable[[Index, threading.Event | None], np.ndarray]:
+        """Reads parts of a node for the view (regions as it zooms, the whole behind a sample)."""
+        session = self.worker.session
+
+        def read(index: Index, cancel: threading.Event | None = None) -> np.ndarray:
+            return session.value(handle, node_id, index, cancel=cancel).array
+
+        return read
 
     def _on_failed(self, rid: int, message: str) -> None:
         if rid != self._rid or self._pending is None:
