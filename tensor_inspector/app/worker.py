@@ -24,6 +24,7 @@ from PySide6.QtCore import QObject, Signal
 
 from tensor_inspector.app.background import BackgroundRunner
 from tensor_inspector.core.errors import InspectorError, TrustRequired
+from tensor_inspector.core.nodes import FeedSpec
 from tensor_inspector.session.answers import FileInfo, Saved, SessionFailure, Value
 from tensor_inspector.session.isolated import IsolatedSession
 
@@ -50,6 +51,7 @@ class Session(Protocol):
         trust: bool = False,
         cancel: threading.Event | None = None,
     ) -> Value: ...
+    def feed_specs(self, handle: int, node_id: str | None = None) -> list[FeedSpec]: ...
     def save(self, handle: int, replacements: Mapping[str, np.ndarray], target: str | Path) -> Saved: ...
     def close(self, handle: int) -> None: ...
     def cancel(self, handle: int | None = None) -> None: ...
@@ -99,6 +101,8 @@ class Worker(QObject):
     busy_changed = Signal(bool)  # an evaluation is (no longer) pending
     saved = Signal(int, object)  # request id, Saved
     save_failed = Signal(int, str)  # request id, message
+    feed_specs_ready = Signal(int, object)  # request id, list[FeedSpec]
+    feed_specs_failed = Signal(int, str)  # request id, message
 
     def __init__(self, parent: QObject | None = None, max_threads: int = 4, session: Session | None = None):
         super().__init__(parent)
@@ -190,6 +194,25 @@ class Worker(QObject):
         )
         return rid
 
+    def feed_specs(self, handle: int, node_id: str) -> int:
+        """Ask for the inputs of a graph node (name, dtype, shape) without evaluating it.
+
+        The window shows them before the first evaluation, which may fail with the
+        file's default inputs. The latest request wins; a cancel drops it with the
+        evaluation it usually precedes.
+        """
+        rid = next(self._ids)
+        self._runner.submit(
+            "specs",
+            _in_core_terms,
+            self.session.feed_specs,
+            handle,
+            node_id,
+            on_done=lambda specs: self.feed_specs_ready.emit(rid, list(specs)),
+            on_exception=lambda error: self.feed_specs_failed.emit(rid, user_message(error)),
+        )
+        return rid
+
     def save(self, handle: int, replacements: Mapping[str, np.ndarray], target: str | Path) -> int:
         """Write ``handle``'s file with ``replacements`` to ``target`` (atomic, verified).
 
@@ -210,7 +233,8 @@ class Worker(QObject):
         return rid
 
     def cancel(self) -> None:
-        """Stop the pending evaluation; the view returns to idle at once."""
+        """Stop the pending evaluation (and its inputs request); the view returns to idle at once."""
+        self._runner.cancel("specs")
         self._runner.cancel("eval")
         if self._latest_eval is not None:
             self._eval_ended()
@@ -223,6 +247,9 @@ class Worker(QObject):
 
     def is_busy(self) -> bool:
         return self._latest_eval is not None
+
+    def is_fetching_specs(self) -> bool:
+        return self._runner.pending("specs")
 
     def pending_opens(self) -> int:
         return len(self._pending_opens)

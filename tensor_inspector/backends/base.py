@@ -8,13 +8,14 @@ the GUI noticing. Nothing here imports Qt or a framework.
 from __future__ import annotations
 
 import threading
+import zlib
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from tensor_inspector.core.dtypes import numpy_dtype
+from tensor_inspector.core.dtypes import is_float_like, numpy_dtype
 from tensor_inspector.core.errors import (
     Cancelled,
     CorruptFile,
@@ -44,6 +45,7 @@ __all__ = [
     "TrustRequired",
     "UnsupportedFormat",
     "read_head",
+    "seeded_normal",
 ]
 
 
@@ -156,11 +158,21 @@ class Source:
         return []
 
     def default_feeds(self, node_id: str | None = None) -> dict[str, np.ndarray]:
-        """Feeds used when the user gives none: example inputs if the file has them, else zeros."""
+        """Feeds used when the user gives none.
+
+        Float inputs get seeded normal values: zeros drive many models to all-zero (or
+        all-equal) outputs, which look broken. Integers, bools and strings stay zero, since
+        they are usually ids, lengths or flags. Backends that know better (example inputs
+        saved with the program, defaults in a schema) override this.
+        """
         feeds: dict[str, np.ndarray] = {}
         for spec in self.feed_specs(node_id):
             shape = tuple(1 if d is None else d for d in (spec.shape or ()))
-            feeds[spec.name] = np.zeros(shape, dtype=numpy_dtype(spec.dtype))
+            dtype = numpy_dtype(spec.dtype) if spec.dtype else np.dtype(np.float32)
+            if is_float_like(dtype):
+                feeds[spec.name] = seeded_normal(spec.name, shape, dtype)
+            else:
+                feeds[spec.name] = np.zeros(shape, dtype=dtype)
         return feeds
 
     # -- writing ------------------------------------------------------------------
@@ -235,6 +247,16 @@ class Backend:
     def require_framework(self) -> None:
         if not self.framework_available():
             raise MissingFramework(self.framework or "?", self.extra or "all")
+
+
+def seeded_normal(name: str, shape: tuple[int, ...], dtype: np.dtype, seed: int = 0) -> np.ndarray:
+    """Standard normal values for input ``name``, the same for every node and every run.
+
+    The input's name joins the seed so two inputs of one shape differ (``a - b`` is not
+    all zeros), while one input keeps its value whichever node of the graph is evaluated.
+    """
+    rng = np.random.default_rng([seed, zlib.crc32(name.encode("utf-8"))])
+    return rng.standard_normal(shape).astype(dtype)
 
 
 def read_head(path: Path, size: int = 64) -> bytes:

@@ -43,20 +43,45 @@ def parse_feed(text: str, specs: Sequence[FeedSpec] = ()) -> tuple[str, np.ndarr
             + (f"this node's inputs are {inputs}." if inputs else "this node takes no inputs.")
         )
     if value.startswith("@"):
-        array = load_npy(Path(value[1:]))
-        return (spec.name if spec else name), array
+        return spec.name, load_npy(Path(value[1:]))
+    return spec.name, literal_feed(spec, value)
+
+
+def literal_feed(spec: FeedSpec, text: str) -> np.ndarray:
+    """A JSON literal typed for input ``spec`` (``7``, ``[[1, 2], [3, 4]]``, ``true``) as its array.
+
+    The value takes the input's declared dtype, so ``[7, 4]`` for an int64 input stays
+    int64; a number that the dtype cannot hold (``1.5`` for an integer input, ``300`` for
+    uint8) is refused rather than silently truncated. An input of unknown dtype (a
+    TorchScript ``Tensor`` says none) takes the literal's own kind: integers int64,
+    booleans bool, and other numbers float32, the default float of the frameworks.
+    """
     try:
-        literal = json.loads(value)
+        literal = json.loads(text)
     except json.JSONDecodeError:
         raise InspectorError(
-            f"Feed {name!r}: {value!r} is not a JSON literal (use e.g. [[1,2],[3,4]] or @file.npy)."
+            f"Input {spec.name!r}: {text!r} is not a JSON literal (write e.g. 7, [1, 2] or [[1, 2], [3, 4]])."
         ) from None
-    dtype = numpy_dtype(spec.dtype) if spec and spec.dtype else None
+    try:
+        natural = np.asarray(literal)
+    except ValueError:
+        raise InspectorError(f"Input {spec.name!r}: {text!r} is not a rectangular array.") from None
+    if natural.dtype.kind == "U" and spec.dtype and numpy_dtype(spec.dtype).kind in "USO":
+        return np.asarray(literal, dtype=numpy_dtype(spec.dtype))  # a string input (TensorFlow)
+    if natural.dtype.kind not in "biuf":
+        raise InspectorError(f"Input {spec.name!r}: {text!r} is not made of numbers or booleans.")
+    if not spec.dtype:
+        return natural.astype(np.float32) if natural.dtype.kind == "f" else natural
+    dtype = numpy_dtype(spec.dtype)
+    if dtype.kind in "iub" and natural.dtype.kind == "f" and not np.all(np.equal(np.mod(natural, 1), 0)):
+        raise InspectorError(f"Input {spec.name!r} takes {dtype.name} values, not {text}.")
     try:
         array = np.asarray(literal, dtype=dtype)
-    except (TypeError, ValueError) as exc:
-        raise InspectorError(f"Feed {name!r} does not fit dtype {dtype}: {exc}.") from None
-    return (spec.name if spec else name), array
+    except (TypeError, ValueError, OverflowError):
+        raise InspectorError(f"Input {spec.name!r}: {text} does not fit its dtype {dtype.name}.") from None
+    if dtype.kind in "iu" and not np.array_equal(array, natural):
+        raise InspectorError(f"Input {spec.name!r}: {text} does not fit its dtype {dtype.name}.")
+    return array
 
 
 def parse_feeds(texts: Iterable[str], specs: Sequence[FeedSpec] = ()) -> dict[str, np.ndarray]:

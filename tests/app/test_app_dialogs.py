@@ -153,6 +153,8 @@ def test_feeds_panel_asks_unknown_dims_and_builds_the_dict(qtbot):
     x = panel.row_widgets("x")
     assert x.shape.isEnabled() and x.shape.text() == "1, 3"  # unknown dim defaults to 1
     assert not panel.row_widgets("mask").shape.isEnabled()  # fully known shape is fixed
+    assert panel.feeds() == {}  # every input left to the file's default: nothing to send
+    x.fill.setCurrentText("zeros")
     x.shape.setText("4, 3")
     panel.set_choice("mask", FeedChoice("ones", (2,)))
     panel.row_widgets("h").fill.setCurrentText("random normal")
@@ -165,6 +167,12 @@ def test_feeds_panel_asks_unknown_dims_and_builds_the_dict(qtbot):
     assert panel.row_widgets("x").shape.text() == "4, 3"
     panel.row_widgets("x").shape.setText("4, 5")
     with pytest.raises(InspectorError, match="needs"):
+        panel.feeds()
+    # a typed value takes the input's dtype and must fit its shape
+    panel.set_choice("x", FeedChoice("value", text="[[1, 2, 3]]"))
+    assert panel.feeds()["x"].dtype == np.float32 and panel.feeds()["x"].tolist() == [[1, 2, 3]]
+    panel.row_widgets("x").value.setText("[1, 2]")
+    with pytest.raises(InspectorError, match=r"needs shape \(\?, 3\)"):
         panel.feeds()
     with qtbot.waitSignal(panel.evaluate_requested):
         panel.evaluate_button.click()

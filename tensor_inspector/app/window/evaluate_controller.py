@@ -23,8 +23,9 @@ from tensor_inspector.app.documents import Document, Documents
 from tensor_inspector.app.views.feeds_panel import FeedsPanel
 from tensor_inspector.app.views.tree import NodeTree
 from tensor_inspector.app.window.actions import BusyIndicator
+from tensor_inspector.app.window.inputs_controller import InputsController
 from tensor_inspector.app.worker import Worker
-from tensor_inspector.core.errors import InspectorError, TrustRequired
+from tensor_inspector.core.errors import TrustRequired
 from tensor_inspector.core.nodes import Index, Node, NodeKind
 from tensor_inspector.core.sampling import preview_index, sampling_of
 from tensor_inspector.core.text import format_shape
@@ -95,13 +96,14 @@ class EvaluateController(QObject):
         self._busy_timer.setSingleShot(True)
         self._busy_timer.setInterval(BUSY_DELAY_MS)
         self._busy_timer.timeout.connect(self.show_busy)
+        self._trust_next = False  # the user vouched for the file: the next evaluation is trusted
+        self.inputs = InputsController(self, documents, worker, tree, feeds_panel, self._evaluate_now)
 
         worker.result.connect(self._on_result)
         worker.failed.connect(self._on_failed)
         worker.trust_needed.connect(self._on_trust_needed)
         worker.busy_changed.connect(self._on_busy_changed)
         tree.node_selected.connect(self.on_selection)
-        feeds_panel.evaluate_requested.connect(self.evaluate_with_panel_feeds)
         documents.document_added.connect(self._on_document_added)
         documents.document_removed.connect(self._on_document_removed)
         documents.edited.connect(self._on_edited)
@@ -136,8 +138,9 @@ class EvaluateController(QObject):
     def on_selection(self, handle: int, node: Node | None) -> None:
         if node is None or not node.has_value:
             self.worker.cancel()
+            self.inputs.cancel()
             self._set(None, None)
-            self.feeds_panel.setVisible(False)
+            self.inputs.hide()
             item = self.tree.model.item_for(handle, node.id) if node is not None else None
             children = len(item.children) if item is not None else 0
             self.view().show_message(describe_selection(self.documents.get(handle), node, children))
@@ -155,12 +158,29 @@ class EvaluateController(QObject):
             self._set(None, self._shown)
             self._display(handle, node, Value(handle, node.id, None, copy))
             return
+        # a graph node's inputs are shown before it is evaluated (InputsController calls back
+        # _evaluate_now); the answer of an earlier request is not for this one
+        if self._pending is not None:
+            self.worker.cancel()
         self._set((handle, node), self._shown)
-        feeds = document.feeds or None
+        self._rid = None
+        self._trust_next = trust
+        self._busy_timer.start()
+        self.inputs.prepare(handle, node)
+        if node.kind is not NodeKind.COMPUTED:
+            self._evaluate_now(handle, node)
+
+    def _evaluate_now(self, handle: int, node: Node) -> None:
+        """Read or evaluate ``node`` with the inputs chosen for its file."""
+        document = self.documents.get(handle)
+        if document is None:
+            return
+        trust, self._trust_next = self._trust_next or document.trusted, False
+        self._set((handle, node), self._shown)
         # a big stored tensor is first read as a strided sample: on screen in ~2 s at any size
         self.view().mark_stale(f"Reading {node.id}…")  # the old picture is not shown as current
         self._rid = self.worker.evaluate(
-            handle, node.id, preview_index(node), feeds, trust=trust or document.trusted
+            handle, node.id, preview_index(node), document.feeds or None, trust=trust
         )
         self._busy_timer.start()
 
@@ -171,18 +191,8 @@ class EvaluateController(QObject):
             self.request(handle, node)
 
     def evaluate_with_panel_feeds(self) -> None:
-        """The feeds panel's Evaluate: build the arrays, remember them for this file, run."""
-        handle, node = self.tree.current()
-        if handle is None or node is None:
-            return
-        try:
-            feeds = self.feeds_panel.feeds()
-        except InspectorError as exc:
-            self.feeds_panel.show_error(str(exc))
-            return
-        self.feeds_panel.show_error("")
-        self.documents.set_feeds(handle, feeds)
-        self.request(handle, node)
+        """The feeds panel's Evaluate: use its inputs for this file and evaluate at once."""
+        self.inputs.apply()
 
     def cancel(self) -> None:
         """Drop the pending read; the view returns to idle at once."""
@@ -191,6 +201,7 @@ class EvaluateController(QObject):
             return
         name = self._pending[1].id
         self.worker.cancel()
+        self.inputs.cancel()
         self._set(None, None)
         self.view().show_message(f"Cancelled reading {name}.\nSelect it again (or press F5) to retry.")
         self.status.showMessage("Cancelled.", 5000)
@@ -214,9 +225,7 @@ class EvaluateController(QObject):
             fetch=self._reader_of(handle, node.id),
         )
         view.set_details(node_details(node))
-        if value.feed_specs:
-            self.feeds_panel.set_specs(value.feed_specs, value.feeds)
-        self.feeds_panel.setVisible(bool(value.feed_specs))
+        self.inputs.shown_value(handle, node, value.feed_specs, value.feeds)
         self.status.showMessage(
             f"{node.id}: {format_shape(value.array.shape)} {value.array.dtype.name}", 8000
         )
@@ -240,6 +249,7 @@ class EvaluateController(QObject):
         text = f"{node.id}: {message}"
         self.view().show_message(text, error=True)
         self.status.showMessage(text, 15000)
+        self.inputs.failed(node, message)
         self.value_failed.emit(message)
 
     def _on_trust_needed(self, rid: int, error: TrustRequired) -> None:
@@ -261,7 +271,7 @@ class EvaluateController(QObject):
 
     def show_busy(self) -> None:
         """What a read taking longer than ``BUSY_DELAY_MS`` shows: its name, a spinner, Cancel."""
-        if self._pending is None or not self.worker.is_busy():
+        if self._pending is None or not (self.worker.is_busy() or self.inputs.is_fetching()):
             return
         node = self._pending[1]
         kind = "Evaluating" if node.kind is NodeKind.COMPUTED else "Reading"
@@ -289,7 +299,7 @@ class EvaluateController(QObject):
         if self._shown is not None and self._shown[0] == handle:
             self._set(self._pending, None)
             self.view().show_message("Select a tensor.")
-            self.feeds_panel.setVisible(False)
+            self.inputs.hide()
 
     def _on_edited(self, handle: int, node_id: str) -> None:
         """A value changed (edit, paste, replace, undo, redo): show it where the user can see it."""

@@ -71,9 +71,9 @@ def test_feed_specs_from_model_inputs(built, suffix):
         assert specs["image"].shape == (None, 6, 6, 2) and specs["image"].dtype == "float32"
         assert specs["series"].shape == (None, 4, 3)
         assert source.feed_specs("dense/kernel") == []
-        zeros = source.default_feeds("dense/output")  # what the window uses before the user types
-        assert zeros["image"].shape == (1, 6, 6, 2)
-        assert source.evaluate("head/output", zeros).shape == (1, 2)
+        defaults = source.default_feeds("dense/output")  # what the window uses before the user types
+        assert defaults["image"].shape == (1, 6, 6, 2)
+        assert source.evaluate("head/output", defaults).shape == (1, 2)
     with BACKEND.open(built[("sequential", suffix)].path) as source:
         [spec] = source.feed_specs()
         assert (spec.name, spec.dtype, spec.shape) == ("features", "float32", (None, 5))

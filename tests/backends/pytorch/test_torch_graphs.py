@@ -10,6 +10,7 @@ import torch
 from torch_fixtures import three_layer
 
 from tensor_inspector.backends import InspectorError, NodeKind, open_path
+from tensor_inspector.backends.base import seeded_normal
 
 
 def hidden_values(model: torch.nn.Module, x: np.ndarray) -> dict[str, np.ndarray]:
@@ -85,15 +86,17 @@ def test_export_evaluates_with_feeds(export_file: tuple[Path, np.ndarray]) -> No
         assert "\n" not in str(info.value)
 
 
-def test_export_without_example_inputs_feeds_zeros(tmp_path: Path) -> None:
+def test_export_without_example_inputs_feeds_seeded_normal_values(tmp_path: Path) -> None:
     program = torch.export.export(three_layer(), (torch.randn(2, 4),))
     program._example_inputs = None
     path = tmp_path / "bare.pt2"
     torch.export.save(program, str(path))
     with open_path(path) as source:
         feeds = source.default_feeds()
-        assert feeds["x"].shape == (2, 4) and not feeds["x"].any()
-        expected = hidden_values(three_layer(), np.zeros((2, 4), np.float32))
+        # zeros would make every layer's output its bias: seeded normal values, the same each time
+        x = seeded_normal("x", (2, 4), np.dtype(np.float32))
+        assert feeds["x"].dtype == np.float32 and np.array_equal(feeds["x"], x) and x.std() > 0.1
+        expected = hidden_values(three_layer(), x)
         np.testing.assert_allclose(source.evaluate("graph/relu", {}), expected["relu"], rtol=1e-6)
 
 

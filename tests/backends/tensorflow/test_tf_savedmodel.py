@@ -87,7 +87,7 @@ def test_feeds_constants_and_defaults(tf2):
     np.testing.assert_array_equal(tf2.evaluate("serving_default/unknown_3:0", {}), [2.0, -1.0])
     defaults = tf2.default_feeds("serving_default/Identity:0")
     assert defaults["x"].shape == (1, 3)
-    assert tf2.evaluate("serving_default/Identity:0", {}).shape == (1, 2)  # zeros fed
+    assert tf2.evaluate("serving_default/Identity:0", {}).shape == (1, 2)  # defaults fed
 
 
 def test_evaluate_in_worker_thread(tf2):
