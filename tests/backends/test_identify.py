@@ -97,7 +97,8 @@ def test_joblib_file_is_named(tmp_path):
 
 @pytest.mark.parametrize("compress", [0, 3, ("gzip", 3), ("bz2", 3), ("xz", 3)])
 def test_files_written_by_joblib_are_named(tmp_path, compress):
-    joblib = pytest.importorskip("joblib")
+    import joblib
+
     path = tmp_path / "pipeline.bin"
     joblib.dump({"coef": np.arange(10.0), "names": ["a", "b"]}, path, compress=compress)
     with pytest.raises(UnsupportedFormat, match="pipeline.bin is a joblib file"):

@@ -12,8 +12,6 @@ from safetensors.numpy import save_file
 
 from tensor_inspector.cli import main
 
-pytest.importorskip("tensorflow")
-
 PAIR_KEYS = {"a", "b", "transform", "shape_a", "shape_b", "dtype_a", "dtype_b"}
 PAIR_KEYS |= {"max_abs", "max_rel", "mean_abs", "rmse", "cosine", "beyond", "equal"}
 

@@ -15,9 +15,6 @@ from tensor_inspector.session.compare import compare_files, plan_files
 from tensor_inspector.session.isolated import IsolatedSession
 from tensor_inspector.session.local import LocalSession
 
-pytest.importorskip("torch")
-pytest.importorskip("tensorflow")
-
 
 @pytest.fixture(scope="module")
 def ported(tmp_path_factory):

@@ -179,7 +179,6 @@ def test_cancel_stops_a_hanging_comparison_and_the_next_one_runs(qtbot, monkeypa
 
 @pytest.fixture(scope="module")
 def ported(tmp_path_factory):
-    pytest.importorskip("tensorflow")
     from compare_fixtures import build_ported_model
 
     return build_ported_model(tmp_path_factory.mktemp("ported"))

@@ -5,14 +5,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import gguf
 import numpy as np
 import pytest
+from gguf.quants import dequantize, quantize
 
 from tensor_inspector.backends.base import InspectorError, NodeKind
 from tensor_inspector.backends.registry import detect, open_path
-
-gguf = pytest.importorskip("gguf")
-from gguf.quants import dequantize, quantize  # noqa: E402
 
 T = gguf.GGMLQuantizationType
 RNG = np.random.default_rng(5)

@@ -58,7 +58,6 @@ def test_wrong_shape_or_dtype_is_refused(tmp_path):
 
 
 def test_external_data_stays_external(tmp_path):
-    pytest.importorskip("torch")
     path = onnx_fixtures.export_cnn(tmp_path / "cnn.onnx", external=True)
     weights = (tmp_path / "weights.bin").read_bytes()
     before = {k: numpy_helper.to_array(v) for k, v in _initializers(path).items()}
@@ -87,7 +86,6 @@ def test_external_data_stays_external(tmp_path):
 
 
 def test_saved_in_place_twice_keeps_a_loadable_backup(tmp_path):
-    pytest.importorskip("torch")
     path = onnx_fixtures.export_cnn(tmp_path / "cnn.onnx", external=True)
     original_bias = numpy_helper.to_array(_initializers(path)["fc.bias"])
     for step, bias in enumerate([np.arange(5, dtype=np.float32), np.ones(5, np.float32)]):
