@@ -60,6 +60,13 @@ def _count(n: int, total: int) -> str:
     return f"{n:,} ({100.0 * n / total:.3g}%)"
 
 
+def _size_text(stats: Stats) -> str:
+    """Values and bytes of the tensor; statistics of a sample say how many values they saw."""
+    total = math.prod(stats.shape)
+    text = f"{total:,} values, {human_bytes(stats.nbytes)}"
+    return text if total == stats.count else f"{text}; statistics of {stats.count:,} sampled"
+
+
 def stats_texts(stats: Stats) -> dict[str, str]:
     """The cell texts of one column."""
     return {
@@ -67,7 +74,7 @@ def stats_texts(stats: Stats) -> dict[str, str]:
         "dtype": f"{stats.dtype} ({short_name(stats.dtype)})"
         if short_name(stats.dtype) != stats.dtype
         else stats.dtype,
-        "size": f"{stats.count:,} values, {human_bytes(stats.nbytes)}",
+        "size": _size_text(stats),
         "min": _number(stats.min),
         "max": _number(stats.max),
         "mean": _number(stats.mean),

@@ -152,7 +152,8 @@ class _Driver:
                 self.timer.stop()  # interactive: the user takes over from here
             return
         view = window.view
-        if view.array() is not None and window.shown() is not None and not view.stats_ready():
+        # the picture and statistics of what is shown (a big tensor's sample counts as shown)
+        if window.shown() is not None and not (view.stats_ready() and not view.heatmap.is_stale()):
             return
         if self.errors:
             return self._finish(1, self.errors[-1])
