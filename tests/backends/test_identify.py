@@ -137,7 +137,8 @@ def test_unknown_zip_lists_what_is_inside(tmp_path):
 
 
 def test_hdf5_that_is_not_a_keras_model_says_so(tmp_path):
-    h5py = pytest.importorskip("h5py")
+    import h5py
+
     with h5py.File(tmp_path / "measurements.h5", "w") as fh:
         fh["x"] = np.arange(3)
     with pytest.raises(UnsupportedFormat, match="measurements.h5 is an HDF5 file but not a Keras model"):

@@ -42,7 +42,7 @@ def _expand(scale: np.ndarray, shape: tuple[int, ...], block: int) -> np.ndarray
 @pytest.fixture(scope="module")
 def fp8_file(tmp_path_factory) -> tuple[Path, dict[str, np.ndarray]]:
     """Written by safetensors' own torch writer, as FP8 checkpoints are made."""
-    torch = pytest.importorskip("torch")
+    import torch
     from safetensors.torch import save_file
 
     originals = {
@@ -115,7 +115,8 @@ def test_fp8_view_is_read_only_and_the_codes_write(fp8_file, tmp_path):
 
 
 def test_torch_quantized_tensors_get_a_dequantized_view(tmp_path):
-    torch = pytest.importorskip("torch")
+    import torch
+
     weight = torch.randn(6, 5)
     per_tensor = torch.quantize_per_tensor(weight, 0.05, 3, torch.quint8)
     per_channel = torch.quantize_per_channel(
@@ -156,7 +157,8 @@ def test_export_of_the_dequantized_node_gives_floats(fp8_file, tmp_path, capsys)
 
 
 def _tflite_model(directory: Path) -> Path:
-    tf = pytest.importorskip("tensorflow")
+    import tensorflow as tf
+
     inputs = tf.keras.Input((4,))
     model = tf.keras.Model(
         inputs, tf.keras.layers.Dense(3)(tf.keras.layers.Dense(5, activation="relu")(inputs))
@@ -176,7 +178,8 @@ def _tflite_model(directory: Path) -> Path:
 
 
 def test_gguf_and_tflite_values_through_the_reader_process(tmp_path):
-    pytest.importorskip("gguf")
+    import gguf  # noqa: F401
+
     from tensor_inspector.demo.gguf_demo import make_demo_gguf
     from tensor_inspector.session.isolated import IsolatedSession
 

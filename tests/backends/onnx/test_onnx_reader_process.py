@@ -44,7 +44,8 @@ def test_if_branch_values_evaluated_in_the_reader(session, tmp_path):
 
 
 def test_external_data_read_and_evaluated_in_the_reader(session, tmp_path):
-    pytest.importorskip("torch")
+    import torch  # noqa: F401
+
     path = onnx_fixtures.export_cnn(tmp_path / "cnn.onnx", external=True)
     x = np.random.default_rng(5).standard_normal((1, 3, 16, 16)).astype(np.float32)
     expected = onnx_fixtures.ort_values(path, ["/conv2/Conv_output_0"], {"image": x})

@@ -8,11 +8,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import tensorflow as tf
 
 from tensor_inspector.backends.base import InspectorError, NodeKind
 from tensor_inspector.backends.registry import detect, open_path
-
-tf = pytest.importorskip("tensorflow")
 
 RNG = np.random.default_rng(3)
 
