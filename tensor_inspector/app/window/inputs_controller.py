@@ -61,6 +61,11 @@ class InputsController(QObject):
     # -- selection ------------------------------------------------------------------------------
     def prepare(self, handle: int, node: Node) -> None:
         """Show ``node``'s inputs, then evaluate it: at once when they are known, else once fetched."""
+        if self._debounce.isActive():  # a change typed just before this selection is kept for the file
+            self._debounce.stop()
+            scope = self.panel.scope()
+            if isinstance(scope, int):
+                self._store(scope)
         if node.kind is not NodeKind.COMPUTED:
             self._fetch = None
             self.hide()
@@ -130,21 +135,26 @@ class InputsController(QObject):
         handle, node = self.tree.current()
         if handle is None or node is None or node.kind is not NodeKind.COMPUTED:
             return
+        if self._store(handle):
+            self._evaluate(handle, node)
+
+    def _store(self, handle: int) -> bool:
+        """Keep the panel's inputs as ``handle``'s feeds; False (and the reason shown) when one is wrong."""
         document = self.documents.get(handle)
         if document is None:
-            return
+            return False
         try:
             chosen = self.panel.feeds()
         except InspectorError as exc:
             self.panel.show_error(str(exc))
-            return
+            return False
         self.panel.show_error("")
         # other nodes of the graph may take inputs this one does not: their choices stay
         names = {spec.name for spec in self.panel.specs()}
         feeds = {name: value for name, value in document.feeds.items() if name not in names}
         feeds.update(chosen)
         self.documents.set_feeds(handle, feeds)
-        self._evaluate(handle, node)
+        return True
 
     def _forget(self, handle: int) -> None:
         self._specs = {key: specs for key, specs in self._specs.items() if key[0] != handle}

@@ -101,3 +101,22 @@ def test_a_wrong_typed_input_is_said_in_the_panel_and_not_evaluated(qtbot, windo
     qtbot.keyClicks(field, "7")
     qtbot.keyClick(field, Qt.Key.Key_Backspace)
     assert panel.row_widgets("n").fill.currentText() == "default" and panel.feeds() == {}
+
+
+def test_an_input_typed_just_before_selecting_another_node_is_kept(qtbot, window, sample_rate_model):
+    path, module = sample_rate_model
+    handle = _open(qtbot, window, path)
+    first, output = [n for n in window.documents[handle].nodes if n.kind is NodeKind.COMPUTED][-2:]
+    panel = window.feeds_panel
+    with qtbot.waitSignal(window.value_failed, timeout=WAIT_MS):
+        assert window.select_node(output.id, handle)
+    failures: list[str] = []
+    window.value_failed.connect(failures.append)
+    qtbot.keyClicks(panel.row_widgets("n").value, "512")
+    # selected before the pause is over: the other node is evaluated with n = 512 (it fails otherwise)
+    with qtbot.waitSignal(window.value_shown, timeout=WAIT_MS, check_params_cb=lambda node: node == first.id):
+        assert window.select_node(first.id, handle)
+    x = torch.from_numpy(seeded_normal("x", (), np.dtype(np.float32)))
+    np.testing.assert_allclose(window.view.array(), (x * 2.0).numpy(), rtol=1e-6)
+    assert failures == []  # not evaluated first with the default n = 0
+    assert panel.row_widgets("n").value.text() == "512" and panel.error() == ""
