@@ -15,11 +15,12 @@ import threading
 import zipfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from tensor_inspector.core.atomic import atomic_write
-from tensor_inspector.core.dtypes import numpy_dtype
+from tensor_inspector.core.dtypes import ML_DTYPES, numpy_dtype
 from tensor_inspector.core.errors import Cancelled, InspectorError
 from tensor_inspector.core.npy_format import header_bytes, write_npy
 
@@ -84,8 +85,21 @@ def _csv_text_rows(array: np.ndarray) -> Iterator[str]:
         array = array.reshape(1, 1)
     elif array.ndim == 1:
         array = array.reshape(1, -1)
+    # floats keep their own dtype's shortest digits: tolist() would widen float32 to a
+    # Python float and write 0.1f as 0.10000000149011612
+    # (bf16 and float8 have at most 8 significant bits: their exact float64 digits are short already)
+    as_scalars = array.dtype.kind in "fc" and array.dtype.name not in ML_DTYPES
     for row in array:
-        yield ",".join(_csv_value(v) for v in row.tolist()) + "\n"
+        values = (_float_text(v) for v in row) if as_scalars else (_csv_value(v) for v in row.tolist())
+        yield ",".join(values) + "\n"
+
+
+def _float_text(value: Any) -> str:
+    """The shortest text that reads back as the same value of its own dtype (str of the numpy scalar)."""
+    if np.iscomplexobj(value):
+        imag = str(abs(value.imag))
+        return f"{value.real}{'-' if np.signbit(value.imag) else '+'}{imag}j"
+    return str(value)
 
 
 def _csv_value(value: object) -> str:
