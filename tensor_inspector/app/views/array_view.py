@@ -9,7 +9,7 @@ TSV, Ctrl+T transposes, Alt+Right / Alt+Left step the first slider axis.
 from __future__ import annotations
 
 import numpy as np
-from PySide6.QtCore import Qt, Signal
+from PySide6.QtCore import QItemSelectionModel, Qt, Signal
 from PySide6.QtGui import QKeySequence, QShortcut
 from PySide6.QtWidgets import (
     QComboBox,
@@ -181,13 +181,7 @@ class ArrayView(SampledViewMixin, QWidget):
         sampled = self._sampled = SampledState(sampling, fetch, array.dtype.itemsize) if sampling else None
         self.runner.cancel("full")
         self.runner.cancel("exact")
-        full_shape = sampling.shape if sampling is not None else array.shape
-        shape = "×".join(str(s) for s in full_shape) or "scalar"
-        self.title.setText(
-            f"{title}   <span style='font-weight:400; color:#555'>{shape}  {short_name(array.dtype)}</span>"
-            if title
-            else f"{shape}  {short_name(array.dtype)}"
-        )
+        self.set_title(title)
         self.sample_note.setText(sampled.summary() if sampled is not None else "")
         self.sample_note.setVisible(sampled is not None)
         model = self.table.array_model
@@ -234,6 +228,22 @@ class ArrayView(SampledViewMixin, QWidget):
                 ),
             )
         self._show_plane(reset_view=True)
+
+    def set_title(self, title: str) -> None:
+        """The line above the views: ``title`` (file › node), then the full shape and dtype."""
+        self._title = title
+        array = self._array
+        if array is None:
+            return
+        sampling = self.sampling()
+        shape = (
+            "×".join(str(n) for n in (sampling.shape if sampling is not None else array.shape)) or "scalar"
+        )
+        self.title.setText(
+            f"{title}   <span style='font-weight:400; color:#555'>{shape}  {short_name(array.dtype)}</span>"
+            if title
+            else f"{shape}  {short_name(array.dtype)}"
+        )
 
     def set_details(self, text: str) -> None:
         """One line (or a few) about the shown node under the title; empty hides it."""
@@ -407,7 +417,13 @@ class ArrayView(SampledViewMixin, QWidget):
         steps = sampled.sampling.steps if sampled is not None else (1,) * array.ndim
         first = steps[0] if steps else 1
         model.header_steps = (steps[rows_axis], steps[cols_axis]) if array.ndim >= 2 else (first, first)
+        current = self.table.currentIndex()
         model.set_plane(plane, array.ndim, rows_axis, cols_axis, self.axes.positions)
+        if current.isValid() and current.row() < model.rowCount() and current.column() < model.columnCount():
+            # the same cell of the new slice stays current: its readout shows the new value
+            self.table.selectionModel().setCurrentIndex(
+                model.index(current.row(), current.column()), QItemSelectionModel.SelectionFlag.ClearAndSelect
+            )
         source = (
             sampled.plane_source(rows_axis, cols_axis, self.axes.positions) if sampled is not None else None
         )

@@ -91,6 +91,8 @@ class NodeTree(QWidget):
             header.setSectionResizeMode(col, QHeaderView.ResizeMode.Interactive)
             header.resizeSection(col, width)
         self.view.selectionModel().currentRowChanged.connect(self._current_changed)
+        # rows that appear later (an expanded group, a filter) must not be cut to "230…000"
+        self.view.expanded.connect(lambda _index: self.fit_columns())
 
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
@@ -117,6 +119,7 @@ class NodeTree(QWidget):
         self.proxy.set_query(query)
         if query.strip():
             self.view.expandAll()
+        self.fit_columns()
 
     def visible_node_ids(self) -> list[str]:
         """Ids of every row the filter lets through (in view order), for tests and status."""
@@ -206,6 +209,10 @@ class NodeTree(QWidget):
             self.view.expandRecursively(index)
         else:
             self.view.expand(index)
+        self.fit_columns()
+
+    def fit_columns(self) -> None:
+        """DType, Shape and Size as wide as their longest shown text; Name takes the rest."""
         for col in (1, 2, 3):
             self.view.resizeColumnToContents(col)
         self.fit_name_column()

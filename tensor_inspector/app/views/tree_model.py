@@ -34,6 +34,7 @@ HANDLE_ROLE = Qt.ItemDataRole.UserRole + 2
 NODE_ROLE = Qt.ItemDataRole.UserRole + 3
 SORT_ROLE = Qt.ItemDataRole.UserRole + 4
 MODIFIED_ROLE = Qt.ItemDataRole.UserRole + 5  # True for a modified node or file, "inside" for their ancestors
+PENDING = "\x00pending"  # format_name of a row for a file still opening
 NODE_MARK, FILE_MARK = "• ", "* "  # prefixes of modified nodes and files
 
 
@@ -117,6 +118,29 @@ class NodeTreeModel(QAbstractItemModel):
         self._by_id.update({(handle, k): v for k, v in by_id.items()})
         self.endInsertRows()
         return self.createIndex(row, 0, root.uid)
+
+    def add_pending(self, key: int, path: Path, text: str, order: int) -> None:
+        """A row for a file still opening ("model.ckpt  loading TensorFlow…"), under handle -``key``.
+
+        Opening a file of a framework not yet imported takes seconds: the row says what
+        is happening where the file will appear. ``remove_file(-key)`` takes it away.
+        """
+        pending = self._register(
+            TreeItem(-key, None, None, label=f"{Path(path).name}  {text}", path=Path(path), order=order)
+        )
+        pending.format_name = PENDING
+        row = sum(1 for r in self._roots if r.order <= order)
+        self.beginInsertRows(QModelIndex(), row, row)
+        self._roots.insert(row, pending)
+        for i, r in enumerate(self._roots):
+            r.row = i
+        self.endInsertRows()
+
+    def flags(self, index: QModelIndex | QPersistentModelIndex) -> Qt.ItemFlag:
+        item = self.item(index)
+        if item is not None and item.format_name == PENDING:
+            return Qt.ItemFlag.NoItemFlags  # greyed, not selectable: nothing to show yet
+        return super().flags(index)
 
     def remove_file(self, handle: int) -> None:
         for row, root in enumerate(self._roots):
@@ -308,7 +332,7 @@ class NodeTreeModel(QAbstractItemModel):
     def _tooltip(item: TreeItem) -> str:
         node = item.node
         if node is None:
-            return f"{item.path}\n{item.format_name}"
+            return f"{item.path}\n{item.label if item.format_name == PENDING else item.format_name}"
         lines = [node.id, f"kind: {node.kind.value}"]
         if node.dtype or node.framework_dtype:
             lines.append(f"dtype: {node.dtype} ({node.framework_dtype})")

@@ -107,6 +107,7 @@ class EvaluateController(QObject):
         documents.document_added.connect(self._on_document_added)
         documents.document_removed.connect(self._on_document_removed)
         documents.edited.connect(self._on_edited)
+        documents.document_changed.connect(self._on_document_changed)
 
     # -- state ------------------------------------------------------------------------------------
     def shown(self) -> tuple[int, str] | None:
@@ -300,6 +301,12 @@ class EvaluateController(QObject):
             self._set(self._pending, None)
             self.view().show_message("Select a tensor.")
             self.inputs.hide()
+
+    def _on_document_changed(self, handle: int) -> None:
+        """Saved as, or reopened: the view's title names the file as it is called now."""
+        document = self.documents.get(handle)
+        if document is not None and self._shown is not None and self._shown[0] == handle:
+            self.view().set_title(f"{document.name} › {self._shown[1]}")
 
     def _on_edited(self, handle: int, node_id: str) -> None:
         """A value changed (edit, paste, replace, undo, redo): show it where the user can see it."""

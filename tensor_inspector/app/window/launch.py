@@ -170,6 +170,8 @@ class _Driver:
             return (handles[0] if handles else None), self.select
         if self.prefer_2d:
             for root in self.window.tree.model.roots():  # in the order the files were given
+                if root.handle not in files:
+                    continue  # still opening
                 for node in files[root.handle].nodes:
                     if node.has_value and node.shape is not None and len(node.shape) == 2:
                         return root.handle, node.id
@@ -204,7 +206,11 @@ def _run(
     trust: bool,
     select_file: str | None = None,
     prefer_2d: bool = False,
+    first: int | None = None,
 ) -> int:
+    """``first``: open only that many paths at once, the others once the first value is shown
+    (or failed): the reader serves one call at a time, and a TensorFlow or torch file would keep
+    it importing its framework for seconds before the first value could be read."""
     headless = screenshot is not None
     app = make_app(headless)
     from tensor_inspector.app.window.main_window import MainWindow
@@ -217,7 +223,14 @@ def _run(
     window.auto_select = select is None and not prefer_2d
     window.show()
     app.processEvents()  # paint before any file (and framework) is touched
-    window.open_paths(paths, trust=trust)
+    if not headless:  # screenshots look the same whatever the user last chose
+        from tensor_inspector.app.window.settings import remember_colours
+
+        remember_colours(window.view.heatmap)
+    now, later = (list(paths), []) if first is None else (list(paths[:first]), list(paths[first:]))
+    window.open_paths(now, trust=trust)
+    if later:
+        _open_after_first_value(window, later, trust)
     driver = _Driver(window, select, screenshot, select_file, prefer_2d, headless)
     driver.timer.start()
     code = app.exec()
@@ -225,6 +238,20 @@ def _run(
         window.close()
         return int(driver.code if driver.code is not None else 1)
     return int(code)
+
+
+def _open_after_first_value(window: MainWindow, paths: list[str | Path], trust: bool) -> None:
+    """Open ``paths`` once the window shows its first value, or fails to."""
+    opened = False
+
+    def open_rest(*_args: object) -> None:
+        nonlocal opened
+        if not opened:
+            opened = True
+            window.open_paths(paths, trust=trust)
+
+    for signal in (window.value_shown, window.value_failed, window.open_error):
+        signal.connect(open_rest)
 
 
 def run_gui(
@@ -270,5 +297,8 @@ def run_demo(screenshot: str | Path | None = None, select: str | None = None) ->
         return _run(files, select, screenshot, False)
     default = _default_node()
     if default is not None:
-        return _run(files, default[1], screenshot, False, select_file=default[0])
+        # the default node's (numpy) file first: on screen in about a second, while the
+        # reader then imports torch and TensorFlow for the others
+        files.sort(key=lambda path: path.name != default[0])
+        return _run(files, default[1], screenshot, False, select_file=default[0], first=1)
     return _run(files, None, screenshot, False, prefer_2d=True)

@@ -34,6 +34,27 @@ def failure_sentence(error: object) -> str:
     return str(error) or "Unexpected error."
 
 
+# What a file's name says about the framework its reader imports first (a guess for the
+# "loading …" row only: the reader detects formats by content).
+_FRAMEWORK_SUFFIXES = {
+    "TensorFlow": (".index", ".pb", ".pbtxt", ".meta", ".tflite"),
+    "Keras": (".keras", ".h5", ".hdf5"),
+    "PyTorch": (".pt", ".pth", ".pt2", ".ptl", ".bin", ".ckpt", ".tar"),
+    "ONNX Runtime": (".onnx",),
+}
+
+
+def opening_text(path: Path) -> str:
+    """"loading TensorFlow…" for a file whose framework the reader imports first, else "opening…"."""
+    suffix = path.suffix.lower()
+    if path.is_dir() or (suffix.startswith(".data-") or ".ckpt" in path.name and suffix != ".ckpt"):
+        return "loading TensorFlow…"
+    for framework, suffixes in _FRAMEWORK_SUFFIXES.items():
+        if suffix in suffixes:
+            return f"loading {framework}…"
+    return "opening…"
+
+
 class OpenController(QObject):
     """Turns open requests into documents and closes them again; ``file_opened`` per new document."""
 
@@ -74,6 +95,8 @@ class OpenController(QObject):
                 continue
             rid = self.worker.open(path, trust=trust)
             self._requests[rid] = (path, trust)
+            self.tree.model.add_pending(rid, path, opening_text(path), order=rid)
+            self.tree.fit_columns()
             rids.append(rid)
             self.status.showMessage(f"Opening {path.name}…")
         return rids
@@ -100,6 +123,7 @@ class OpenController(QObject):
         return self.worker.pending_opens()
 
     def _on_opened(self, rid: int, info: FileInfo) -> None:
+        self.tree.model.remove_file(-rid)
         _, trust = self._requests.pop(rid, (info.path, False))
         document = self.documents.add(info, order=rid, trusted=trust)
         self.record_recent(document.path)
@@ -109,6 +133,7 @@ class OpenController(QObject):
         self.file_opened.emit(document.handle)
 
     def _on_open_failed(self, rid: int, path: str, error: object) -> None:
+        self.tree.model.remove_file(-rid)
         requested, _ = self._requests.pop(rid, (Path(path), False))
         if isinstance(error, TrustRequired):
             if self.ask_trust(requested, error):

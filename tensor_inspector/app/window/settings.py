@@ -1,4 +1,4 @@
-"""What the window remembers between runs: recent files, the last folder, geometry.
+"""What the window remembers between runs: recent files, the last folder, geometry, colours.
 
 Settings live under QSettings("TensorInspector", "tensor-inspector"); tests point
 them at a temporary directory (XDG_CONFIG_HOME or ``QSettings.setPath``).
@@ -7,10 +7,16 @@ them at a temporary directory (XDG_CONFIG_HOME or ``QSettings.setPath``).
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import asdict, fields
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QByteArray, QSettings
 from PySide6.QtWidgets import QMainWindow, QMenu, QSplitter
+
+if TYPE_CHECKING:  # the heatmap (pyqtgraph) is imported after the window's first paint
+    from tensor_inspector.app.views.heatmap import HeatmapView
+    from tensor_inspector.app.views.heatmap_render import ColourSettings
 
 ORGANISATION, APPLICATION = "TensorInspector", "tensor-inspector"
 MAX_RECENT = 12
@@ -76,3 +82,42 @@ def save_window(window: QMainWindow, splitter: QSplitter) -> None:
     store.setValue("window/state", window.saveState())
     store.setValue("window/splitter", splitter.saveState())
     store.sync()
+
+
+def load_colours() -> ColourSettings:
+    """The heatmap colours last chosen (colormap, scale, gamma, levels); defaults where unset or bad."""
+    from tensor_inspector.app.views.heatmap_render import ColourSettings
+
+    store, default = settings(), ColourSettings()
+    values: dict[str, object] = {}
+    for spec in fields(ColourSettings):
+        raw = store.value(f"heatmap/{spec.name}")
+        if raw is None:
+            continue
+        current = getattr(default, spec.name)
+        try:
+            if isinstance(current, tuple):
+                items = raw if isinstance(raw, (list, tuple)) else str(raw).split(",")
+                values[spec.name] = tuple(float(v) for v in items)[:2]
+            else:
+                values[spec.name] = type(current)(raw)
+        except (TypeError, ValueError):
+            continue
+    try:
+        return ColourSettings(**values)  # type: ignore[arg-type]
+    except TypeError:
+        return default
+
+
+def save_colours(colours: ColourSettings) -> None:
+    store = settings()
+    for name, value in asdict(colours).items():
+        store.setValue(
+            f"heatmap/{name}", ",".join(str(v) for v in value) if isinstance(value, tuple) else value
+        )
+
+
+def remember_colours(heatmap: HeatmapView) -> None:
+    """Start ``heatmap`` with the remembered colours and remember every change the user makes."""
+    heatmap.set_settings(load_colours())
+    heatmap.settings_changed.connect(save_colours)

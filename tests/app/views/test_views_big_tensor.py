@@ -35,3 +35,15 @@ def test_a_big_npy_is_sampled_first_then_loaded_whole(qtbot, window, tmp_path):
     assert view.heatmap.is_stale() and not view.table.isEnabled()
     show(qtbot, window, window.documents[other].nodes[0].id, other)
     assert not view.heatmap.is_stale() and view.table.isEnabled()
+
+
+def test_the_title_names_the_file_as_saved_as(qtbot, window, tmp_path):
+    np.savez(tmp_path / "a.npz", w=np.arange(6, dtype=np.float32).reshape(2, 3))
+    handle = open_file(qtbot, window, tmp_path / "a.npz")
+    show(qtbot, window, "w", handle)
+    model = window.view.table.array_model
+    assert model.setData(model.index(0, 0), "5")
+    assert "a.npz › w" in window.view.title.text()
+    with qtbot.waitSignal(window.documents.document_changed, timeout=60_000):
+        assert window.save_controller.save_as(handle, target=tmp_path / "b.npz")
+    assert "b.npz › w" in window.view.title.text() and "a.npz" not in window.view.title.text()
