@@ -36,7 +36,9 @@ class Profiles:
         self.row_curve = self.row_plot.plot(pen=pg.mkPen("#1f5fa8", width=1.2), connect="finite")
         self.col_curve = self.col_plot.plot(pen=pg.mkPen("#c0392b", width=1.2), connect="finite")
         self.row_line = pg.InfiniteLine(angle=0, pen=pg.mkPen("#1f5fa8", width=1, style=Qt.PenStyle.DashLine))
-        self.col_line = pg.InfiniteLine(angle=90, pen=pg.mkPen("#c0392b", width=1, style=Qt.PenStyle.DashLine))
+        self.col_line = pg.InfiniteLine(
+            angle=90, pen=pg.mkPen("#c0392b", width=1, style=Qt.PenStyle.DashLine)
+        )
         self.enabled = False
 
     def set_enabled(self, on: bool) -> None:

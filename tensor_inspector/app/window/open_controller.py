@@ -45,7 +45,7 @@ _FRAMEWORK_SUFFIXES = {
 
 
 def opening_text(path: Path) -> str:
-    """"loading TensorFlow…" for a file whose framework the reader imports first, else "opening…"."""
+    """ "loading TensorFlow…" for a file whose framework the reader imports first, else "opening…"."""
     suffix = path.suffix.lower()
     if path.is_dir() or (suffix.startswith(".data-") or ".ckpt" in path.name and suffix != ".ckpt"):
         return "loading TensorFlow…"
