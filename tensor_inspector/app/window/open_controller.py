@@ -47,7 +47,10 @@ _FRAMEWORK_SUFFIXES = {
 def opening_text(path: Path) -> str:
     """ "loading TensorFlow…" for a file whose framework the reader imports first, else "opening…"."""
     suffix = path.suffix.lower()
-    if path.is_dir() or (suffix.startswith(".data-") or ".ckpt" in path.name and suffix != ".ckpt"):
+    if path.is_dir():
+        tensorflow = (path / "saved_model.pb").exists() or any(path.glob("*.index"))
+        return "loading TensorFlow…" if tensorflow else "opening…"
+    if suffix.startswith(".data-"):  # a TF checkpoint's data shard
         return "loading TensorFlow…"
     for framework, suffixes in _FRAMEWORK_SUFFIXES.items():
         if suffix in suffixes:

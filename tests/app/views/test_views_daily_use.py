@@ -100,3 +100,24 @@ def test_value_columns_fit_rows_shown_later(qtbot):
     shape_text = tree.proxy.index(0, 2, group).data()
     assert tree.view.columnWidth(2) > narrow
     assert tree.view.columnWidth(2) >= tree.view.fontMetrics().horizontalAdvance(shape_text)
+
+
+def test_the_colours_dialog_applies_scale_levels_and_gamma(qtbot, view):
+    show(qtbot, view, np.linspace(0, 1, 100, dtype=np.float32).reshape(10, 10))
+    dialog = view.heatmap.open_colour_dialog()
+    assert not dialog.gamma_spin.isEnabled() and not dialog.k_spin.isEnabled()
+    dialog.scale_combo.setCurrentText("gamma")
+    dialog.gamma_spin.setValue(2.5)
+    dialog.levels_combo.setCurrentText("mean ± k std")
+    dialog.k_spin.setValue(1.5)
+    assert dialog.gamma_spin.isEnabled() and dialog.k_spin.isEnabled()
+    dialog.accept()
+    settings = view.heatmap.settings()
+    assert (settings.scale, settings.gamma, settings.levels, settings.k) == (
+        "gamma",
+        2.5,
+        "mean ± k std",
+        1.5,
+    )
+    qtbot.waitUntil(view.heatmap.is_ready, timeout=WAIT_MS)
+    assert view.heatmap.range_label.text().endswith(", gamma 2.5")
