@@ -24,6 +24,7 @@ from PySide6.QtWidgets import (
 )
 
 from tensor_inspector.app.background import BackgroundRunner
+from tensor_inspector.app.views.array_navigation import NavigationMixin
 from tensor_inspector.app.views.array_sampling import SampledState, SampledViewMixin
 from tensor_inspector.app.views.array_stats import Fetch, sample_stats_job, stats_job
 from tensor_inspector.app.views.axes_selector import AxesSelector
@@ -33,7 +34,6 @@ from tensor_inspector.app.views.stats_panel import SLICE, WHOLE, StatsPanel
 from tensor_inspector.app.views.table_view import ArrayTableView
 from tensor_inspector.core.dtypes import short_name
 from tensor_inspector.core.nodes import Index
-from tensor_inspector.core.nonfinite import can_hold_nonfinite, find_nonfinite
 from tensor_inspector.core.number_format import MODES, NumberFormat, exact_text
 from tensor_inspector.core.sampling import Sampling
 from tensor_inspector.core.slicing import oriented_slice
@@ -42,7 +42,7 @@ from tensor_inspector.core.stats import Stats
 __all__ = ["ArrayView", "stats_job"]
 
 
-class ArrayView(SampledViewMixin, QWidget):
+class ArrayView(NavigationMixin, SampledViewMixin, QWidget):
     """Table + heatmap (or line plot for 1-D) + N-D axes selector + statistics for ONE array."""
 
     slice_changed = Signal()  # the displayed 2-D slice changed (axes choice, slider, transpose)
@@ -343,59 +343,6 @@ class ArrayView(SampledViewMixin, QWidget):
         # reading the whole value or streaming exact statistics may take minutes: not waited for
         pending = any(self.runner.pending(channel) for channel in ("whole", "slice", "find"))
         return not pending and self.heatmap.is_ready()
-
-    def step_slice(self, delta: int) -> None:
-        """Move the first slider axis by ``delta`` (Alt+Right / Alt+Left)."""
-        if self.axes.sliders:
-            axis = min(self.axes.sliders)
-            slider = self.axes.sliders[axis]
-            slider.setValue(min(max(slider.value() + delta, 0), slider.maximum()))
-
-    def go_to(self, index: tuple[int, ...]) -> None:
-        """Show the slice holding the full N-D ``index`` and select its cell in the table."""
-        array = self._array
-        if array is None or len(index) != array.ndim:
-            return
-        if array.ndim >= 3:
-            for axis in self.axes.sliders:
-                self.axes.set_position(axis, index[axis])
-            self.axes.flush()  # redraw the slice now, not after the slider debounce
-        if array.ndim == 0:
-            self.table.select_cell(0, 0)
-        elif array.ndim == 1:
-            self.table.select_cell(index[0], 0)
-        else:
-            self.table.select_cell(index[self.axes.row_axis], index[self.axes.col_axis])
-
-    def find_next_nonfinite(self) -> None:
-        """Jump to the next NaN/±Inf after the current cell (searched off the GUI thread)."""
-        array = self._array
-        if array is None:
-            return
-        if not can_hold_nonfinite(array.dtype):
-            self.status.setText(f"{array.dtype.name} values cannot be NaN or Inf.")
-            return
-        current = self.table.currentIndex()
-        after = (
-            self.table.array_model.full_index(current.row(), current.column())
-            if current.isValid() and array.ndim
-            else None
-        )
-        self.status.setText("Searching for NaN/Inf…")
-
-        def found(index: tuple[int, ...] | None) -> None:
-            if self._array is not array:
-                return  # another tensor is shown now
-            if index is None:
-                self.status.setText("No NaN or Inf in this tensor.")
-                return
-            self.go_to(index)
-            self.status.setText(
-                f"{list(index)} = {exact_text(array[index], self.table.array_model.kind())}"
-                "   (F3: next NaN/Inf)"
-            )
-
-        self.runner.submit("find", find_nonfinite, array, after, cancellable=True, on_done=found)
 
     # -- internals -----------------------------------------------------------------------
     def _show_plane(self, reset_view: bool) -> None:
