@@ -1,4 +1,4 @@
-"""Command line: ``tensor-inspector ls|show|export|import|diff|gui|demo``.
+"""Command line: ``tensor-inspector ls|show|export|import|diff|trace|gui|demo``.
 
 Scripts rely on these names and on the JSON keys. Errors are one sentence on
 stderr with exit code 1 (a traceback only with ``--debug``); usage errors exit 2.
@@ -24,8 +24,9 @@ if TYPE_CHECKING:
     from tensor_inspector.core.nodes import Node
     from tensor_inspector.session.answers import FileInfo
 
-SUBCOMMANDS = ("ls", "show", "export", "import", "diff", "gui", "demo")
+SUBCOMMANDS = ("ls", "show", "export", "import", "diff", "trace", "gui", "demo")
 DIFFERENT = 3  # diff's exit code when values differ beyond tolerance or tensors are unpaired
+NONFINITE = 3  # trace's exit code when a node produced NaN or Inf
 
 
 def _common(parser: argparse.ArgumentParser) -> None:
@@ -118,6 +119,33 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--rtol", type=_tolerance, default=0.0, help="relative tolerance, times |b| (default 0)")
     p.add_argument(
         "--json", action="store_true", help="print the pairs (worst first) and unpaired names as JSON"
+    )
+    _common(p)
+
+    p = sub.add_parser(
+        "trace",
+        help="run a graph once: every node's statistics and the op that first produced NaN/Inf",
+        description="Run a signature or program once and summarise every node's output in execution "
+        "order. Exit code 0: all finite; 3: a node produced NaN or Inf (named as the first producer).",
+    )
+    p.add_argument("path")
+    p.add_argument("entry", nargs="?", metavar="ENTRY", help="signature or program (default: the first)")
+    p.add_argument(
+        "--feed",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="graph input: a JSON literal (x=[1,2,3]) or @file.npy",
+    )
+    p.add_argument(
+        "--json", action="store_true", help="print every node's statistics and the producer as JSON"
+    )
+    p.add_argument(
+        "--keep-mb",
+        type=_tolerance,
+        default=1024,
+        metavar="N",
+        help="keep node values up to N MiB; beyond, statistics only (default 1024)",
     )
     _common(p)
 
@@ -370,6 +398,42 @@ def _print_report(report: Any, atol: float, rtol: float) -> None:
     )
 
 
+def cmd_trace(args: argparse.Namespace) -> int:
+    from tensor_inspector.session.feeds import parse_feeds
+
+    with _opened(args) as (session, info):
+        feeds = parse_feeds(args.feed, session.feed_specs(info.handle, args.entry)) if args.feed else None
+        keep = int(args.keep_mb * (1 << 20))
+        report = session.trace(info.handle, args.entry, feeds, keep_bytes=keep)
+    if args.json:
+        print(json.dumps(report.as_json(), indent=1))
+    else:
+        _print_trace(report)
+    return 0 if report.first_nonfinite is None else NONFINITE
+
+
+def _print_trace(report: Any) -> None:
+    def figure(value: float | None) -> str:
+        return "-" if value is None else f"{value:.4g}"
+
+    rows = [("node", "op", "dtype", "shape", "min", "max", "mean", "std", "nan", "inf", "zeros")]
+    for n in report.nodes:
+        mark = "  <- first NaN/Inf" if n.id == report.first_nonfinite else ""
+        shape = "x".join(str(d) for d in n.shape) or "scalar"
+        figures = (figure(n.min), figure(n.max), figure(n.mean), figure(n.std))
+        rows.append((n.id, n.op, n.dtype, shape, *figures, str(n.nan), str(n.inf), str(n.zeros) + mark))
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    for r in rows:
+        print("  ".join(cell.ljust(w) for cell, w in zip(r, widths)).rstrip())
+    kept = sum(1 for n in report.nodes if n.kept)
+    print(f"# {report.entry}: {len(report.nodes)} nodes, {kept} values kept", file=sys.stderr)
+    if report.first_nonfinite is None:
+        print("All values are finite.")
+    else:
+        inputs = ", ".join(report.node(report.first_nonfinite).inputs) or "no traced inputs"
+        print(f"First NaN/Inf produced by {report.first_nonfinite} (inputs: {inputs})")
+
+
 NO_DISPLAY = "No display found: set DISPLAY, or use --screenshot to render without one."
 
 
@@ -403,6 +467,7 @@ COMMANDS = {
     "export": cmd_export,
     "import": cmd_import,
     "diff": cmd_diff,
+    "trace": cmd_trace,
     "gui": cmd_window,
     "demo": cmd_window,
 }

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import threading
 import zlib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -41,12 +41,17 @@ __all__ = [
     "NodeKind",
     "NodeNotFound",
     "NotEvaluable",
+    "OnNode",
     "Source",
     "TrustRequired",
     "UnsupportedFormat",
     "read_head",
     "seeded_normal",
 ]
+
+# Called by ``Source.trace`` for each node's output: (node id, op, input node ids, value).
+# The value may be released once the call returns: a caller that keeps it copies it.
+OnNode = Callable[[str, str, list[str], np.ndarray], None]
 
 
 class Source:
@@ -174,6 +179,23 @@ class Source:
             else:
                 feeds[spec.name] = np.zeros(shape, dtype=dtype)
         return feeds
+
+    # -- tracing ------------------------------------------------------------------
+    def trace_entries(self) -> list[str]:
+        """Node ids of what one run can trace (signatures, programs), the default first."""
+        return []
+
+    def trace(
+        self,
+        entry: str,
+        feeds: Mapping[str, np.ndarray],
+        on_node: OnNode,
+        cancel: threading.Event | None = None,
+    ) -> None:
+        """Run ``entry`` once with ``feeds``, calling ``on_node`` for every node's output
+        in execution order; ``Cancelled`` when ``cancel`` is set. Backends hold no output
+        longer than the graph itself needs it, so memory stays bounded by the caller."""
+        raise NotEvaluable(f"Tracing is not supported for {self.format_name} files.")
 
     # -- writing ------------------------------------------------------------------
     def write(self, path: Path, replacements: Mapping[str, np.ndarray]) -> None:

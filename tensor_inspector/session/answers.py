@@ -95,6 +95,76 @@ class Compared:
 
 
 @dataclass(frozen=True)
+class TracedNode:
+    """One node's output in a trace (``session.trace``): its statistics, not its values.
+
+    Floats are None where undefined (empty, all-NaN, not numeric). ``inputs`` are the
+    node ids it reads; ``kept`` says whether its value is in ``TraceReport.arrays``.
+    """
+
+    id: str
+    op: str
+    dtype: str
+    shape: tuple[int, ...]
+    min: float | None
+    max: float | None
+    mean: float | None
+    std: float | None
+    nan: int
+    inf: int
+    zeros: int
+    inputs: tuple[str, ...] = ()
+    kept: bool = False
+
+    @property
+    def finite(self) -> bool:
+        return self.nan == 0 and self.inf == 0
+
+
+@dataclass(frozen=True)
+class TraceReport:
+    """One run of a graph: every node in execution order, and the first NaN/Inf producer.
+
+    ``first_nonfinite`` is the first node whose output holds NaN or Inf while all its
+    traced inputs are finite (None when everything is finite). ``arrays`` holds the values
+    kept within the caller's byte budget; the others are re-evaluated on demand.
+    """
+
+    entry: str
+    nodes: list[TracedNode]
+    first_nonfinite: str | None
+    arrays: dict[str, np.ndarray] = field(default_factory=dict)
+    feeds: dict[str, np.ndarray] = field(default_factory=dict)
+    kept_bytes: int = 0
+
+    def node(self, node_id: str) -> TracedNode:
+        return next(n for n in self.nodes if n.id == node_id)
+
+    def as_json(self) -> dict[str, object]:
+        """The ``trace --json`` document (scripts rely on these keys)."""
+        first = None
+        if self.first_nonfinite is not None:
+            first = {"id": self.first_nonfinite, "inputs": list(self.node(self.first_nonfinite).inputs)}
+        nodes = [
+            {
+                "id": n.id,
+                "op": n.op,
+                "dtype": n.dtype,
+                "shape": list(n.shape),
+                "min": n.min,
+                "max": n.max,
+                "mean": n.mean,
+                "std": n.std,
+                "nan": n.nan,
+                "inf": n.inf,
+                "zeros": n.zeros,
+            }
+            for n in self.nodes
+        ]
+        return {"entry": self.entry, "nodes": nodes, "first_nonfinite": first}
+
+
+@dataclass(frozen=True)
 class Failure:
     """Why a request failed: ``kind`` (one of the constants above) and one sentence.
 

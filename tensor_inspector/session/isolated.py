@@ -30,6 +30,7 @@ from tensor_inspector.session.answers import (
     FileInfo,
     Saved,
     SessionFailure,
+    TraceReport,
     Value,
 )
 from tensor_inspector.session.reader_process import ReaderProcess, ReaderRestarted
@@ -129,6 +130,22 @@ class IsolatedSession:
         given = dict(feeds) if feeds else None
         value: Value = self._call_with_file(handle, "value", node_id, index, given, cancel=cancel)
         return dataclasses.replace(value, handle=handle)
+
+    def trace(
+        self,
+        handle: int,
+        entry: str | None = None,
+        feeds: Mapping[str, np.ndarray] | None = None,
+        keep_bytes: int | None = None,
+        trust: bool = False,
+        cancel: threading.Event | None = None,
+    ) -> TraceReport:
+        """``LocalSession.trace`` in the reader; ``cancel`` stops the reader (hard cancel)."""
+        if trust:
+            self._trust(handle)
+        given = dict(feeds) if feeds else None
+        report: TraceReport = self._call_with_file(handle, "trace", entry, given, keep_bytes, cancel=cancel)
+        return report
 
     def _call_with_file(self, handle: int, method: str, *args: Any, **kwargs: Any) -> Any:
         """``method(child handle, *args)`` in the reader that has the file open.

@@ -19,7 +19,7 @@ import numpy as np
 from tensor_inspector.backends import Source
 from tensor_inspector.core.errors import InspectorError
 from tensor_inspector.core.nodes import FeedSpec, Node, NodeKind
-from tensor_inspector.session.answers import Compared, FileInfo, Saved, Value
+from tensor_inspector.session.answers import Compared, FileInfo, Saved, TraceReport, Value
 from tensor_inspector.session.opening import open_source
 
 log = logging.getLogger(__name__)
@@ -143,6 +143,28 @@ class LocalSession:
             progress=progress,
             cancel=cancel,
         )
+
+    def trace(
+        self,
+        handle: int,
+        entry: str | None = None,
+        feeds: Mapping[str, np.ndarray] | None = None,
+        keep_bytes: int | None = None,
+        trust: bool = False,
+        progress: Callable[[int, int], None] | None = None,
+        cancel: threading.Event | None = None,
+    ) -> TraceReport:
+        """One run of ``entry`` (a signature or program; default the first): every node's
+        statistics in execution order, values kept up to ``keep_bytes`` (``session.trace``)."""
+        from tensor_inspector.session.trace import DEFAULT_KEEP_BYTES, trace_source
+
+        source = self._source(handle)
+        if trust and not source.trusted:
+            self.reopen(handle, trust=True)
+            source = self._source(handle)
+        keep = DEFAULT_KEEP_BYTES if keep_bytes is None else keep_bytes
+        with source.lock:
+            return trace_source(source, entry, feeds, keep, progress, cancel)
 
     # -- saving ---------------------------------------------------------------------
     def save(

@@ -66,6 +66,7 @@ class ReaderService:
             "value": s.value,
             "feed_specs": s.feed_specs,
             "compare_pair": s.compare_pair,
+            "trace": s.trace,
             "close": s.close,
         }
 

@@ -37,6 +37,8 @@ _ALLOWED: set[tuple[str, str]] = {
     ("tensor_inspector.session.answers", "Saved"),
     ("tensor_inspector.session.answers", "Failure"),
     ("tensor_inspector.session.answers", "Compared"),
+    ("tensor_inspector.session.answers", "TracedNode"),
+    ("tensor_inspector.session.answers", "TraceReport"),
     ("tensor_inspector.core.compare_metrics", "Metrics"),
     ("tensor_inspector.session.wire", "ArrayRef"),
     ("pathlib", "PosixPath"),

@@ -9,7 +9,9 @@ that could run code.
 
 from __future__ import annotations
 
+import threading
 import warnings
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +25,7 @@ from tensor_inspector.backends.base import (
     Node,
     NodeKind,
     NotEvaluable,
+    OnNode,
     Source,
     TrustRequired,
 )
@@ -137,11 +140,41 @@ class ExportSource(Source):
 
         from tensor_inspector.backends.pytorch import convert as torch_convert
 
+        args = self._program_args(feeds, self.default_feeds(node.id))
+        wanted = node.name
+
+        class Probe(torch.fx.Interpreter):
+            def run_node(self, fx_node: Any) -> Any:
+                result = super().run_node(fx_node)
+                if fx_node.name == wanted:
+                    raise _Reached(result)
+                return result
+
+        try:
+            with torch.no_grad():
+                Probe(self._program.graph_module).run(*args)
+        except _Reached as reached:
+            value = reached.value
+        except Exception as exc:
+            raise InspectorError(
+                f"Running the program up to {wanted!r} failed: {_first_line(exc)}."
+            ) from None
+        else:
+            raise NotEvaluable(f"{wanted!r} was not reached when running the program.")
+        if not isinstance(value, torch.Tensor):
+            if isinstance(value, (int, float, bool)):
+                return np.asarray(value)
+            raise NotEvaluable(f"{wanted!r} produces a {type(value).__name__}, not a tensor.")
+        return torch_convert.to_numpy(value)
+
+    def _program_args(self, feeds: dict[str, np.ndarray], defaults: dict[str, np.ndarray]) -> list[Any]:
+        """The graph's placeholders in order: user inputs from ``feeds`` (else ``defaults``),
+        parameters, buffers and constants from the file."""
+        from tensor_inspector.backends.pytorch import convert as torch_convert
+
         if self._program is None:
             raise InspectorError("This file has been closed.")
         program = self._program
-        wanted = node.name
-        defaults = self.default_feeds(node.id)
         args = []
         for spec in program.graph_signature.input_specs:
             name = spec.arg.name
@@ -156,30 +189,24 @@ class ExportSource(Source):
                 args.append(program.constants[spec.target])
             else:
                 raise NotEvaluable(f"The program input {name!r} has no stored value.")
+        return args
 
-        class Probe(torch.fx.Interpreter):
-            def run_node(self, fx_node: Any) -> Any:
-                result = super().run_node(fx_node)
-                if fx_node.name == wanted:
-                    raise _Reached(result)
-                return result
+    # -- tracing ------------------------------------------------------------------
+    def trace_entries(self) -> list[str]:
+        return [GRAPH_GROUP]
 
-        try:
-            with torch.no_grad():
-                Probe(program.graph_module).run(*args)
-        except _Reached as reached:
-            value = reached.value
-        except Exception as exc:
-            lines = [line for line in str(exc).strip().splitlines() if line.strip()]
-            text = (lines[0][:200] if lines else type(exc).__name__).rstrip(".")
-            raise InspectorError(f"Running the program up to {wanted!r} failed: {text}.") from None
-        else:
-            raise NotEvaluable(f"{wanted!r} was not reached when running the program.")
-        if not isinstance(value, torch.Tensor):
-            if isinstance(value, (int, float, bool)):
-                return np.asarray(value)
-            raise NotEvaluable(f"{wanted!r} produces a {type(value).__name__}, not a tensor.")
-        return torch_convert.to_numpy(value)
+    def trace(
+        self,
+        entry: str,
+        feeds: Mapping[str, np.ndarray],
+        on_node: OnNode,
+        cancel: threading.Event | None = None,
+    ) -> None:
+        from tensor_inspector.backends.pytorch.export_trace import trace_program
+
+        with self.lock:
+            args = self._program_args(dict(feeds), self.default_feeds(entry))
+            trace_program(self._program.graph_module, args, GRAPH_GROUP, on_node, cancel)
 
     # -- writing ------------------------------------------------------------------
     def _write(self, path: Path, replacements: dict[str, np.ndarray]) -> None:
@@ -206,6 +233,11 @@ class ExportSource(Source):
         import gc
 
         gc.collect()
+
+
+def _first_line(exc: BaseException) -> str:
+    lines = [line for line in str(exc).strip().splitlines() if line.strip()]
+    return (lines[0][:200] if lines else type(exc).__name__).rstrip(".")
 
 
 def _meta_of(fx_node: Any) -> tuple[str | None, tuple[int | None, ...] | None]:

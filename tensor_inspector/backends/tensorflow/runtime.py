@@ -13,6 +13,7 @@ safe from any thread, so evaluation runs in the app's worker thread.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -110,6 +111,20 @@ class GraphRunner:
                 tf.graph_util.import_graph_def(frozen.graph_def, name=scope)
             self._imported[sig.key] = _Imported(frozen, scope, graph)
         return graph, sess, self._imported[sig.key]
+
+    def prepared(self, sig: SignatureGraph) -> tuple[Any, Any, Callable[[OpOutput], Any], dict[str, str]]:
+        """(graph, session, listed op -> graph tensor, input key -> placeholder name) of ``sig``.
+
+        For tracing, which fetches many ops in one run; the tensor lookup raises KeyError,
+        ValueError or IndexError for an op the prepared graph does not hold.
+        """
+        if sig.mode == "tf2":
+            graph, sess, imported = self._scope_v2(sig)
+            scope = imported.scope + "/"
+            feeds = {key: scope + name for key, name in imported.frozen.feeds.items()}
+            return graph, sess, lambda op: imported.tensor(graph, op), feeds
+        graph, sess = self._session_v1()
+        return graph, sess, lambda op: graph.get_tensor_by_name(op.name), dict(sig.feed_names)
 
     # -- running --------------------------------------------------------------
     def run(self, sig: SignatureGraph, op: OpOutput, feeds: dict[str, np.ndarray]) -> Any:

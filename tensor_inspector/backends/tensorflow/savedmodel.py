@@ -9,6 +9,8 @@ trust first.
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +24,7 @@ from tensor_inspector.backends.base import (
     Node,
     NodeKind,
     NotEvaluable,
+    OnNode,
     Source,
     TrustRequired,
 )
@@ -249,19 +252,47 @@ class SavedModelSource(Source):
             return to_numpy(import_tf().make_ndarray(op.const), node.framework_dtype)
         if sig.error:
             raise NotEvaluable(sig.error)
+        value = self._runner.run(sig, op, self._run_feeds(sig, feeds))
+        return to_numpy(value, node.framework_dtype)
+
+    def _run_feeds(self, sig: SignatureGraph, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """Every input of ``sig``, checked: control edges of a frozen function can reach
+        inputs the value does not depend on. Inputs not given are zeros (unknown dims 1).
+        Refuses a graph with unvetted ops before anything runs unless the file is trusted."""
         if self.vetting.findings and not self.trusted:
             raise TrustRequired(self.vetting.sentence(self._graph_file), self.vetting.op_types)
         run_feeds = {}
-        # Every input of the signature is fed: control edges of a frozen function can reach
-        # inputs the value does not depend on. Inputs not given are zeros (unknown dims 1).
         for spec in self._signature_specs(sig):
             if spec.name in feeds:
                 run_feeds[spec.name] = self._cast_feed(spec, feeds[spec.name])
             else:
                 shape = tuple(1 if d is None else d for d in (spec.shape or ()))
                 run_feeds[spec.name] = np.zeros(shape, dtype=numpy_dtype(spec.dtype))
-        value = self._runner.run(sig, op, run_feeds)
-        return to_numpy(value, node.framework_dtype)
+        return run_feeds
+
+    # -- tracing ------------------------------------------------------------------
+    def trace_entries(self) -> list[str]:
+        return [base for base, sig in self.signatures.items() if not sig.error]
+
+    def trace(
+        self,
+        entry: str,
+        feeds: Mapping[str, np.ndarray],
+        on_node: OnNode,
+        cancel: threading.Event | None = None,
+    ) -> None:
+        from tensor_inspector.backends.tensorflow.graph_trace import trace_signature
+
+        sig = self.signatures.get(entry)
+        if sig is None or sig.error:
+            raise NotEvaluable(
+                sig.error if sig is not None else f"{entry!r} is not a signature of this file."
+            )
+        with self.lock:
+            run_feeds = self._run_feeds(sig, feeds)
+            ops = [(node_id, op) for node_id, (s, op) in self._ops.items() if s is sig]
+            listed = [(node_id, op, self._nodes[node_id]) for node_id, op in ops]
+            trace_signature(self._runner, sig, listed, run_feeds, on_node, cancel)
 
     @staticmethod
     def _cast_feed(spec: FeedSpec, value: Any) -> np.ndarray:

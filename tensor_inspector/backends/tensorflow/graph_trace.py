@@ -1,0 +1,138 @@
+"""Tracing a SavedModel signature: its op outputs fetched by Session runs, in execution order.
+
+A Session run computes everything its fetches depend on, so one run fetching all the
+listed ops costs about one forward pass. What one run returns must fit in memory at
+once, though: the ops are fetched in chunks of about ``CHUNK_BYTES`` of outputs (sizes
+from the listed shapes, else from what earlier chunks measured), each value handed
+over and released before the next run. Execution order is the graph's own operation
+order, which TensorFlow builds topologically when it imports a GraphDef.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from typing import Any
+
+import numpy as np
+
+from tensor_inspector.backends.base import Cancelled, InspectorError, Node, OnNode
+from tensor_inspector.backends.tensorflow.common import HANDLE_DTYPES, tf_error_sentence, to_numpy
+from tensor_inspector.backends.tensorflow.graph import OpOutput, SignatureGraph
+from tensor_inspector.backends.tensorflow.runtime import GraphRunner
+
+CHUNK_BYTES = 256 << 20
+FIRST_GUESS_BYTES = 1 << 20  # an output of unknown shape, before anything was measured
+_DEAD_BRANCH = ("does not have value",)  # a fetch inside a tf.cond branch the inputs skip
+_ANCESTOR_LIMIT = 256  # how far to look through unlisted ops for a node's traced inputs
+
+
+class _Fetch:
+    __slots__ = ("node_id", "op", "node", "tensor", "inputs")
+
+    def __init__(self, node_id: str, op: OpOutput, node: Node, tensor: Any):
+        self.node_id, self.op, self.node, self.tensor = node_id, op, node, tensor
+        self.inputs: list[str] = []
+
+
+def trace_signature(
+    runner: GraphRunner,
+    sig: SignatureGraph,
+    listed: list[tuple[str, OpOutput, Node]],
+    feeds: dict[str, np.ndarray],
+    on_node: OnNode,
+    cancel: threading.Event | None,
+) -> None:
+    """Fetch every fetchable op of ``sig`` with ``feeds`` (by input key), chunk by chunk."""
+    graph, sess, tensor_of, feed_names = runner.prepared(sig)
+    feed_dict = {}
+    for key, value in feeds.items():
+        if key not in feed_names:
+            raise InspectorError(f"Signature {sig.key!r} has no input named {key!r}.")
+        feed_dict[graph.get_tensor_by_name(feed_names[key])] = value
+    fetches = _fetches(graph, listed, tensor_of)
+    measured: list[int] = []
+    for chunk in _chunks(fetches, measured):
+        if cancel is not None and cancel.is_set():
+            raise Cancelled()
+        for fetch, value in _run(sess, chunk, feed_dict, sig):
+            array = to_numpy(value, fetch.node.framework_dtype)
+            measured.append(int(array.nbytes))
+            on_node(fetch.node_id, fetch.op.op_type, fetch.inputs, array)
+            del array, value  # released before the next value is summarised
+
+
+def _fetches(graph: Any, listed: list[tuple[str, OpOutput, Node]], tensor_of: Any) -> list[_Fetch]:
+    """The listed ops the prepared graph can fetch, in its operation order, with their inputs."""
+    by_tensor: dict[str, _Fetch] = {}
+    for node_id, op, node in listed:
+        if node.metadata.get("not_evaluable") or op.unfetchable or node.framework_dtype in HANDLE_DTYPES:
+            continue
+        try:
+            tensor = tensor_of(op)
+        except (KeyError, ValueError, IndexError):
+            continue  # dropped by freezing: nothing the signature returns depends on it
+        by_tensor.setdefault(tensor.name, _Fetch(node_id, op, node, tensor))
+    position = {operation.name: i for i, operation in enumerate(graph.get_operations())}
+    ordered = sorted(
+        by_tensor.values(), key=lambda f: (position.get(f.tensor.op.name, -1), f.tensor.value_index)
+    )
+    for fetch in ordered:
+        fetch.inputs = _traced_inputs(fetch.tensor.op, by_tensor)
+    return ordered
+
+
+def _traced_inputs(operation: Any, by_tensor: dict[str, _Fetch]) -> list[str]:
+    """Node ids of the nearest traced tensors ``operation`` reads, looking through unlisted
+    ops (Identity, lowered Switch/Merge), so a NaN passed along them is still an input."""
+    found: list[str] = []
+    queue: list[Any] = list(operation.inputs)
+    seen: set[str] = set()
+    while queue and len(seen) < _ANCESTOR_LIMIT:
+        tensor = queue.pop(0)
+        if tensor.name in seen:
+            continue
+        seen.add(tensor.name)
+        fetch = by_tensor.get(tensor.name)
+        if fetch is not None:
+            if fetch.node_id not in found:
+                found.append(fetch.node_id)
+        else:
+            queue.extend(tensor.op.inputs)
+    return found
+
+
+def _chunks(fetches: list[_Fetch], measured: list[int]) -> Iterator[list[_Fetch]]:
+    """Consecutive fetches whose outputs add up to about CHUNK_BYTES (at least one each)."""
+    start = 0
+    while start < len(fetches):
+        guess = sum(measured) // len(measured) if measured else FIRST_GUESS_BYTES
+        total, stop = 0, start
+        while stop < len(fetches) and (stop == start or total < CHUNK_BYTES):
+            nbytes = fetches[stop].node.nbytes
+            total += nbytes if nbytes is not None else guess
+            stop += 1
+        yield fetches[start:stop]
+        start = stop
+
+
+def _run(
+    sess: Any, chunk: list[_Fetch], feed_dict: dict[Any, Any], sig: SignatureGraph
+) -> Iterator[tuple[_Fetch, Any]]:
+    """The values of ``chunk``; ops in a branch these inputs skip are left out."""
+    try:
+        values = sess.run([f.tensor for f in chunk], feed_dict=feed_dict)
+    except Exception as exc:
+        if len(chunk) > 1:  # one dead branch fails the whole run: fetch one by one
+            for fetch in chunk:
+                yield from _run(sess, [fetch], feed_dict, sig)
+            return
+        reason = tf_error_sentence(exc)
+        if any(marker in reason for marker in _DEAD_BRANCH):
+            return
+        raise InspectorError(
+            f"Running signature {sig.key!r} failed at {chunk[0].op.name}: {reason}."
+        ) from None
+    for i, fetch in enumerate(chunk):
+        value, values[i] = values[i], None  # the run's list lets go of each value once handed over
+        yield fetch, value
