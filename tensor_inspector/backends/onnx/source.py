@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +27,7 @@ from tensor_inspector.backends.onnx.model import (
     load_model,
     trust_sentence,
 )
+from tensor_inspector.backends.onnx.qdq import qdq_views
 from tensor_inspector.backends.onnx.runtime import Runner
 from tensor_inspector.backends.onnx.tensors import TensorReader, tensor_meta
 from tensor_inspector.backends.onnx.write import write_model
@@ -47,8 +49,10 @@ class OnnxSource(Source):
                 external_info(tensor, folder, name)
         self.reader = TensorReader(folder, name)
         self.listing = list_model(self.model, lambda t: tensor_meta(t, folder, name), type_info(self.model))
+        paired = qdq_views(self.model, self.listing.tensors, lambda t: self.reader.read(t, None))
         for node in self.listing.nodes:
-            self._add(node)
+            extra = paired.get(node.id)
+            self._add(replace(node, metadata={**node.metadata, **extra}) if extra else node)
         graph = self.model.graph
         initialized = {t.name for t in graph.initializer}
         self._inputs = [i for i in graph.input if i.name not in initialized]
