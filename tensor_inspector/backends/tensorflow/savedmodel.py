@@ -272,7 +272,9 @@ class SavedModelSource(Source):
 
     # -- tracing ------------------------------------------------------------------
     def trace_entries(self) -> list[str]:
-        return [base for base, sig in self.signatures.items() if not sig.error]
+        # serving_default first, then by name: the proto's map order differs between runs.
+        bases = sorted(base for base, sig in self.signatures.items() if not sig.error)
+        return sorted(bases, key=lambda base: self.signatures[base].key != "serving_default")
 
     def trace(
         self,
