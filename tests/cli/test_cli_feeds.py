@@ -55,11 +55,6 @@ def test_torch_export_int64_input_stays_int64(capsys, tmp_path):
     assert got.dtype == np.int64 and got.tolist() == expected.tolist() == [3, 1]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the TorchScript backend declares an unannotated Tensor input float32; "
-    "it should leave the dtype unknown (an empty dtype) so the literal's own kind is kept",
-)
 def test_torchscript_int_tensor_input_stays_int64(capsys, tmp_path):
     module = torch.jit.script(_FloorDivide())
     path = tmp_path / "div.pt"

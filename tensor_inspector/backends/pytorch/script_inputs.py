@@ -60,7 +60,7 @@ def arguments(method: Any, graph: Any) -> list[Argument]:
         description = kind + (f" = {arg.default_value!r}" if has_default else "")
         if base == "Tensor":
             graph_type = inputs[index].type() if index < len(inputs) else None
-            dtype, shape = "float32", None
+            dtype, shape = "", None  # the schema fixes no dtype: the fed array's is used
             if isinstance(graph_type, torch._C.TensorType):
                 dtype = _TENSOR_DTYPES.get(graph_type.scalarType() or "", dtype)
                 sizes = graph_type.varyingSizes()
@@ -83,7 +83,7 @@ def default_feed(arg: Argument) -> np.ndarray | None:
     """The method's own default for ``arg`` as a feed array (None when it has none to show)."""
     if arg.spec is None or not arg.has_default or arg.default is None:
         return None
-    return np.asarray(arg.default, dtype=arg.spec.dtype)
+    return np.asarray(arg.default, dtype=arg.spec.dtype or None)
 
 
 def call_values(args: list[Argument], feeds: dict[str, np.ndarray]) -> list[Any]:
