@@ -24,7 +24,9 @@ CLOSE_BOUND_S = 10.0  # the session stops a reader within about a second; closin
 
 
 @pytest.fixture
-def worker(qtbot):
+def worker(qtbot, monkeypatch):
+    # before the Worker: it warms its reader up at once, and the reader reads its backends then
+    enable(monkeypatch)
     w = Worker()
     yield w
     w.shutdown()
