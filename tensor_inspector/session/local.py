@@ -238,6 +238,8 @@ def _plain_node(node: Node) -> Node:
 def _plain(value: Any) -> Any:
     if isinstance(value, _PLAIN):
         return value
+    if isinstance(value, dict):  # e.g. a quantized tensor's "views" and "quantization"
+        return {str(k): _plain(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)) and all(isinstance(v, _PLAIN) for v in value):
         return list(value)
     return str(value)

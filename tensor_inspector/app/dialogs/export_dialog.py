@@ -5,11 +5,15 @@ overwrite question goes through ``confirm_overwrite`` (replaceable), and the wri
 itself is ``core.export.export_array`` (atomic, dtype exact unless a cast is chosen).
 Arrays from BACKGROUND_BYTES up are written off the GUI thread with a progress bar;
 Cancel then stops the write and leaves no file.
+
+A quantized tensor (two nodes: stored codes and dequantized float32 values) offers both: the
+other view's node is read in the background when chosen (``ViewChoice.read``).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -42,6 +46,7 @@ from tensor_inspector.core.slicing import format_index
 from tensor_inspector.core.text import format_bytes, format_shape
 
 BACKGROUND_BYTES = 64 << 20  # smaller exports take well under a second: no progress bar
+VIEW_LABELS = {"raw": "as stored (raw codes)", "dequantized": "dequantized (float32)"}
 _FILTERS = {"npy": "NumPy array (*.npy)", "npz": "NumPy archive (*.npz)", "csv": "CSV text (*.csv)"}
 
 
@@ -54,6 +59,16 @@ def _ask_overwrite(parent: QWidget, path: Path) -> bool:
         QMessageBox.StandardButton.No,
     )
     return answer == QMessageBox.StandardButton.Yes
+
+
+@dataclass
+class ViewChoice:
+    """The views of a quantized tensor: view name -> node id, the one shown, and how to read
+    another one's whole value (called in a background thread)."""
+
+    ids: dict[str, str]
+    current: str
+    read: Callable[[str], np.ndarray]
 
 
 class ExportDialog(QDialog):
@@ -69,12 +84,15 @@ class ExportDialog(QDialog):
         name: str = "array",
         directory: str | Path = "",
         parent: QWidget | None = None,
+        views: ViewChoice | None = None,
     ):
         super().__init__(parent)
         self.setWindowTitle(f"Export {name}")
         self.setMinimumWidth(520)
         self._array = array
         self._slice_index = tuple(slice_index)
+        self._views = views
+        self._view_arrays: dict[str, np.ndarray] = {views.current: array} if views else {}
         self._name = name
         self.confirm_overwrite: Callable[[QWidget, Path], bool] = _ask_overwrite
         self.error: str = ""
@@ -109,6 +127,12 @@ class ExportDialog(QDialog):
         for name_ in CAST_CHOICES:
             if name_ != array.dtype.name:
                 self.dtype_combo.addItem(f"{name_} ({short_name(name_)})", name_)
+        self.view_combo = QComboBox()
+        self.view_combo.setToolTip("A quantized tensor: its stored codes, or the values they stand for")
+        for view, node_id in views.ids.items() if views else ():
+            self.view_combo.addItem(f"{VIEW_LABELS.get(view, view)}  ({node_id})", view)
+        if views is not None:
+            self.view_combo.setCurrentIndex(max(self.view_combo.findData(views.current), 0))
         self.key_edit = QLineEdit(stem)
         self.key_edit.setToolTip("Member name inside the .npz archive")
         self.info = QLabel()
@@ -123,6 +147,8 @@ class ExportDialog(QDialog):
         form = QFormLayout()
         form.addRow("File:", path_row)
         form.addRow("Format:", self.format_combo)
+        if views is not None:
+            form.addRow("Values:", self.view_combo)
         form.addRow("Scope:", scope_box)
         form.addRow("DType:", self.dtype_combo)
         form.addRow("Name in .npz:", self.key_edit)
@@ -142,6 +168,7 @@ class ExportDialog(QDialog):
         self.path_edit.textChanged.connect(self._path_changed)
         for signal in (self.whole_radio.toggled, self.dtype_combo.currentIndexChanged):
             signal.connect(self._update_info)
+        self.view_combo.currentIndexChanged.connect(self._view_changed)
         self._update_info()
 
     # -- field helpers (tests drive these) -------------------------------------------------
@@ -159,6 +186,17 @@ class ExportDialog(QDialog):
         if index < 0:
             raise ValueError(f"no dtype choice {dtype!r}")
         self.dtype_combo.setCurrentIndex(index)
+
+    def set_view(self, view: str) -> None:
+        """Export the ``"raw"`` or ``"dequantized"`` view (read in the background if not shown)."""
+        index = self.view_combo.findData(view)
+        if index < 0:
+            raise ValueError(f"no view {view!r}")
+        self.view_combo.setCurrentIndex(index)
+
+    def is_loading(self) -> bool:
+        """True while the chosen view's value is being read."""
+        return bool(self._runner.pending("view"))
 
     def fmt(self) -> str:
         return str(self.format_combo.currentData())
@@ -199,7 +237,43 @@ class ExportDialog(QDialog):
             self.format_combo.blockSignals(False)
         self._update_info()
 
+    def _view_changed(self) -> None:
+        views, view = self._views, str(self.view_combo.currentData())
+        if views is None:
+            return
+        if view in self._view_arrays:
+            self._runner.cancel("view")
+            self._use_view_array(self._view_arrays[view])
+            return
+        self.save_button.setEnabled(False)
+        self.info.setText(f"Reading {views.ids[view]}…")
+        self._runner.submit(
+            "view",
+            views.read,
+            views.ids[view],
+            on_done=lambda array: self._view_read(view, array),
+            on_error=self._fail,
+        )
+
+    def _view_read(self, view: str, array: np.ndarray) -> None:
+        self._view_arrays[view] = array
+        if self.view_combo.currentData() == view:
+            self._use_view_array(array)
+
+    def _use_view_array(self, array: np.ndarray) -> None:
+        """Export ``array`` (the other view) from now on; the slice applies where shapes agree."""
+        self._array = array
+        self.dtype_combo.setItemText(0, f"As stored ({array.dtype.name}, exact)")
+        self.whole_radio.setText(f"Whole tensor  {format_shape(array.shape)}")
+        fits = bool(self._slice_index) and array.shape == next(iter(self._view_arrays.values())).shape
+        self.slice_radio.setEnabled(fits)
+        if not fits:
+            self.whole_radio.setChecked(True)
+        self._update_info()
+
     def _update_info(self) -> None:
+        if self.is_loading():
+            return
         fmt = self.fmt()
         self.key_edit.setEnabled(fmt == "npz")
         array = self.chosen_array()
@@ -219,6 +293,8 @@ class ExportDialog(QDialog):
     def accept(self) -> None:
         """Write the file; stays open with the reason shown if it cannot."""
         path = Path(self.path_edit.text()).expanduser()
+        if self.is_loading():
+            return
         if not path.name:
             self._fail("Choose a file name.")
             return

@@ -3,7 +3,8 @@
 ``set_array`` is cheap on the GUI thread: the table formats only visible cells of
 a view, the heatmap image, levels and statistics are computed in background
 threads, latest request wins. Keyboard: Ctrl+C copies the table selection as
-TSV, Ctrl+T transposes, Alt+Right / Alt+Left step the first slider axis.
+TSV, Ctrl+T transposes, Alt+Right / Alt+Left step the first slider axis, Ctrl+Shift+D
+switches a quantized tensor between its raw and dequantized views.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from tensor_inspector.app.views.array_stats import Fetch, sample_stats_job, stat
 from tensor_inspector.app.views.axes_selector import AxesSelector
 from tensor_inspector.app.views.heatmap import HeatmapView
 from tensor_inspector.app.views.message_panel import MessagePanel
+from tensor_inspector.app.views.quantized_toggle import QuantizedToggle
 from tensor_inspector.app.views.stats_panel import SLICE, WHOLE, StatsPanel
 from tensor_inspector.app.views.table_view import ArrayTableView
 from tensor_inspector.core.dtypes import short_name
@@ -91,6 +93,8 @@ class ArrayView(NavigationMixin, SampledViewMixin, QWidget):
         self.find_button.setText("Next NaN/Inf")
         self.find_button.setToolTip("Go to the next NaN or ±Inf after the current cell, in any slice (F3)")
         self.find_button.clicked.connect(self.find_next_nonfinite)
+        # a quantized tensor's other view (stored codes / dequantized values) is another node
+        self.quantized_toggle = QuantizedToggle()
         self.status = QLabel(" ")
         self.status.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
 
@@ -121,7 +125,11 @@ class ArrayView(NavigationMixin, SampledViewMixin, QWidget):
         content_layout = QVBoxLayout(content)
         content_layout.setContentsMargins(0, 0, 0, 0)
         content_layout.setSpacing(3)
-        content_layout.addWidget(self.title)
+        header = QHBoxLayout()
+        header.setContentsMargins(0, 0, 4, 0)
+        header.addWidget(self.title, 1)
+        header.addWidget(self.quantized_toggle)
+        content_layout.addLayout(header)
         content_layout.addWidget(self.details)
         content_layout.addWidget(self.sample_note)
         content_layout.addLayout(toolbar)

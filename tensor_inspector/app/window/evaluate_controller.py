@@ -11,14 +11,15 @@ the view; the next selection is served as usual.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from PySide6.QtCore import QObject, QTimer, Signal
 from PySide6.QtWidgets import QStatusBar
 
+from tensor_inspector.app.dialogs.export_dialog import ViewChoice
 from tensor_inspector.app.documents import Document, Documents
 from tensor_inspector.app.views.feeds_panel import FeedsPanel
 from tensor_inspector.app.views.tree import NodeTree
@@ -35,6 +36,35 @@ if TYPE_CHECKING:
     from tensor_inspector.app.views.array_view import ArrayView
 
 BUSY_DELAY_MS = 200  # fast reads never flash a "Loading" message
+QUANTIZATION_FIELDS = (
+    ("scale", "scale"),
+    ("zero_point", "zero point"),
+    ("axis", "axis"),
+    ("block_size", "block"),
+    ("scale_tensor", "scales in"),
+)
+
+
+def quantization_text(info: Mapping[str, Any]) -> str:
+    """``scheme, scale …, zero point …, axis …, block …`` of a quantized tensor, compactly."""
+    parts = [str(info.get("scheme", "quantized"))]
+    for key, label in QUANTIZATION_FIELDS:
+        if key not in info or info[key] is None:
+            continue
+        value = info[key]
+        if isinstance(value, list):
+            shown = ", ".join(_number(v) for v in value[:4])
+            text = f"[{shown}{', …' if len(value) > 4 else ''}]"
+            if len(value) > 4:
+                text += f" ({len(value)}{'+' if len(value) >= 64 else ''})"
+        else:
+            text = _number(value)
+        parts.append(f"{label} {text}")
+    return ", ".join(parts)
+
+
+def _number(value: object) -> str:
+    return f"{value:.6g}" if isinstance(value, float) else str(value)
 
 
 def node_details(node: Node) -> str:
@@ -42,7 +72,12 @@ def node_details(node: Node) -> str:
     parts = [f"{node.kind.value}"]
     if node.framework_dtype and node.framework_dtype != node.dtype:
         parts.append(f"stored as {node.framework_dtype}")
+    info = node.metadata.get("quantization")
+    if isinstance(info, Mapping):
+        parts.append(f"quantization: {quantization_text(info)}")
     for key, value in node.metadata.items():
+        if key in ("quantization", "views", "view"):  # said above, and by the Raw/Dequantized toggle
+            continue
         text = value if isinstance(value, str) else repr(value)
         if key == "type" and text == node.framework_dtype:
             continue  # already said by "stored as"
@@ -96,6 +131,7 @@ class EvaluateController(QObject):
         self._busy_timer.setSingleShot(True)
         self._busy_timer.setInterval(BUSY_DELAY_MS)
         self._busy_timer.timeout.connect(self.show_busy)
+        self._toggle_of: object | None = None  # the Raw/Dequantized toggle connected to this
         self._trust_next = False  # the user vouched for the file: the next evaluation is trusted
         self.inputs = InputsController(self, documents, worker, tree, feeds_panel, self._evaluate_now)
 
@@ -226,12 +262,43 @@ class EvaluateController(QObject):
             fetch=self._reader_of(handle, node.id),
         )
         view.set_details(node_details(node))
+        toggle = view.quantized_toggle
+        if self._toggle_of is not toggle:  # the view is built on first use
+            self._toggle_of = toggle
+            toggle.view_chosen.connect(self._show_other_view)
+        toggle.set_views(node.metadata.get("views"), node.metadata.get("view"))
         self.inputs.shown_value(handle, node, value.feed_specs, value.feeds)
         self.status.showMessage(
             f"{node.id}: {format_shape(value.array.shape)} {value.array.dtype.name}", 8000
         )
         self.value_displayed.emit(handle, node, value.array)
         self.value_shown.emit(node.id)
+
+    def _show_other_view(self, node_id: str) -> None:
+        """Raw / Dequantized: the other view of a quantized tensor is another node of its file."""
+        if self._shown is not None:
+            self.select_node(node_id, self._shown[0])
+
+    def export_views(self) -> ViewChoice | None:
+        """The views of the shown quantized tensor for the export dialog (None: not quantized)."""
+        if self._shown is None:
+            return None
+        handle, node_id = self._shown
+        document = self.documents.get(handle)
+        node = document.node(node_id) if document else None
+        views = node.metadata.get("views") if node is not None else None
+        current = node.metadata.get("view") if node is not None else None
+        if document is None or not isinstance(views, Mapping) or current not in views:
+            return None
+        ids = {str(k): str(v) for k, v in views.items()}
+        copies = {i: document.copy(i) for i in ids.values()}  # edited codes export as edited
+        feeds, session = document.feeds or None, self.worker.session
+
+        def read(view_id: str) -> np.ndarray:  # in a background thread
+            copy = copies.get(view_id)
+            return copy if copy is not None else session.value(handle, view_id, None, feeds).array
+
+        return ViewChoice(ids, str(current), read)
 
     def _reader_of(self, handle: int, node_id: str) -> Callable[[Index, threading.Event | None], np.ndarray]:
         """Reads parts of a node for the view (regions as it zooms, the whole behind a sample)."""

@@ -263,7 +263,12 @@ class MainWindow(QMainWindow):
         document = self.documents.get(handle)
         directory = self._export_dir or (str(document.path.parent) if document else "")
         dialog = ExportDialog(
-            array, self.view.current_index(), name=node_id, directory=directory, parent=self
+            array,
+            self.view.current_index(),
+            name=node_id,
+            directory=directory,
+            parent=self,
+            views=self.evaluate_controller.export_views(),
         )
         dialog.exported.connect(self._on_exported)
         dialog.open()
