@@ -1,0 +1,66 @@
+"""Tracing through the session: in-process and in the reader process give the same report."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from trace_fixtures import TF1_FEEDS, TF1_PRODUCER, TORCH_PRODUCER, tf1_saved_model, torch_program
+
+from tensor_inspector.session import wire
+from tensor_inspector.session.answers import TraceReport
+from tensor_inspector.session.isolated import IsolatedSession
+from tensor_inspector.session.local import LocalSession
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory):
+    directory = tmp_path_factory.mktemp("trace_session")
+    return {"torch": torch_program(directory, nan=True), "tf1": tf1_saved_model(directory)}
+
+
+def _trace(session, path, **kwargs) -> TraceReport:
+    info = session.open(path)
+    try:
+        return session.trace(info.handle, **kwargs)
+    finally:
+        session.close(info.handle)
+
+
+@pytest.mark.parametrize(
+    ("kind", "feeds", "producer"),
+    [("torch", None, TORCH_PRODUCER), ("tf1", {"x": TF1_FEEDS[True]}, TF1_PRODUCER)],
+)
+def test_the_reader_answers_what_the_local_session_answers(files, kind, feeds, producer):
+    local = _trace(LocalSession(), files[kind], feeds=feeds)
+    isolated_session = IsolatedSession()
+    try:
+        isolated = _trace(isolated_session, files[kind], feeds=feeds)
+    finally:
+        isolated_session.shutdown()
+    assert local.first_nonfinite == isolated.first_nonfinite == producer
+    assert isolated.as_json() == local.as_json()
+    assert list(isolated.arrays) == list(local.arrays) and local.arrays
+    for node_id, array in local.arrays.items():
+        np.testing.assert_array_equal(isolated.arrays[node_id], array)
+
+
+def test_progress_counts_every_node_and_the_budget_is_kept(files):
+    calls: list[tuple[int, int]] = []
+    report = _trace(
+        LocalSession(), files["torch"], keep_bytes=0, progress=lambda done, total: calls.append((done, total))
+    )
+    assert [done for done, _total in calls] == list(range(1, len(report.nodes) + 1))
+    assert all(total == len(report.nodes) for _done, total in calls)
+    assert report.arrays == {} and report.kept_bytes == 0
+
+
+def test_a_report_crosses_the_process_boundary_unchanged(files):
+    import socket
+
+    report = _trace(LocalSession(), files["torch"])
+    left, right = socket.socketpair()
+    with left, right:
+        wire.send(left, report)
+        received = wire.receive(right)
+    assert isinstance(received, TraceReport)
+    assert received.as_json() == report.as_json() and received.nodes == report.nodes
