@@ -399,9 +399,14 @@ def _print_report(report: Any, atol: float, rtol: float) -> None:
 
 
 def cmd_trace(args: argparse.Namespace) -> int:
+    from tensor_inspector.core.errors import InspectorError
     from tensor_inspector.session.feeds import parse_feeds
 
     with _opened(args) as (session, info):
+        if args.entry and not any(node.id == args.entry for node in info.nodes):  # before its feeds
+            raise InspectorError(
+                f"{args.entry!r} cannot be traced: {info.path.name} has no such signature or program."
+            )
         feeds = parse_feeds(args.feed, session.feed_specs(info.handle, args.entry)) if args.feed else None
         keep = int(args.keep_mb * (1 << 20))
         report = session.trace(info.handle, args.entry, feeds, keep_bytes=keep)
