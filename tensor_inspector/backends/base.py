@@ -211,6 +211,14 @@ class Source:
         with self.lock:
             self._write(Path(path), dict(replacements))
 
+    def stored_form(self, node_id: str, value: np.ndarray) -> np.ndarray:
+        """What reading ``node_id`` back gives after ``value`` is written (checked after saving).
+
+        The value itself for formats that store what they are given; a format that encodes
+        (quantized blocks written from float values) returns the value encoded and decoded.
+        """
+        return value
+
     def _check_replacement(self, node: Node, value: np.ndarray) -> None:
         if node.kind is not NodeKind.TENSOR:
             raise InspectorError(f"{node.id!r} is not a stored tensor and cannot be replaced.")

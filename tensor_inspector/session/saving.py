@@ -71,6 +71,9 @@ def save(
             f"{target.name} changed on disk since it was opened; "
             "not overwriting it. Reopen it, or save under another name."
         )
+    # what reading back must give, taken before writing closes the source (a quantized
+    # format stores the value encoded, so it reads back as encoded and decoded)
+    expected = {node_id: source.stored_form(node_id, value) for node_id, value in replacements.items()}
     if _is_multi_file(source.path):
         existed = bool(source_files(target))
         try:
@@ -79,7 +82,7 @@ def save(
             raise write_failure(exc, target, existed) from None
     else:
         backup_path = _save_path(source, replacements, target, source.path.is_dir(), backup and in_place)
-    verified = verify(source, replacements, target)
+    verified = verify(source, expected, target)
     return SaveReport(target, backup_path, verified)
 
 

@@ -213,6 +213,20 @@ class GGUFSource(Source):
                 fh.seek(offset)
                 fh.write(data)
 
+    def stored_form(self, node_id: str, value: np.ndarray) -> np.ndarray:
+        """Float values written into a quantized tensor read back as quantized and dequantized."""
+        node = self.node(node_id)
+        if node.metadata.get(quantized.VIEW) != quantized.DEQUANTIZED:
+            return value
+        from gguf.quants import dequantize, quantize
+
+        tensor = self._tensor(node)
+        try:
+            blocks = quantize(np.ascontiguousarray(value, dtype=np.float32), tensor.tensor_type)
+        except NotImplementedError:
+            return value  # the write itself refuses with a sentence
+        return np.asarray(dequantize(blocks, tensor.tensor_type), dtype=np.float32).reshape(value.shape)
+
     def _encoded(self, node: Node, value: np.ndarray) -> bytes:
         tensor = self._tensor(node)
         if node.metadata.get(quantized.VIEW) == quantized.DEQUANTIZED:

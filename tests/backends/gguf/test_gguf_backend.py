@@ -192,3 +192,18 @@ def test_demo_file_is_small_and_rebuilt_identically(tmp_path):
         assert {"F32", "F16", "Q8_0"} <= types
         assert source.metadata["general.name"] == "tensor-inspector demo"
         assert all(np.isfinite(source.read(n.id)).all() for n in source.value_nodes())
+
+
+def test_saving_float_values_into_a_quantized_tensor_verifies(path, tmp_path):
+    """The save check expects what the file can hold: the values quantized, then dequantized."""
+    from tensor_inspector.session.local import LocalSession
+
+    session = LocalSession()
+    info = session.open(path)
+    new_q8 = WEIGHT[::-1] * 3
+    saved = session.save(info.handle, {"blk.0.attn_q.weight": new_q8}, tmp_path / "saved.gguf")
+    assert saved.verified == ["blk.0.attn_q.weight"]
+    read = session.value(info.handle, "blk.0.attn_q.weight").array
+    np.testing.assert_array_equal(read, dequantize(quantize(new_q8, T.Q8_0), T.Q8_0))
+    assert not np.array_equal(read, new_q8)  # Q8_0 rounds: a bit-for-bit check against new_q8 would fail
+    session.close_all()
