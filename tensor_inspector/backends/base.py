@@ -77,6 +77,9 @@ class Source:
     writable: bool = False
     opened_signature: str | None = None  # set by session.opening (see session.saving)
     trusted: bool = False
+    # False when reading part of a tensor costs a whole read (TensorFlow's checkpoint reader):
+    # the window then reads big tensors whole at once instead of a sample first.
+    partial_reads: bool = True
 
     def __init__(self, path: Path):
         self.path = Path(path)

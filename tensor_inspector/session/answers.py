@@ -47,6 +47,7 @@ class FileInfo:
     trusted: bool
     nodes: list[Node]
     metadata: dict[str, str] = field(default_factory=dict)
+    partial_reads: bool = True  # reading part of a tensor is cheaper than reading it whole
 
 
 @dataclass(frozen=True)

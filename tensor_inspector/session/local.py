@@ -224,6 +224,7 @@ def describe(handle: int, source: Source) -> FileInfo:
         bool(source.trusted),
         nodes,
         metadata,
+        bool(getattr(source, "partial_reads", True)),
     )
 
 

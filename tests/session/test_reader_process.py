@@ -274,3 +274,13 @@ def test_a_call_queued_behind_a_cancelled_one_reopens_its_file(tmp_path, monkeyp
         assert results == {"hang": CANCELLED, "good": [0.0, 1.0, 2.0, 3.0]}
     finally:
         session.shutdown()
+
+
+def test_files_say_whether_a_part_of_a_tensor_reads_faster_than_all_of_it(tmp_path, session):
+    """TensorFlow's checkpoint reader reads a whole variable for any part: the window skips the sample."""
+    import tf_fixtures
+
+    np.save(tmp_path / "a.npy", np.zeros((4, 4)))
+    assert session.open(tmp_path / "a.npy").partial_reads
+    prefix = tf_fixtures.tf1_checkpoint(tmp_path)
+    assert not session.open(prefix).partial_reads

@@ -215,10 +215,10 @@ class EvaluateController(QObject):
         trust, self._trust_next = self._trust_next or document.trusted, False
         self._set((handle, node), self._shown)
         # a big stored tensor is first read as a strided sample: on screen in ~2 s at any size
+        # (unless the format reads a whole tensor for any part of it: then one read is faster)
         self.view().mark_stale(f"Reading {node.id}…")  # the old picture is not shown as current
-        self._rid = self.worker.evaluate(
-            handle, node.id, preview_index(node), document.feeds or None, trust=trust
-        )
+        first = preview_index(node) if document.info.partial_reads else None
+        self._rid = self.worker.evaluate(handle, node.id, first, document.feeds or None, trust=trust)
         self._busy_timer.start()
 
     def reevaluate(self) -> None:

@@ -128,6 +128,7 @@ class CheckpointVariables:
 
 
 class CheckpointSource(Source):
+    partial_reads = False  # TensorFlow reads a whole variable for any part of it
     backend_name = "tensorflow"
     format_name = "TensorFlow checkpoint"
     writable = True

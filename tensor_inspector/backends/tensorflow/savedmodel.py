@@ -82,6 +82,7 @@ def _tensor_info(info: Any) -> dict[str, Any]:
 
 
 class SavedModelSource(Source):
+    partial_reads = False  # TensorFlow reads a whole variable for any part of it
     backend_name = "tensorflow"
     format_name = "TensorFlow SavedModel"
     writable = True
