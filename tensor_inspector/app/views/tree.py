@@ -218,11 +218,13 @@ class NodeTree(QWidget):
         self.fit_name_column()
 
     def fit_name_column(self) -> None:
-        """Widen the name column to its expanded rows (bounded), or fill the free space."""
-        others = sum(self.view.columnWidth(col) for col in (1, 2, 3))
-        free = max(self.view.viewport().width() - others, 120)
+        """The name column fills the space the value columns leave; in a narrow tree it takes
+        at most 60% of it, so names stay readable and the dtype stays in view (the rest scrolls;
+        an elided name's tooltip has the whole id)."""
+        width = self.view.viewport().width()
+        free = max(width - sum(self.view.columnWidth(col) for col in (1, 2, 3)), 80)
         wanted = self.view.sizeHintForColumn(0) + 8
-        self.view.setColumnWidth(0, max(free, min(wanted, 3 * free)))
+        self.view.setColumnWidth(0, free if wanted <= free else min(wanted, max(free, int(width * 0.6))))
 
     def resizeEvent(self, event: QResizeEvent) -> None:  # noqa: N802 (Qt override)
         super().resizeEvent(event)
