@@ -39,7 +39,7 @@ from typing import Any
 
 from PySide6.QtCore import QObject, QRunnable, QThreadPool, Signal, Slot
 
-from tensor_inspector.core.errors import Cancelled, InspectorError
+from tensor_inspector.core.errors import Cancelled, InspectorError, first_line
 
 _PINNED = False
 
@@ -79,7 +79,7 @@ def error_sentence(err: BaseException) -> str:
     """One readable sentence for ``err`` (user-facing errors keep their own text)."""
     if isinstance(err, InspectorError):
         return str(err)
-    text = str(err).strip().splitlines()[0] if str(err).strip() else ""
+    text = first_line(err)
     name = type(err).__name__
     return f"{name}: {text}" if text else f"{name}."
 

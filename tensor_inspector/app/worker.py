@@ -23,7 +23,7 @@ import numpy as np
 from PySide6.QtCore import QObject, Signal
 
 from tensor_inspector.app.background import BackgroundRunner
-from tensor_inspector.core.errors import InspectorError, TrustRequired
+from tensor_inspector.core.errors import InspectorError, TrustRequired, first_line
 from tensor_inspector.core.nodes import FeedSpec
 from tensor_inspector.session.answers import FileInfo, Saved, SessionFailure, Value
 from tensor_inspector.session.isolated import IsolatedSession
@@ -65,7 +65,7 @@ def user_message(exc: BaseException) -> str:
         return str(exc)
     if isinstance(exc, MemoryError):
         return "Not enough memory to load this value."
-    text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    text = first_line(exc)
     return f"Unexpected error ({type(exc).__name__}{': ' + text if text else ''})."
 
 

@@ -50,3 +50,9 @@ class NotEvaluable(InspectorError):
 class Cancelled(InspectorError):
     def __init__(self) -> None:
         super().__init__("Cancelled.")
+
+
+def first_line(err: BaseException) -> str:
+    """The first line of ``err``'s message ("" when it has none): framework messages run long."""
+    text = str(err).strip()
+    return text.splitlines()[0] if text else ""

@@ -19,6 +19,7 @@ from tensor_inspector.core.errors import (
     Cancelled,
     InspectorError,
     TrustRequired,
+    first_line,
 )
 from tensor_inspector.core.nodes import FeedSpec, Node
 
@@ -218,6 +219,6 @@ def _failure_without_details(exc: BaseException) -> Failure:
         return Failure(MEMORY, "Not enough memory to load this value.", (), "MemoryError")
     if isinstance(exc, RecursionError):
         return Failure(ERROR, "The file is nested too deeply to read.", (), "CorruptFile")
-    text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    text = first_line(exc)
     name = type(exc).__name__
     return Failure(ERROR, f"Unexpected error ({name}: {text})." if text else f"Unexpected error ({name}).")

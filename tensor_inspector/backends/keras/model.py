@@ -21,6 +21,7 @@ import numpy as np
 
 from tensor_inspector.backends.base import InspectorError, NotEvaluable, TrustRequired
 from tensor_inspector.backends.keras.config import MODEL_CLASSES, InputInfo, Problem, legacy_layer_classes
+from tensor_inspector.core.errors import first_line
 
 LOADABLE_SUFFIXES = (".keras", ".h5", ".hdf5")
 
@@ -179,6 +180,6 @@ class ModelRunner:
 
 
 def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    text = first_line(exc) or type(exc).__name__
     text = text[:300]
     return text if text.endswith(".") else text + "."

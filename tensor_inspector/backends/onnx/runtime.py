@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from tensor_inspector.backends.base import InspectorError, MissingFramework, NotEvaluable
+from tensor_inspector.core.errors import first_line
 
 CACHE_BYTES = 512 << 20
 EXTERNAL_FOLDER_KEY = "session.model_external_initializers_file_folder_path"
@@ -150,7 +151,7 @@ def _as_array(name: str, value: Any) -> np.ndarray:
 
 
 def _ort_sentence(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    text = first_line(exc) or type(exc).__name__
     # "[ONNXRuntimeError] : 2 : INVALID_ARGUMENT : Got invalid dimensions ..." -> the reason
     parts = [p.strip() for p in text.split(" : ")]
     reason = parts[-1] if len(parts) >= 3 else text

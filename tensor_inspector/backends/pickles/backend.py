@@ -24,6 +24,7 @@ from tensor_inspector.backends.base import (
 )
 from tensor_inspector.backends.pickles.safe_unpickler import Refused, disallowed_globals, safe_load
 from tensor_inspector.backends.pickles.tree import ContainerSource
+from tensor_inspector.core.errors import first_line
 
 PICKLE_EXTENSIONS = (".pkl", ".pickle", ".p", ".pck", ".pcl")
 # torch's legacy format starts with a pickled magic number; such files belong to torch.
@@ -125,5 +126,5 @@ def load_pickle_bytes(data: bytes, name: str, trust: bool) -> Any:
 
 
 def _one_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    text = first_line(exc) or type(exc).__name__
     return text[:160].rstrip(".")

@@ -18,6 +18,7 @@ from tensor_inspector.backends import quantized
 from tensor_inspector.backends.base import CorruptFile, Index, InspectorError, Node, NodeKind, TrustRequired
 from tensor_inspector.backends.pickles.safe_unpickler import Refused
 from tensor_inspector.backends.pickles.tree import ContainerSource
+from tensor_inspector.core.errors import first_line
 
 
 class CheckpointSource(ContainerSource):
@@ -200,7 +201,7 @@ def _legacy_unsafe_globals(path: Path) -> list[str]:
 
 
 def _damage(path: Path, exc: Exception, is_zip: bool) -> InspectorError:
-    text = str(exc).strip().splitlines()[0][:160] if str(exc).strip() else type(exc).__name__
+    text = first_line(exc)[:160] or type(exc).__name__
     kind = "zip archive" if is_zip else "legacy-format file"
     return CorruptFile(
         f"{path.name} is a torch {kind} that could not be read; it is probably truncated "
