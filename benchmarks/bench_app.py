@@ -104,6 +104,20 @@ def app_select_to_paint(app, window, path: Path, node_id: str) -> float:
     return elapsed
 
 
+def bench_window():
+    """The Qt application and a shown main window of the size users get, without saved settings."""
+    from tensor_inspector.app.window.launch import make_app
+
+    app = make_app()
+    from tensor_inspector.app.window.main_window import MainWindow
+
+    window = MainWindow(persist=False)
+    window.resize(1400, 880)
+    window.show()
+    app.processEvents()
+    return app, window
+
+
 def launch_time(repeat: int) -> tuple[float, float]:
     """Seconds from process start to painted window: best and median of ``repeat`` runs."""
     times = []
@@ -123,16 +137,7 @@ def main() -> int:
     parser.add_argument("--repeat", type=int, default=3)
     args = parser.parse_args()
 
-    from tensor_inspector.app.window.launch import make_app
-
-    app = make_app()
-    from tensor_inspector.app.window.main_window import MainWindow
-
-    window = MainWindow(persist=False)
-    window.resize(1400, 880)
-    window.show()
-    app.processEvents()
-
+    app, window = bench_window()
     with tempfile.TemporaryDirectory(prefix="ti-bench-") as tmp:
         paths = make_files(Path(tmp), args.size)
         mb = args.size * args.size * 4 / 2**20

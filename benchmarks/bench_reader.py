@@ -162,17 +162,9 @@ def main() -> int:
     parser.add_argument("--repeat", type=int, default=3)
     args = parser.parse_args()
 
-    from bench_app import app_select_to_paint, bare_paint
+    from bench_app import app_select_to_paint, bare_paint, bench_window
 
-    from tensor_inspector.app.window.launch import make_app
-
-    app = make_app()
-    from tensor_inspector.app.window.main_window import MainWindow
-
-    window = MainWindow(persist=False)
-    window.resize(1400, 880)
-    window.show()
-    app.processEvents()
+    app, window = bench_window()
     with tempfile.TemporaryDirectory(prefix="ti-bench-") as tmp:
         files = make_files(Path(tmp), args.size)
         mb = args.size * args.size * 4 / 2**20

@@ -26,13 +26,14 @@ from tensor_inspector.app.worker import _in_core_terms, user_message
 from tensor_inspector.core.dtypes import is_numeric
 from tensor_inspector.core.errors import Cancelled
 from tensor_inspector.session.answers import CANCELLED, Compared, FileInfo, SessionFailure, Value
-from tensor_inspector.session.compare import Report, badness, compare_files, plan_files
+from tensor_inspector.session.compare import PairComparer, Report, badness, compare_files, plan_files
 
 Index = tuple[int | slice, ...]
 
 
-class CompareSession(Protocol):
-    """What comparing needs of a session (``IsolatedSession``, ``LocalSession``)."""
+class CompareSession(PairComparer, Protocol):
+    """What comparing needs of a session (``IsolatedSession``, ``LocalSession``): pairs
+    compared in the reader (``PairComparer``), and slices of values to draw."""
 
     def value(
         self,
@@ -43,19 +44,6 @@ class CompareSession(Protocol):
         trust: bool = False,
         cancel: threading.Event | None = None,
     ) -> Value: ...
-
-    def compare_pair(
-        self,
-        handle_a: int,
-        node_a: str,
-        handle_b: int,
-        node_b: str,
-        transform: tuple[int, ...] | None = None,
-        atol: float = 0.0,
-        rtol: float = 0.0,
-        cancel: Any = None,
-        progress: Callable[[int, int], None] | None = None,
-    ) -> Compared: ...
 
 
 @dataclass(frozen=True)

@@ -289,13 +289,7 @@ class ArrayView(NavigationMixin, SampledViewMixin, QWidget):
             on_done=lambda s: self.stats_panel.set_stats(WHOLE, s),
         )
         if array.ndim > 2:
-            self.runner.submit(
-                "slice",
-                stats_job,
-                plane,
-                cancellable=True,
-                on_done=lambda s: self.stats_panel.set_stats(SLICE, s),
-            )
+            self._submit_slice_stats(plane)
         self._check_ready()
 
     def show_message(self, text: str, error: bool = False) -> None:
@@ -393,14 +387,18 @@ class ArrayView(NavigationMixin, SampledViewMixin, QWidget):
                 self.stats_panel.set_stats(SLICE, None)
         else:
             self.stats_panel.set_stats(SLICE, None)
-            self.runner.submit(
-                "slice",
-                stats_job,
-                plane,
-                cancellable=True,
-                on_done=lambda s: self.stats_panel.set_stats(SLICE, s),
-            )
+            self._submit_slice_stats(plane)
         self._check_ready()
+
+    def _submit_slice_stats(self, plane: np.ndarray) -> None:
+        """Statistics of the shown slice, in the background (a newer slice replaces the request)."""
+        self.runner.submit(
+            "slice",
+            stats_job,
+            plane,
+            cancellable=True,
+            on_done=lambda s: self.stats_panel.set_stats(SLICE, s),
+        )
 
     def _on_axes_changed(self) -> None:
         if self._array is None:
