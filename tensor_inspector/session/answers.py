@@ -49,6 +49,7 @@ class FileInfo:
     nodes: list[Node]
     metadata: dict[str, str] = field(default_factory=dict)
     partial_reads: bool = True  # reading part of a tensor is cheaper than reading it whole
+    trace_entries: list[str] = field(default_factory=list)  # what one run can trace, default first
 
 
 @dataclass(frozen=True)

@@ -225,6 +225,7 @@ def describe(handle: int, source: Source) -> FileInfo:
         nodes,
         metadata,
         bool(getattr(source, "partial_reads", True)),
+        [str(entry) for entry in source.trace_entries()],
     )
 
 
