@@ -139,12 +139,26 @@ class IsolatedSession:
         keep_bytes: int | None = None,
         trust: bool = False,
         cancel: threading.Event | None = None,
+        progress: Callable[[int, int], None] | None = None,
     ) -> TraceReport:
-        """``LocalSession.trace`` in the reader; ``cancel`` stops the reader (hard cancel)."""
+        """``LocalSession.trace`` in the reader, reporting ``progress(done, total)`` nodes.
+
+        The kept values stay in the reader (the report's ``arrays`` is empty): ``value``
+        with the trace's feeds answers a traced node from them without running the graph.
+        They are held within a quarter of the reader's memory limit, so keeping them never
+        gets the reader stopped. ``cancel`` stops the trace between two nodes; a reader
+        that does not stop within ``CANCEL_GRACE_S`` is killed.
+        """
+        from tensor_inspector.session.trace import DEFAULT_KEEP_BYTES
+
         if trust:
             self._trust(handle)
         given = dict(feeds) if feeds else None
-        report: TraceReport = self._call_with_file(handle, "trace", entry, given, keep_bytes, cancel=cancel)
+        keep = DEFAULT_KEEP_BYTES if keep_bytes is None else keep_bytes
+        keep = min(keep, self._reader_for(self._record(handle).trusted).memory_limit // 4)
+        report: TraceReport = self._call_with_file(
+            handle, "trace", entry, given, keep, cancel=cancel, progress=progress
+        )
         return report
 
     def _call_with_file(self, handle: int, method: str, *args: Any, **kwargs: Any) -> Any:

@@ -32,6 +32,9 @@ class LocalSession:
 
     def __init__(self) -> None:
         self._sources: dict[int, Source] = {}
+        # The last trace of each file, with the values it kept: selecting a traced node
+        # with the trace's inputs shows the kept value instead of running the graph again.
+        self._traces: dict[int, TraceReport] = {}
         self._handles = itertools.count(1)
         self._lock = threading.Lock()
 
@@ -46,6 +49,7 @@ class LocalSession:
     def reopen(self, handle: int, path: str | Path | None = None, trust: bool | None = None) -> FileInfo:
         """Open ``path`` (default: the same file) again under the same handle."""
         old = self._source(handle)
+        self._traces.pop(handle, None)  # the file may have changed: its trace no longer holds
         _close_quietly(old)
         source = open_source(Path(path or old.path), trust=old.trusted if trust is None else trust)
         with self._lock:
@@ -55,6 +59,7 @@ class LocalSession:
     def close(self, handle: int) -> None:
         with self._lock:
             source = self._sources.pop(handle, None)
+            self._traces.pop(handle, None)
         if source is not None:
             _close_quietly(source)
 
@@ -103,8 +108,24 @@ class LocalSession:
                 if feeds:  # inputs the node does not take are ignored, not errors
                     names = {spec.name for spec in specs} or set(feeds)
                     used.update({k: np.asarray(v) for k, v in feeds.items() if k in names})
+                kept = self.kept_value(handle, node_id, used)
+                if kept is not None:
+                    return Value(handle, node_id, index, kept[index] if index else kept, specs, used)
             value = source.get(node_id, index=index, feeds=used or None)
         return Value(handle, node_id, index, as_array(value), specs, used)
+
+    def kept_value(self, handle: int, node_id: str, feeds: Mapping[str, np.ndarray]) -> np.ndarray | None:
+        """The value the file's last trace kept for ``node_id``, if it was traced with ``feeds``.
+
+        Inputs the node does not take do not matter; the ones it takes must be equal.
+        """
+        report = self._traces.get(handle)
+        kept = report.arrays.get(node_id) if report is not None else None
+        if report is None or kept is None:
+            return None
+        if all(_same_input(report.feeds.get(name), array) for name, array in feeds.items()):
+            return kept
+        return None
 
     def compare_pair(
         self,
@@ -163,8 +184,11 @@ class LocalSession:
             self.reopen(handle, trust=True)
             source = self._source(handle)
         keep = DEFAULT_KEEP_BYTES if keep_bytes is None else keep_bytes
+        self._traces.pop(handle, None)  # the old trace's values are let go before the new run
         with source.lock:
-            return trace_source(source, entry, feeds, keep, progress, cancel)
+            report = trace_source(source, entry, feeds, keep, progress, cancel)
+        self._traces[handle] = report
+        return report
 
     # -- saving ---------------------------------------------------------------------
     def save(
@@ -209,6 +233,12 @@ class LocalSession:
         if source is None:
             raise InspectorError("This file has been closed.")
         return source
+
+
+def _same_input(traced: np.ndarray | None, given: np.ndarray) -> bool:
+    if traced is None or traced.dtype != given.dtype or traced.shape != given.shape:
+        return False
+    return bool(np.array_equal(traced, given, equal_nan=given.dtype.kind in "fc"))
 
 
 def describe(handle: int, source: Source) -> FileInfo:

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from tensor_inspector.session.answers import FileInfo, Saved
+    from tensor_inspector.session.answers import FileInfo, Saved, TraceReport
 
 # numpy, the backends and the frameworks are imported only after the sandbox is up:
 # Landlock confines the calling thread and the threads it starts later, so nothing may
@@ -30,14 +30,64 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
+PROGRESS_EVERY_S = 0.1  # a long call's progress messages are sent at most this often
+
+
+class CallLink:
+    """What a long call in the reader has of the window: progress out, cancel in.
+
+    Progress goes out as ``(request id, None, (done, total))`` between answers; the window
+    asks to stop with ``("cancel", request id)``, read here without blocking whenever
+    progress is reported, so a trace stops between two nodes and the reader (with the
+    files it has open) lives on. The window's kill after a grace period remains for
+    calls that do not report.
+    """
+
+    def __init__(self, sock: socket.socket, rid: int) -> None:
+        import threading
+
+        self.sock, self.rid = sock, rid
+        self.cancel = threading.Event()
+        self._sent_at = 0.0
+
+    def progress(self, done: int, total: int) -> None:
+        import select
+        import time
+
+        from tensor_inspector.session import wire
+
+        readable, _, _ = select.select([self.sock], [], [], 0)
+        if readable:
+            try:
+                message = wire.receive(self.sock)
+            except wire.WireError:  # the window hung up: stop working for it
+                message = ("cancel", self.rid)
+            if message == ("cancel", self.rid):
+                self.cancel.set()
+        now = time.monotonic()
+        if now - self._sent_at >= PROGRESS_EVERY_S or done >= total:
+            self._sent_at = now
+            wire.send(self.sock, (self.rid, None, (int(done), int(total))))
+
+
 class ReaderService:
     """The methods a reader serves, on top of a ``LocalSession``."""
+
+    # Methods that take ``progress`` and ``cancel`` from a ``CallLink``.
+    LINKED = frozenset({"trace"})
 
     def __init__(self, sandbox: str = "No sandbox: this reader serves trusted files and saves.") -> None:
         from tensor_inspector.session.local import LocalSession
 
         self.session = LocalSession()
         self.sandbox_description = sandbox
+
+    def trace(self, handle: int, *args: Any, **kwargs: Any) -> TraceReport:
+        """The trace without its kept values: they stay here, and ``value`` serves them."""
+        import dataclasses
+
+        report = self.session.trace(handle, *args, **kwargs)
+        return dataclasses.replace(report, arrays={})
 
     def open(self, path: str, trust: bool) -> tuple[FileInfo, str | None]:
         info = self.session.open(Path(path), trust=trust)
@@ -66,7 +116,7 @@ class ReaderService:
             "value": s.value,
             "feed_specs": s.feed_specs,
             "compare_pair": s.compare_pair,
-            "trace": s.trace,
+            "trace": self.trace,
             "close": s.close,
         }
 
@@ -82,8 +132,13 @@ def serve(sock: socket.socket, service: ReaderService) -> None:
             request = wire.receive(sock)
         except wire.WireError:
             return  # the window closed its end: nothing left to serve
+        if isinstance(request, tuple) and len(request) == 2 and request[0] == "cancel":
+            continue  # a cancel that came after its call had answered
         try:
             rid, method, args, kwargs = request
+            if method in ReaderService.LINKED:
+                link = CallLink(sock, rid)
+                kwargs = {**kwargs, "progress": link.progress, "cancel": link.cancel}
             result = methods[method](*args, **kwargs)
             answer: tuple[Any, bool, Any] = (rid, True, result)
         except BaseException as exc:  # every failure goes back as data

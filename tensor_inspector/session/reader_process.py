@@ -18,6 +18,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -35,7 +36,8 @@ from tensor_inspector.session.answers import (
 CANCEL_GRACE_S = 1.0  # a cancelled call that has not answered by then is stopped by force
 POLL_S = 0.05
 _PACKAGE_ROOT = str(Path(__file__).resolve().parents[2])  # the child imports this same package
-_VERBS = {"open": "Opening", "save": "Saving", "value": "Reading"}
+_VERBS = {"open": "Opening", "save": "Saving", "value": "Reading", "trace": "Tracing"}
+_LINKED = frozenset({"trace"})  # reader.ReaderService.LINKED: they report progress and stop when asked
 
 
 def default_memory_limit() -> int:
@@ -157,9 +159,14 @@ class ReaderProcess:
         tag: Any = None,
         cancel: threading.Event | None = None,
         generation: int | None = None,
+        progress: Callable[[int, int], None] | None = None,
         **kwargs: Any,
     ) -> Any:
         """Run ``method`` in the reader and return its result, or raise ``SessionFailure``.
+
+        ``progress(done, total)`` receives what a long call (``reader.ReaderService.LINKED``)
+        reports on the way, in this thread; cancelling such a call asks the reader to stop
+        before it is killed.
 
         ``generation``: the process the caller's handles belong to; if it was restarted
         meanwhile (by a call queued before this one), ``ReaderRestarted`` is raised
@@ -179,7 +186,7 @@ class ReaderProcess:
             self._current = (tag, cancel)
             try:
                 wire.send(self._sock, (rid, method, args, kwargs))
-                answer = self._wait(rid, method, what, cancel)
+                answer = self._wait(rid, method, what, cancel, progress)
             except OSError:  # the socket broke: the process died while we were sending
                 answer = (rid, False, self._death(method, what))
             finally:
@@ -189,7 +196,14 @@ class ReaderProcess:
             return payload
         raise SessionFailure(payload if isinstance(payload, Failure) else Failure(ERROR, str(payload)))
 
-    def _wait(self, rid: int, method: str, what: str, cancel: threading.Event) -> Any:
+    def _wait(
+        self,
+        rid: int,
+        method: str,
+        what: str,
+        cancel: threading.Event,
+        progress: Callable[[int, int], None] | None = None,
+    ) -> Any:
         started = time.monotonic()
         cancelled_at: float | None = None
         sock = self._sock
@@ -205,12 +219,21 @@ class ReaderProcess:
                 except (wire.WireError, OSError):
                     return (rid, False, self._death(method, what))
                 if isinstance(answer, tuple) and len(answer) == 3 and answer[0] == rid:
-                    return answer
-                continue  # an answer to a call abandoned earlier
+                    if answer[1] is not None:
+                        return answer
+                    if progress is not None:  # (rid, None, (done, total)) on the way
+                        progress(*answer[2])
+                # else: the answer of a call abandoned earlier. Either way the checks
+                # below still run, so a stream of progress cannot hold off a kill.
             now = time.monotonic()
             if not self.alive():
                 return (rid, False, self._death(method, what))
             if cancel.is_set():
+                if cancelled_at is None and method in _LINKED:
+                    try:  # the reader stops between two steps and keeps its open files
+                        wire.send(sock, ("cancel", rid))
+                    except OSError:
+                        pass
                 cancelled_at = cancelled_at or now
                 if now - cancelled_at >= CANCEL_GRACE_S:
                     self._kill()
