@@ -76,6 +76,7 @@ def _framework_demos(directory: Path) -> list[Path]:
     written: list[Path] = []
     for module, func in (
         ("tensor_inspector.demo.torch_demo", "make_demo_torch"),
+        ("tensor_inspector.demo.trace_demo", "make_demo_trace"),
         ("tensor_inspector.demo.tf_demo", "make_demo_tf"),
         ("tensor_inspector.demo.onnx_demo", "make_demo_onnx"),
         ("tensor_inspector.demo.gguf_demo", "make_demo_gguf"),

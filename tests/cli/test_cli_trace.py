@@ -127,3 +127,16 @@ def test_a_file_without_a_graph_cannot_be_traced(capsys, tmp_path):
     np.save(tmp_path / "a.npy", np.zeros(3))
     code, _out, err = run(capsys, "trace", tmp_path / "a.npy")
     assert code == 1 and "not supported" in err
+
+
+def test_the_bundled_demo_program_names_log_as_the_producer(capsys):
+    """entropy_nan.pt2: softmax rounds to 0, log makes -inf, 0 * -inf makes NaN downstream."""
+    from tensor_inspector.demo.make_demo import DEMO_DIR
+
+    code, out, _err = run(capsys, "trace", DEMO_DIR / "entropy_nan.pt2", "--json")
+    document = json.loads(out)
+    assert code == 3
+    assert document["first_nonfinite"] == {"id": "graph/log", "inputs": ["graph/softmax"]}
+    by_id = {node["id"]: node for node in document["nodes"]}
+    assert by_id["graph/softmax"]["zeros"] > 0 and by_id["graph/softmax"]["nan"] == 0
+    assert by_id["graph/mul"]["nan"] > 0 and by_id["graph/mean"]["nan"] == 1
