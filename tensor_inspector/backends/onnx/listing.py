@@ -11,7 +11,7 @@ each initializer by id (``tensor_ids``).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -48,11 +48,15 @@ class Listing:
         return node_id
 
 
-def type_info(model: Any) -> dict[str, tuple[int, tuple[int | None, ...] | None] | str]:
+def type_info(
+    model: Any, input_shapes: Mapping[str, tuple[int, ...]] | None = None
+) -> dict[str, tuple[int, tuple[int | None, ...] | None] | str]:
     """name -> (elem_type, shape) for tensors, or a type description, from shape inference.
 
     Large initializers are marked external in the copy given to inference, so inference
     never copies weights; its failures (unknown custom ops) only leave types unknown.
+    ``input_shapes`` fixes graph inputs to the shapes of actual feeds, so symbolic
+    dimensions (a batch) become numbers wherever inference can carry them.
     """
     import onnx
 
@@ -64,6 +68,13 @@ def type_info(model: Any) -> dict[str, tuple[int, tuple[int | None, ...] | None]
     graph, source = light.graph, model.graph
     for name in ("node", "input", "output", "value_info"):
         getattr(graph, name).extend(getattr(source, name))
+    for vi in graph.input:
+        fixed = (input_shapes or {}).get(vi.name)
+        if fixed is not None and vi.type.HasField("tensor_type"):
+            dims = vi.type.tensor_type.shape.dim
+            del dims[:]
+            for size in fixed:
+                dims.add(dim_value=int(size))
     for tensor in source.initializer:
         if tensor.ByteSize() <= 1024:
             graph.initializer.add().CopyFrom(tensor)
@@ -129,13 +140,13 @@ def list_model(
     return out
 
 
-def _outer_names(graph: Any) -> set[str]:
+def outer_names(graph: Any) -> set[str]:
     """Names a subgraph (and its subgraphs) reads: outer-scope values among them."""
     names: set[str] = set()
     for node in graph.node:
         names.update(i for i in node.input if i)
         for _, sub in subgraphs(node):
-            names |= _outer_names(sub)
+            names |= outer_names(sub)
     return names
 
 
@@ -157,7 +168,7 @@ def _list_nodes(
         subs = subgraphs(node)
         read = {i for i in node.input if i}
         for _, sub in subs:
-            read |= _outer_names(sub)
+            read |= outer_names(sub)
         needs = frozenset().union(*(deps.get(name, frozenset()) for name in read))
         holder = parent
         if subs:

@@ -46,13 +46,22 @@ def feeds_key(feeds: Mapping[str, np.ndarray]) -> str:
     return digest.hexdigest()
 
 
-class Runner:
-    """onnxruntime sessions of one model, with its node outputs exposed."""
+class SessionRefused(InspectorError):
+    """onnxruntime would not load the model with the outputs asked for (a type it cannot return)."""
 
-    def __init__(self, model: Any, folder: Path, outputs: list[str]):
+
+class Runner:
+    """onnxruntime sessions of one model, with its node outputs exposed.
+
+    ``arena=False`` turns off onnxruntime's CPU memory arena, which otherwise keeps the
+    peak of every run allocated for the session's life (a trace runs large chunks once).
+    """
+
+    def __init__(self, model: Any, folder: Path, outputs: list[str], arena: bool = True):
         self.model = model
         self.folder = folder
         self.outputs = list(dict.fromkeys(outputs))
+        self.arena = arena
         self._all: Any = None
         self._all_failed: str | None = None
         self._single: dict[str, Any] = {}
@@ -79,14 +88,29 @@ class Runner:
         self._cache = (key, kept or {output: result})
         return result
 
+    def run_outputs(self, names: list[str], feeds: Mapping[str, np.ndarray]) -> list[Any]:
+        """``names`` (some of ``outputs``) from one run of the session exposing ``outputs``, as
+        onnxruntime returns them (``as_array`` converts); SessionRefused if it cannot load."""
+        session = self._all_session()
+        if session is None:
+            raise SessionRefused(self._all_failed or "onnxruntime could not load the model.")
+        return self._raw_run(session, names, feeds)
+
+    @property
+    def has_session(self) -> bool:
+        return self._all is not None
+
     def _run(self, session: Any, names: list[str], feeds: Mapping[str, np.ndarray]) -> list[Any]:
+        return [as_array(name, v) for name, v in zip(names, self._raw_run(session, names, feeds))]
+
+    def _raw_run(self, session: Any, names: list[str], feeds: Mapping[str, np.ndarray]) -> list[Any]:
         wanted = {i.name for i in session.get_inputs()}
         given = {k: v for k, v in feeds.items() if k in wanted}
         try:
-            values = session.run(names, given)
+            values: list[Any] = session.run(names, given)
         except Exception as exc:
             raise InspectorError(f"onnxruntime could not run the model: {_ort_sentence(exc)}") from exc
-        return [_as_array(name, v) for name, v in zip(names, values)]
+        return values
 
     def _all_session(self) -> Any:
         if self._all is None and self._all_failed is None:
@@ -120,6 +144,7 @@ class Runner:
             graph.output.extend(kept)
         options = ort.SessionOptions()
         options.log_severity_level = 3
+        options.enable_cpu_mem_arena = self.arena
         options.add_session_config_entry(EXTERNAL_FOLDER_KEY, str(self.folder))
         try:
             return ort.InferenceSession(data, options, providers=["CPUExecutionProvider"])
@@ -132,7 +157,7 @@ class Runner:
         self._cache = None
 
 
-def _as_array(name: str, value: Any) -> np.ndarray:
+def as_array(name: str, value: Any) -> np.ndarray:
     if isinstance(value, np.ndarray):
         return value
     if value is None:

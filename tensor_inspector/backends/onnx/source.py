@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Mapping
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -13,7 +15,9 @@ from tensor_inspector.backends.base import (
     Index,
     InspectorError,
     Node,
+    NodeKind,
     NotEvaluable,
+    OnNode,
     Source,
     TrustRequired,
 )
@@ -50,6 +54,7 @@ class OnnxSource(Source):
         self.reader = TensorReader(folder, name)
         self.listing = list_model(self.model, lambda t: tensor_meta(t, folder, name), type_info(self.model))
         paired = qdq_views(self.model, self.listing.tensors, lambda t: self.reader.read(t, None))
+        self.graph_id = self._add(_graph_node(self.model.graph, {n.id for n in self.listing.nodes})).id
         for node in self.listing.nodes:
             extra = paired.get(node.id)
             self._add(replace(node, metadata={**node.metadata, **extra}) if extra else node)
@@ -91,14 +96,48 @@ class OnnxSource(Source):
             raise NotEvaluable(f"{node.id!r} is not a value of the graph.")
         if computed.why_not:
             raise NotEvaluable(f"{node.id!r} cannot be evaluated: {computed.why_not}.")
-        if self._untrusted_ops and not self.trusted:
-            raise TrustRequired(trust_sentence(self.path.name, self._untrusted_ops), self._untrusted_ops)
-        # every input is fed, since one run answers all nodes: the missing take defaults
-        used = {**self.default_feeds(None), **feeds}
-        typed = {spec.name: _typed_feed(spec, used[spec.name]) for spec in self.feed_specs(None)}
+        typed = self._run_feeds(feeds)
         if computed.branch:
             return evaluate_in_branch(self.model, computed.branch, computed.value, typed, self._runner_for)
         return self._runner_for((), self.model).run(computed.value, typed)
+
+    def _run_feeds(self, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """Every graph input, typed: one run answers all nodes, so the missing take defaults."""
+        if self._untrusted_ops and not self.trusted:
+            raise TrustRequired(trust_sentence(self.path.name, self._untrusted_ops), self._untrusted_ops)
+        used = {**self.default_feeds(None), **feeds}
+        return {spec.name: _typed_feed(spec, used[spec.name]) for spec in self.feed_specs(None)}
+
+    # -- tracing --------------------------------------------------------------------
+    def trace_entries(self) -> list[str]:
+        return [self.graph_id]
+
+    def trace(
+        self,
+        entry: str,
+        feeds: Mapping[str, np.ndarray],
+        on_node: OnNode,
+        cancel: threading.Event | None = None,
+    ) -> None:
+        """One run of the main graph (``onnx.trace``): top-level values and those of the If
+        branches taken; Loop and Scan bodies, which run once per step, are not traced."""
+        from tensor_inspector.backends.onnx.trace import trace_model
+
+        if entry != self.graph_id:
+            raise NotEvaluable(f"{entry!r} is not the graph of this model; trace {self.graph_id!r}.")
+        with self.lock:
+            typed = self._run_feeds(feeds)
+            folder = self.reader.folder
+            trace_model(
+                self.model,
+                self.listing,
+                self._nodes,
+                lambda model, outputs: Runner(model, folder, outputs, arena=False),
+                typed,
+                on_node,
+                cancel,
+                reusable=self._runner,
+            )
 
     def _runner_for(self, branch: BranchPath, model: Any) -> Runner:
         """The runner of the top-level model (``()``) or of a copy with If branches inlined."""
@@ -124,6 +163,19 @@ class OnnxSource(Source):
         for runner in self._branch_runners.values():
             runner.close()
         self._branch_runners.clear()
+
+
+def _graph_node(graph: Any, taken: set[str]) -> Node:
+    """The main graph as a signature node: what a trace runs, with its inputs and outputs."""
+    node_id, k = graph.name or "graph", 1
+    while node_id in taken:
+        node_id, k = f"{graph.name or 'graph'}~{k}", k + 1
+    initialized = {t.name for t in graph.initializer}
+    meta = {
+        "inputs": ", ".join(i.name for i in graph.input if i.name not in initialized),
+        "outputs": ", ".join(o.name for o in graph.output),
+    }
+    return Node(id=node_id, name=graph.name or "graph", kind=NodeKind.SIGNATURE, metadata=meta)
 
 
 def _typed_feed(spec: FeedSpec, value: np.ndarray) -> np.ndarray:
