@@ -409,12 +409,42 @@ def cmd_trace(args: argparse.Namespace) -> int:
             )
         feeds = parse_feeds(args.feed, session.feed_specs(info.handle, args.entry)) if args.feed else None
         keep = int(args.keep_mb * (1 << 20))
-        report = session.trace(info.handle, args.entry, feeds, keep_bytes=keep)
+        progress = _TraceProgress() if sys.stderr.isatty() else None
+        try:
+            report = session.trace(info.handle, args.entry, feeds, keep_bytes=keep, progress=progress)
+        finally:
+            if progress is not None:
+                progress.clear()
     if args.json:
         print(json.dumps(report.as_json(), indent=1))
     else:
         _print_trace(report)
     return 0 if report.first_nonfinite is None else NONFINITE
+
+
+class _TraceProgress:
+    """``tracing: 120 / 850 nodes`` on one terminal line, rewritten at most every 0.2 s."""
+
+    def __init__(self) -> None:
+        self._shown_at = 0.0
+        self._width = 0
+
+    def __call__(self, done: int, total: int) -> None:
+        import time
+
+        now = time.monotonic()
+        if now - self._shown_at < 0.2 and done < total:
+            return
+        self._shown_at = now
+        text = f"tracing: {done} / {total} nodes"
+        self._width = max(self._width, len(text))
+        sys.stderr.write("\r" + text.ljust(self._width))
+        sys.stderr.flush()
+
+    def clear(self) -> None:
+        if self._width:
+            sys.stderr.write("\r" + " " * self._width + "\r")
+            sys.stderr.flush()
 
 
 def _print_trace(report: Any) -> None:

@@ -140,3 +140,16 @@ def test_the_bundled_demo_program_names_log_as_the_producer(capsys):
     by_id = {node["id"]: node for node in document["nodes"]}
     assert by_id["graph/softmax"]["zeros"] > 0 and by_id["graph/softmax"]["nan"] == 0
     assert by_id["graph/mul"]["nan"] > 0 and by_id["graph/mean"]["nan"] == 1
+
+
+def test_progress_on_a_terminal_is_one_line_that_is_cleared(capsys):
+    from tensor_inspector.cli import _TraceProgress
+
+    progress = _TraceProgress()
+    progress(1, 850)
+    progress(2, 850)  # within 0.2 s of the last: not shown
+    progress(850, 850)  # the last always is
+    progress.clear()
+    err = capsys.readouterr().err
+    assert err.split("\r")[1:3] == ["tracing: 1 / 850 nodes", "tracing: 850 / 850 nodes"]
+    assert err.endswith("\r") and "\n" not in err
