@@ -9,7 +9,9 @@ running an instrumented copy of the graph up to it (``script_probe``).
 
 from __future__ import annotations
 
+import threading
 import warnings
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +25,7 @@ from tensor_inspector.backends.base import (
     Node,
     NodeKind,
     NotEvaluable,
+    OnNode,
     Source,
     TrustRequired,
 )
@@ -44,6 +47,7 @@ class ScriptSource(Source):
         self._values: dict[str, GraphValue] = {}  # computed node id -> where it is in the graph
         self._graph: Any = None  # the inlined forward graph the values were found in
         self._arguments: list[script_inputs.Argument] = []
+        self._traced: Any = None  # script_trace.InstrumentedForward, made on the first trace
         self._build()
 
     def _build(self) -> None:
@@ -142,6 +146,36 @@ class ScriptSource(Source):
             raise NotEvaluable(f"{node.id!r} is not a tensor value.")
         return torch_convert.to_numpy(result)
 
+    # -- tracing ------------------------------------------------------------------
+    def trace_entries(self) -> list[str]:
+        # the archive was loaded on open (with the user's trust): nothing more to read here
+        return [GRAPH_GROUP] if self._graph is not None else []
+
+    def trace(
+        self,
+        entry: str,
+        feeds: Mapping[str, np.ndarray],
+        on_node: OnNode,
+        cancel: threading.Event | None = None,
+    ) -> None:
+        from tensor_inspector.backends.pytorch import script_trace
+
+        if entry not in self.trace_entries():
+            raise NotEvaluable(f"{entry!r} is not the forward graph of this file.")
+        if self._module is None:
+            raise InspectorError("This file has been closed.")
+        with self.lock:
+            missing = script_inputs.unfeedable(self._arguments)
+            if missing:
+                raise NotEvaluable(
+                    f"The forward method takes inputs that cannot be fed: {', '.join(missing)}."
+                )
+            args = script_inputs.call_values(self._arguments, {**self.default_feeds(entry), **feeds})
+            names = [arg.name for arg in self._arguments if arg.spec is not None]
+            if self._traced is None:
+                self._traced = script_trace.InstrumentedForward(self._graph, self._values)
+            script_trace.trace_forward(self._module, self._traced, args, names, on_node, cancel)
+
     # -- writing ------------------------------------------------------------------
     def _write(self, path: Path, replacements: dict[str, np.ndarray]) -> None:
         import torch
@@ -161,6 +195,7 @@ class ScriptSource(Source):
     def close(self) -> None:
         self._module = None
         self._graph = None
+        self._traced = None
         self._tensors = {}
         import gc
 
