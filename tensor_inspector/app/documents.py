@@ -3,7 +3,7 @@
 A document is everything the window knows about an open file: what the session said
 about it (``FileInfo``: path, format, nodes, metadata), whether the user trusted it,
 the inputs they chose for its graph, its undo stack and the edited copies of its
-tensors, and whether a save is writing it. The tree, the views and the window's
+tensors, whether a save is writing it, and its last trace. The tree, the views and the window's
 controllers read documents and listen to the registry's signals; nothing else keeps
 state per file, so closing one file, saving another or a reader restart in the
 session never leaves two places disagreeing.
@@ -25,7 +25,7 @@ from PySide6.QtGui import QUndoGroup, QUndoStack
 
 from tensor_inspector.app import editing
 from tensor_inspector.core.nodes import Node
-from tensor_inspector.session.answers import FileInfo
+from tensor_inspector.session.answers import FileInfo, TraceReport
 
 
 class Document:
@@ -42,6 +42,7 @@ class Document:
         self.copies: dict[str, np.ndarray] = {}
         self.changes: dict[str, int] = {}
         self.saving = False  # the copies are being written: they must not change meanwhile
+        self.trace: TraceReport | None = None  # the last trace; a reopened file (saved) drops it
         self._nodes: dict[str, Node] | None = None
 
     # -- what the file is ------------------------------------------------------------------
@@ -206,6 +207,7 @@ class Documents(QObject):
             return
         document.info = info
         document._nodes = None
+        document.trace = None  # the file may have changed: its trace no longer holds
         document.trusted = document.trusted or bool(getattr(info, "trusted", False))
         self.document_changed.emit(info.handle)
 

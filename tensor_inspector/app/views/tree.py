@@ -2,13 +2,14 @@
 
 Typing filters after a short pause (debounced) so a 50 000-node graph stays
 responsive; a non-empty filter expands the matches. The context menu offers Close
-on a file, Copy id on a node, Replace from .npy on a stored tensor and Compare
-with… on both.
+on a file, Copy id on a node, Replace from .npy on a stored tensor, Compare
+with… on both, and Trace on what belongs to a graph or signature. The Trace column
+appears once a file has been traced.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -28,10 +29,12 @@ from tensor_inspector.app.views.tree_model import (
     HANDLE_ROLE,
     NODE_ID_ROLE,
     NODE_ROLE,
+    TRACE_COLUMN,
     NodeFilterProxy,
     NodeTreeModel,
 )
 from tensor_inspector.core.nodes import Node, NodeKind
+from tensor_inspector.session.answers import TracedNode
 
 if TYPE_CHECKING:
     from tensor_inspector.app.documents import Documents
@@ -49,6 +52,7 @@ class NodeTree(QWidget):
     close_requested = Signal(int)  # handle
     replace_requested = Signal(int, str)  # handle, node id: Replace from .npy…
     compare_requested = Signal(int, object)  # handle, Node (None for a file root): Compare with…
+    trace_requested = Signal(int, object)  # handle, Node (None for a file root): Trace
 
     def __init__(self, parent: QWidget | None = None):
         super().__init__(parent)
@@ -57,6 +61,8 @@ class NodeTree(QWidget):
         self.proxy.setSourceModel(self.model)
         # why a node cannot be replaced (None: it can); the window knows which files are writable
         self.replace_refusal: Callable[[int, Node | None], str | None] = lambda handle, node: None
+        # what Trace would run for a row (None: not offered); the window knows the files' entries
+        self.trace_entry: Callable[[int, Node | None], str | None] = lambda handle, node: None
 
         self.filter_edit = QLineEdit()
         self.filter_edit.setPlaceholderText("Filter  (name, *glob*, bf16, 4096x …)")
@@ -87,9 +93,11 @@ class NodeTree(QWidget):
         # (see fit_name_column) and the tree scrolls sideways rather than eliding them.
         header.setStretchLastSection(False)
         header.setSectionResizeMode(0, QHeaderView.ResizeMode.Interactive)
-        for col, width in ((1, 56), (2, 96), (3, 72)):
+        for col, width in ((1, 56), (2, 96), (3, 72), (TRACE_COLUMN, 110)):
             header.setSectionResizeMode(col, QHeaderView.ResizeMode.Interactive)
             header.resizeSection(col, width)
+        header.moveSection(TRACE_COLUMN, 1)  # right after the name: what one looks at after a trace
+        self.view.setColumnHidden(TRACE_COLUMN, True)  # until a file is traced
         self.view.selectionModel().currentRowChanged.connect(self._current_changed)
         # rows that appear later (an expanded group, a filter) must not be cut to "230…000"
         self.view.expanded.connect(lambda _index: self.fit_columns())
@@ -211,9 +219,12 @@ class NodeTree(QWidget):
             self.view.expand(index)
         self.fit_columns()
 
+    def _value_columns(self) -> list[int]:
+        return [col for col in (1, 2, 3, TRACE_COLUMN) if not self.view.isColumnHidden(col)]
+
     def fit_columns(self) -> None:
-        """DType, Shape and Size as wide as their longest shown text; Name takes the rest."""
-        for col in (1, 2, 3):
+        """DType, Shape, Size (and Trace) as wide as their longest shown text; Name takes the rest."""
+        for col in self._value_columns():
             self.view.resizeColumnToContents(col)
         self.fit_name_column()
 
@@ -222,7 +233,7 @@ class NodeTree(QWidget):
         at most 60% of it, so names stay readable and the dtype stays in view (the rest scrolls;
         an elided name's tooltip has the whole id)."""
         width = self.view.viewport().width()
-        free = max(width - sum(self.view.columnWidth(col) for col in (1, 2, 3)), 80)
+        free = max(width - sum(self.view.columnWidth(col) for col in self._value_columns()), 80)
         wanted = self.view.sizeHintForColumn(0) + 8
         self.view.setColumnWidth(0, free if wanted <= free else min(wanted, max(free, int(width * 0.6))))
 
@@ -232,6 +243,27 @@ class NodeTree(QWidget):
 
     def remove_file(self, handle: int) -> None:
         self.model.remove_file(handle)
+        self._show_trace_column()
+
+    # -- trace marks ------------------------------------------------------------------------
+    def show_trace(self, handle: int, nodes: Iterable[TracedNode], first: str | None) -> None:
+        """Mark ``handle``'s traced nodes (the Trace column appears) and open the way to ``first``."""
+        self.model.set_trace(handle, nodes, first)
+        self._show_trace_column()
+        if first is not None:  # the producer's row is in view when the tree is scrolled there
+            index = self.proxy.mapFromSource(self.model.find(handle, first))
+            if index.isValid():
+                self.view.expand(index.parent())
+
+    def clear_trace(self, handle: int) -> None:
+        self.model.clear_trace(handle)
+        self._show_trace_column()
+
+    def _show_trace_column(self) -> None:
+        wanted = self.model.has_traces()
+        if wanted == self.view.isColumnHidden(TRACE_COLUMN):
+            self.view.setColumnHidden(TRACE_COLUMN, not wanted)
+        self.fit_columns()
 
     def refresh_file(self, handle: int, path: Path, format_name: str, nodes: list[Node]) -> None:
         """Show a reopened file (same handle) in place, keeping the current row and expansion."""
@@ -265,6 +297,9 @@ class NodeTree(QWidget):
             menu.addSeparator()
         compare_node = node if node is not None and node.has_value else None
         menu.addAction("Compare with…", lambda: self.compare_requested.emit(handle, compare_node))
+        entry = self.trace_entry(handle, node)
+        if entry is not None:
+            menu.addAction(f"Trace {entry}", lambda: self.trace_requested.emit(handle, node))
         menu.addSeparator()
         menu.addAction("Expand all", lambda: self.view.expandRecursively(index))
         menu.addAction("Collapse", lambda: self.view.collapse(index))

@@ -4,10 +4,15 @@ A custom ``QAbstractItemModel`` over plain ``Node`` records (no QStandardItem pe
 cell) keeps graphs with tens of thousands of ops cheap to show. The filter proxy
 applies the filter language of ``core.node_filter`` (``bf16 4096x *kernel*``);
 ancestors of matches stay visible (recursive filtering).
+
+A trace of a file marks its nodes in the Trace column (hidden by the tree until a
+file has a trace; what each row shows is ``trace_marks``) and colours the names of
+nodes that hold NaN or Inf.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,15 +25,18 @@ from PySide6.QtCore import (
     QSortFilterProxyModel,
     Qt,
 )
-from PySide6.QtGui import QFont
+from PySide6.QtGui import QBrush, QColor, QFont
 
 from tensor_inspector.app.views.icons import file_icon, kind_icon
+from tensor_inspector.app.views.trace_marks import TraceMark, dot_icon
 from tensor_inspector.core.dtypes import short_name
 from tensor_inspector.core.node_filter import query_matches
 from tensor_inspector.core.nodes import Node
 from tensor_inspector.core.text import format_bytes, format_shape
+from tensor_inspector.session.answers import TracedNode
 
-COLUMNS = ("Name", "DType", "Shape", "Size")
+COLUMNS = ("Name", "DType", "Shape", "Size", "Trace")
+TRACE_COLUMN = 4
 NODE_ID_ROLE = Qt.ItemDataRole.UserRole + 1
 HANDLE_ROLE = Qt.ItemDataRole.UserRole + 2
 NODE_ROLE = Qt.ItemDataRole.UserRole + 3
@@ -36,6 +44,7 @@ SORT_ROLE = Qt.ItemDataRole.UserRole + 4
 MODIFIED_ROLE = Qt.ItemDataRole.UserRole + 5  # True for a modified node or file, "inside" for their ancestors
 PENDING = "\x00pending"  # format_name of a row for a file still opening
 NODE_MARK, FILE_MARK = "• ", "* "  # prefixes of modified nodes and files
+TRACE_ROLE = Qt.ItemDataRole.UserRole + 6  # the row's TraceMark, or None
 
 
 @dataclass(eq=False)
@@ -73,6 +82,7 @@ class NodeTreeModel(QAbstractItemModel):
         self._items: dict[int, TreeItem] = {}
         self._next_uid = 1
         self._marks: dict[int, dict[str | None, object]] = {}  # handle -> node id (None: root) -> mark
+        self._traces: dict[int, dict[str | None, TraceMark]] = {}  # handle -> node id (None: root) -> mark
 
     def _register(self, item: TreeItem) -> TreeItem:
         item.uid = self._next_uid
@@ -152,6 +162,7 @@ class NodeTreeModel(QAbstractItemModel):
                 self._by_id = {k: v for k, v in self._by_id.items() if k[0] != handle}
                 self._items = {k: v for k, v in self._items.items() if v.handle != handle}
                 self._marks.pop(handle, None)
+                self._traces.pop(handle, None)
                 self.endRemoveRows()
                 return
 
@@ -197,6 +208,43 @@ class NodeTreeModel(QAbstractItemModel):
             if item is not None:
                 touched.append(item)
         self._changed_items(touched)
+
+    # -- trace marks ---------------------------------------------------------------------
+    def set_trace(self, handle: int, nodes: Iterable[TracedNode], first: str | None) -> None:
+        """Mark ``handle``'s traced nodes; groups holding a node with NaN/Inf are marked too."""
+        marks: dict[str | None, TraceMark] = {}
+        for node in nodes:
+            item = self._by_id.get((handle, node.id))
+            if item is None:
+                continue
+            marks[node.id] = TraceMark(node, first=node.id == first)
+            parent = item.parent if not node.finite else None
+            while parent is not None:
+                key = parent.node_id
+                if key in marks:
+                    break
+                marks[key] = TraceMark(None)
+                parent = parent.parent
+        self._set_traces(handle, marks)
+
+    def clear_trace(self, handle: int) -> None:
+        self._set_traces(handle, {})
+
+    def has_traces(self) -> bool:
+        return any(self._traces.values())
+
+    def trace_mark(self, handle: int, node_id: str | None) -> TraceMark | None:
+        return self._traces.get(handle, {}).get(node_id)
+
+    def _set_traces(self, handle: int, marks: dict[str | None, TraceMark]) -> None:
+        old = self._traces.get(handle, {})
+        if not old and not marks:
+            return
+        self._traces[handle] = marks
+        touched = [
+            self.root_for(handle) if k is None else self._by_id.get((handle, k)) for k in {*old, *marks}
+        ]
+        self._changed_items([item for item in touched if item is not None])
 
     def mark(self, handle: int, node_id: str | None) -> object:
         return self._marks.get(handle, {}).get(node_id)
@@ -275,6 +323,8 @@ class NodeTreeModel(QAbstractItemModel):
             return None
         col = index.column()
         node = item.node
+        if col == TRACE_COLUMN or role == TRACE_ROLE:
+            return self._trace_data(item, role)
         if role == Qt.ItemDataRole.DisplayRole:
             mark = self.mark(item.handle, item.node_id) if col == 0 else None
             if node is None:
@@ -299,10 +349,17 @@ class NodeTreeModel(QAbstractItemModel):
                 font.setBold(mark is True)
                 return font
             return None
+        if role == Qt.ItemDataRole.ForegroundRole and col == 0:
+            traced = self.trace_mark(item.handle, item.node_id)
+            colour = traced.colour if traced is not None and traced.node is not None else None
+            return QBrush(QColor(colour)) if colour else None
         if role == MODIFIED_ROLE:
             return self.mark(item.handle, item.node_id)
         if role == Qt.ItemDataRole.ToolTipRole:
             text = self._tooltip(item)
+            traced = self.trace_mark(item.handle, item.node_id)
+            if traced is not None:
+                text += "\n" + traced.tooltip()
             return text + "\n(modified, not saved)" if self.mark(item.handle, item.node_id) is True else text
         if role == Qt.ItemDataRole.TextAlignmentRole and col == 3:
             return int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
@@ -314,6 +371,33 @@ class NodeTreeModel(QAbstractItemModel):
             return node
         if role == SORT_ROLE:
             return self._sort_key(item, col)
+        return None
+
+    def _trace_data(self, item: TreeItem, role: int) -> Any:
+        """The Trace column (and ``TRACE_ROLE`` in any column)."""
+        traced = self.trace_mark(item.handle, item.node_id)
+        if role == TRACE_ROLE:
+            return traced
+        if role == SORT_ROLE:  # most NaN/Inf first when sorted descending; untraced last
+            return -1 if traced is None or traced.node is None else traced.node.nan + traced.node.inf
+        if role in (NODE_ID_ROLE, HANDLE_ROLE, NODE_ROLE):
+            return {NODE_ID_ROLE: item.node_id, HANDLE_ROLE: item.handle, NODE_ROLE: item.node}[role]
+        if traced is None:
+            return self._tooltip(item) if role == Qt.ItemDataRole.ToolTipRole else None
+        if role == Qt.ItemDataRole.DisplayRole:
+            return traced.text()
+        if role == Qt.ItemDataRole.ToolTipRole:
+            return self._tooltip(item) + "\n" + traced.tooltip()
+        colour = traced.colour
+        if role == Qt.ItemDataRole.ForegroundRole:
+            return QBrush(QColor(colour or "#555555"))
+        if role == Qt.ItemDataRole.DecorationRole and colour and traced.node is not None:
+            return dot_icon(colour)
+        if role == Qt.ItemDataRole.FontRole and (traced.first or traced.node is None):
+            font = QFont()
+            font.setBold(traced.first)
+            font.setItalic(traced.node is None)
+            return font
         return None
 
     def _sort_key(self, item: TreeItem, col: int) -> Any:

@@ -5,8 +5,9 @@ state. Every open file is a ``Document`` in ``self.documents``; the ``Worker`` o
 evaluates and saves in the background and answers with plain data. Each concern has
 its controller: opening and closing (``open_controller``), what the view shows
 (``evaluate_controller``), edits and undo (``edit_controller``), saving
-(``save_controller``). They talk through the registry's signals and each other's
-public methods. Every failure becomes a sentence in the view and the status bar;
+(``save_controller``), comparing (``compare_controller``) and tracing
+(``trace_controller``, its panel a dock below). They talk through the registry's
+signals and each other's public methods. Every failure becomes a sentence in the view and the status bar;
 other open files and their edits stay.
 """
 
@@ -39,6 +40,7 @@ from tensor_inspector.app.window.evaluate_controller import EvaluateController
 from tensor_inspector.app.window.open_controller import OpenController
 from tensor_inspector.app.window.save_controller import SaveController
 from tensor_inspector.app.window.settings import fill_recent_menu, recent_files, restore_window, save_window
+from tensor_inspector.app.window.trace_controller import TraceController
 from tensor_inspector.app.worker import Worker
 from tensor_inspector.core.errors import TrustRequired
 from tensor_inspector.session.answers import FileInfo
@@ -121,6 +123,9 @@ class MainWindow(QMainWindow):
         self.compare_controller = CompareController(
             self, docs, self.worker, self.tree, self.open_controller, status
         )
+        self.trace_controller = TraceController(
+            self, docs, self.worker, self.tree, self.select_node, status, prompt
+        )
 
         self.open_controller.may_close = lambda h: self.save_controller.may_close_file(
             h, lambda: self.close_file(h)
@@ -176,7 +181,12 @@ class MainWindow(QMainWindow):
         undo, redo, replace = self.edit_controller.actions()
         add_menu(self, "&Edit", [undo, redo, None, replace])
         add_menu(self, "&View", [self.filter_action, self.reload_action, self.cancel_action])
-        add_menu(self, "&Tools", [self.compare_controller.compare_action])
+        tracer = self.trace_controller
+        add_menu(
+            self,
+            "&Tools",
+            [self.compare_controller.compare_action, None, tracer.trace_action, tracer.panel_action],
+        )
         add_menu(self, "&Help", help_actions(self))
         add_toolbar(
             self, [self.open_action, self.open_folder_action, save, self.export_action, self.reload_action]
@@ -238,11 +248,18 @@ class MainWindow(QMainWindow):
         self.evaluate_controller.reevaluate()
 
     def cancel(self) -> None:
-        """Drop the pending read; the view returns to idle at once."""
+        """Esc: stop a running trace or export, else drop the pending read; idle at once."""
+        if self.trace_controller.is_running():
+            self.trace_controller.cancel()
+            return
         self.evaluate_controller.cancel()
 
     def is_idle(self) -> bool:
-        return self.evaluate_controller.is_idle() and self.open_controller.pending() == 0
+        return (
+            self.evaluate_controller.is_idle()
+            and self.open_controller.pending() == 0
+            and not self.trace_controller.is_running()
+        )
 
     def recent_files(self) -> list[str]:
         return recent_files()
@@ -326,5 +343,6 @@ class MainWindow(QMainWindow):
         if self.persist:
             self.save_settings()
         self.compare_controller.shutdown()  # first: a comparison must not restart a stopped reader
+        self.trace_controller.shutdown()  # likewise a trace or an export
         self.worker.shutdown()
         super().closeEvent(event)
