@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import mmap
 import shutil
+import threading
 import warnings
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +30,7 @@ from tensor_inspector.backends.base import (
     Node,
     NodeKind,
     NotEvaluable,
+    OnNode,
     Source,
 )
 from tensor_inspector.backends.tflite import flatbuf
@@ -53,6 +56,7 @@ class TFLiteSource(Source):
         self._grids: dict[str, tuple[np.ndarray, tuple[int, ...], np.ndarray]] = {}
         self._interpreter: Any = None
         self._input_shapes: dict[int, tuple[int, ...]] = {}
+        self._entries: dict[str, int] = {}  # node id -> subgraph one run of it traces
         self._build()
 
     # -- the tree -------------------------------------------------------------------
@@ -69,12 +73,20 @@ class TFLiteSource(Source):
             self._add(
                 Node(id=node_id, name=key, kind=NodeKind.SIGNATURE, metadata={"subgraph": sig.subgraph})
             )
+            self._entries.setdefault(node_id, sig.subgraph)
         several = len(model.subgraphs) > 1
+        if model.subgraphs and 0 not in self._entries.values() and not several:
+            # files converted without signatures (TF1's converter) still run their main subgraph
+            name = model.subgraphs[0].name or "main"
+            self._add(Node(id=name, name=name, kind=NodeKind.SIGNATURE, metadata={"subgraph": 0}))
+            self._entries[name] = 0
         for g, sub in enumerate(model.subgraphs):
             group = None
             if several:
                 group = f"subgraph {g}" + (f" ({sub.name})" if sub.name else "")
                 self._add(Node(id=group, name=group, kind=NodeKind.GROUP, metadata={"name": sub.name}))
+                if g == 0 and 0 not in self._entries.values():
+                    self._entries[group] = 0
             producers = {out: op for op, (_, _, outs) in enumerate(sub.operators) for out in outs}
             for tensor in sub.tensors:
                 self._add_tensor(g, group, tensor, producers.get(tensor.index))
@@ -198,21 +210,69 @@ class TFLiteSource(Source):
     def _evaluate(self, node: Node, feeds: dict[str, np.ndarray]) -> np.ndarray:
         if node.metadata.get(quantized.VIEW) == quantized.DEQUANTIZED:
             raw_id = node.metadata[quantized.VIEWS][quantized.RAW]
-            value = self._evaluate(self.node(raw_id), feeds)
-            scale, block, zero = self._grid(raw_id, value.shape)
-            return quantized.dequantize(lambda i: value, value.shape, None, scale, block, zero)
+            return self._dequantized(raw_id, self._evaluate(self.node(raw_id), feeds))
         if node.dtype is None:
             raise NotEvaluable(
                 f"{node.id!r} is a TFLite {node.framework_dtype} tensor, which has no array value."
             )
         g, t = self._tensors[node.id]
+        interpreter = self._run(g, feeds)
+        return np.array(interpreter.get_tensor(t.index, g))
+
+    def _run(self, g: int, feeds: dict[str, np.ndarray]) -> Any:
+        """The interpreter after one run of subgraph ``g`` with ``feeds``."""
         interpreter = self._ready_interpreter()
         if g == 0:
             self._set_inputs(interpreter, feeds)
             interpreter.invoke()
         else:
             self._run_signature_of(interpreter, g, feeds)
-        return np.array(interpreter.get_tensor(t.index, g))
+        return interpreter
+
+    # -- tracing --------------------------------------------------------------------
+    def trace_entries(self) -> list[str]:
+        """Signatures (the main subgraph's first), or the main subgraph when none names it."""
+        return sorted(self._entries, key=lambda node_id: self._entries[node_id] != 0)
+
+    def trace(
+        self,
+        entry: str,
+        feeds: Mapping[str, np.ndarray],
+        on_node: OnNode,
+        cancel: threading.Event | None = None,
+    ) -> None:
+        from tensor_inspector.backends.tflite.trace import trace_operators
+
+        g = self._entries.get(entry)
+        if g is None:
+            raise NotEvaluable(f"{entry!r} is not a signature of this model.")
+        with self.lock:
+            try:
+                interpreter = self._run(g, dict(feeds))
+            except (ValueError, RuntimeError) as exc:
+                raise InspectorError(f"TFLite could not run {entry!r}: {_first_line(exc)}") from None
+            op_names = [op_name(*code) for code in self.model.operator_codes]
+
+            def get_tensor(index: int) -> np.ndarray | None:
+                try:
+                    return np.array(interpreter.get_tensor(index, g))
+                except ValueError:  # a tensor the run left without data
+                    return None
+
+            trace_operators(
+                self.model.subgraphs[g],
+                lambda index: self._ids.get((g, index)),
+                self._nodes,
+                op_names,
+                get_tensor,
+                self._dequantized,
+                on_node,
+                cancel,
+            )
+
+    def _dequantized(self, raw_id: str, codes: np.ndarray) -> np.ndarray:
+        scale, block, zero = self._grid(raw_id, codes.shape)
+        return quantized.dequantize(lambda i: codes, codes.shape, None, scale, block, zero)
 
     def _ready_interpreter(self) -> Any:
         if self._interpreter is None:
