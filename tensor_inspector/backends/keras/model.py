@@ -136,7 +136,7 @@ class ModelRunner:
         import keras
 
         submodel = self._submodel(layer_name)
-        arrays = self._ordered_feeds(feeds)
+        arrays = self.ordered_feeds(feeds)
         try:
             result = submodel(arrays, training=False)  # the sub-model's inputs are a list
         except Exception as exc:
@@ -164,7 +164,7 @@ class ModelRunner:
             self._submodels[layer_name] = keras.Model(model.inputs, output)
         return self._submodels[layer_name]
 
-    def _ordered_feeds(self, feeds: Mapping[str, np.ndarray]) -> list[np.ndarray]:
+    def ordered_feeds(self, feeds: Mapping[str, np.ndarray]) -> list[np.ndarray]:
         """Feeds in the model's input order: by the names the file gives its inputs."""
         arrays = []
         for position, info in enumerate(self.inputs):

@@ -13,6 +13,7 @@ import json
 import os
 import shutil
 import tempfile
+import threading
 import zipfile
 from collections.abc import Mapping
 from pathlib import Path
@@ -27,6 +28,8 @@ from tensor_inspector.backends.base import (
     InspectorError,
     Node,
     NodeKind,
+    NotEvaluable,
+    OnNode,
     Source,
 )
 from tensor_inspector.backends.keras import config as cfg
@@ -110,8 +113,10 @@ class KerasSource(Source):
         self._outputs: dict[str, tuple[str, int]] = {}  # node id -> (layer name, output index)
         self._inputs: list[cfg.InputInfo] = []
         self._runner: Any = None
+        self._entry: str | None = None  # the node standing for one run of the whole model
         self._describe_model()
         weights = self._weight_ids()
+        self._add_entry(weights)
         self._add_layer_groups(weights)
         for node_id, name, dataset in weights:
             self._add_weight(node_id, name, dataset)
@@ -190,6 +195,36 @@ class KerasSource(Source):
             metadata = {k: v for k, v in entry.items() if k not in ("path", "config")}
             self._add_with_groups(Node(id=layer_id, name=path[-1], kind=NodeKind.GROUP, metadata=metadata))
 
+    def _add_entry(self, weights: list[tuple[str, str, Any]]) -> None:
+        """A signature node for tracing the whole model, named like the model, at the top.
+
+        Layer outputs keep their ids (``dense/output``), so the model gets a node of its own;
+        its name is the model's unless a layer or weight already uses it.
+        """
+        if self.config is None or not cfg.is_graph_model(self.config):
+            return
+        if not cfg.layer_outputs(self.config) or not cfg.model_inputs(self.config):
+            return  # nothing to run, or no input shape to run it on
+        taken = {node_id.split("/")[0] for node_id, _, _ in weights} | {p[0] for p in self.layers}
+        inner = self.config.get("config") or {}
+        name = str(inner.get("name") or "model")
+        entry = name
+        while entry in taken:
+            entry += "_model"
+        self._entry = entry
+        self._add(
+            Node(
+                id=entry,
+                name=name,
+                kind=NodeKind.SIGNATURE,
+                metadata={
+                    "model class": self.config.get("class_name"),
+                    "inputs": [i.name for i in cfg.model_inputs(self.config)],
+                    "note": "one run of the whole model; its layers' outputs are traced",
+                },
+            )
+        )
+
     def _add_weight(self, node_id: str, storage: str, dataset: Any) -> None:
         dtype, dtype_name = _dataset_dtype(dataset)
         metadata: dict[str, Any] = {"h5_path": storage}
@@ -257,7 +292,7 @@ class KerasSource(Source):
         return array[index] if index is not None else array
 
     def feed_specs(self, node_id: str | None = None) -> list[FeedSpec]:
-        if node_id is not None and node_id not in self._outputs:
+        if node_id is not None and node_id not in self._outputs and node_id != self._entry:
             return []
         return [
             FeedSpec(name=i.name, dtype=i.dtype, shape=i.shape, description="model input")
@@ -265,15 +300,40 @@ class KerasSource(Source):
         ]
 
     def _evaluate(self, node: Node, feeds: dict[str, np.ndarray]) -> np.ndarray:
+        layer, index = self._outputs[node.id]
+        result: np.ndarray = self._model_runner().run(layer, index, feeds)
+        return result
+
+    def _model_runner(self) -> Any:
         from tensor_inspector.backends.keras.model import ModelRunner
 
-        layer, index = self._outputs[node.id]
         if self._runner is None:
             self._runner = ModelRunner(
                 self.path, self.config or {}, self.problems, self._inputs, self.trusted
             )
-        result: np.ndarray = self._runner.run(layer, index, feeds)
-        return result
+        return self._runner
+
+    # -- tracing --------------------------------------------------------------------
+    def trace_entries(self) -> list[str]:
+        # from the config read on open: no Keras import, no model load
+        return [self._entry] if self._entry is not None else []
+
+    def trace(
+        self,
+        entry: str,
+        feeds: Mapping[str, np.ndarray],
+        on_node: OnNode,
+        cancel: threading.Event | None = None,
+    ) -> None:
+        from tensor_inspector.backends.keras.trace import trace_model
+
+        if entry != self._entry:
+            raise NotEvaluable(f"{entry!r} is not the model of this file.")
+        with self.lock:
+            runner = self._model_runner()
+            model = runner.model()  # the same trust rules as evaluating one layer
+            listed = {place: node_id for node_id, place in self._outputs.items()}
+            trace_model(model, listed, runner.ordered_feeds(feeds), on_node, cancel)
 
     # -- writing --------------------------------------------------------------------
     def _write(self, path: Path, replacements: Mapping[str, np.ndarray]) -> None:
