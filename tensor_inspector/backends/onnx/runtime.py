@@ -100,6 +100,11 @@ class Runner:
     def has_session(self) -> bool:
         return self._all is not None
 
+    def refusal(self) -> str | None:
+        """Why onnxruntime will not load the model with ``outputs`` (None: it loads)."""
+        self._all_session()
+        return self._all_failed
+
     def _run(self, session: Any, names: list[str], feeds: Mapping[str, np.ndarray]) -> list[Any]:
         return [as_array(name, v) for name, v in zip(names, self._raw_run(session, names, feeds))]
 

@@ -31,7 +31,7 @@ from typing import Any
 
 import numpy as np
 
-from tensor_inspector.backends.base import Cancelled, Node, NotEvaluable, OnNode
+from tensor_inspector.backends.base import Cancelled, InspectorError, Node, NotEvaluable, OnNode
 from tensor_inspector.backends.onnx.branches import BranchPath, condition
 from tensor_inspector.backends.onnx.listing import Listing, numpy_name, outer_names, type_info
 from tensor_inspector.backends.onnx.model import STANDARD_DOMAINS, subgraphs
@@ -76,11 +76,11 @@ def trace_model(
     fits_one = sum(v.nbytes if v.nbytes is not None else FIRST_GUESS_BYTES for v in values) <= CHUNK_BYTES
     reuse = fits_one and inlined is model and reusable is not None and reusable.has_session
     chunks = iter([values]) if reuse else _chunks(values, measured)
+    running = _ChunkRunner(inlined, runner_for_chunk)
     for chunk in chunks:
         if cancel is not None and cancel.is_set():
             raise Cancelled()
-        shared = reusable if reuse else None
-        for value, raw in _run_chunk(inlined, runner_for_chunk, shared, chunk, feeds):
+        for value, raw in running.run(chunk, feeds, reusable if reuse else None):
             if cancel is not None and cancel.is_set():
                 raise Cancelled()
             try:
@@ -144,33 +144,50 @@ def _chunks(values: list[TracedValue], measured: list[int]) -> Iterator[list[Tra
         start = stop
 
 
-def _run_chunk(
-    model: Any,
-    runner_for: Any,
-    shared: Runner | None,
-    chunk: list[TracedValue],
-    feeds: dict[str, np.ndarray],
-) -> Iterator[tuple[TracedValue, Any]]:
-    """The raw values of ``chunk`` from ``shared`` or a session of its own; an output
-    onnxruntime cannot expose is left out."""
-    names = [v.name for v in chunk]
-    runner: Runner = shared if shared is not None else runner_for(model, names)
-    try:
-        raws = runner.run_outputs(names, feeds)
-    except SessionRefused:
-        raws = None
-    finally:
-        if shared is None:
-            runner.close()  # the session goes before its values are handed over
-    if raws is None:
-        if len(chunk) > 1:  # bisect to the outputs that cannot be exposed
-            half = len(chunk) // 2
-            yield from _run_chunk(model, runner_for, None, chunk[:half], feeds)
-            yield from _run_chunk(model, runner_for, None, chunk[half:], feeds)
-        return
-    for i, value in enumerate(chunk):
-        raw, raws[i] = raws[i], None  # the list lets go of each value once handed over
-        yield value, raw
+class _ChunkRunner:
+    """Runs chunks of values, each in a session of its own unless ``shared`` serves them."""
+
+    def __init__(self, model: Any, runner_for: Any):
+        self.model = model
+        self.runner_for = runner_for
+        self.model_loads = False  # checked once, at the first refusal
+
+    def run(
+        self, chunk: list[TracedValue], feeds: dict[str, np.ndarray], shared: Runner | None = None
+    ) -> Iterator[tuple[TracedValue, Any]]:
+        """The raw values of ``chunk``; an output onnxruntime cannot expose is left out."""
+        names = [v.name for v in chunk]
+        runner: Runner = shared if shared is not None else self.runner_for(self.model, names)
+        try:
+            raws = runner.run_outputs(names, feeds)
+        except SessionRefused:
+            raws = None
+        finally:
+            if shared is None:
+                runner.close()  # the session goes before its values are handed over
+        if raws is None:
+            self._check_model_loads()
+            if len(chunk) > 1:  # bisect to the outputs that cannot be exposed
+                half = len(chunk) // 2
+                yield from self.run(chunk[:half], feeds)
+                yield from self.run(chunk[half:], feeds)
+            return
+        for i, value in enumerate(chunk):
+            raw, raws[i] = raws[i], None  # the list lets go of each value once handed over
+            yield value, raw
+
+    def _check_model_loads(self) -> None:
+        """A model onnxruntime refuses as it is fails the trace at once, not value by value."""
+        if self.model_loads:
+            return
+        plain = self.runner_for(self.model, [])
+        try:
+            reason = plain.refusal()
+        finally:
+            plain.close()
+        if reason:
+            raise InspectorError(reason)
+        self.model_loads = True
 
 
 # -- If branches ------------------------------------------------------------------------

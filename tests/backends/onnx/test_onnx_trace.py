@@ -9,6 +9,7 @@ import sys
 import threading
 
 import numpy as np
+import onnx
 import onnx_fixtures
 import onnx_trace_fixtures as fx
 import pytest
@@ -217,3 +218,31 @@ def test_trace_entries_need_no_onnxruntime(tmp_path):
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert done.stdout.split() == ["['chain']", "signature", "False"], done.stderr
+
+
+def test_a_model_onnxruntime_refuses_fails_once_with_its_reason(tmp_path, monkeypatch):
+    """Not value by value: one refused chunk, one check of the model as it is, one sentence."""
+    from onnx import TensorProto, helper
+
+    from tensor_inspector.backends.onnx import source as onnx_source
+    from tensor_inspector.core.errors import InspectorError
+
+    nodes = [helper.make_node("Neg", ["x"], ["n"]), helper.make_node("Abs", ["n"], ["a"])]
+    nodes.append(helper.make_node("Add", ["a", "x"], ["y"]))
+    u16 = [helper.make_tensor_value_info(n, TensorProto.UINT16, [2]) for n in ("x", "y")]
+    model = onnx.helper.make_model(
+        helper.make_graph(nodes, "unsigned", [u16[0]], [u16[1]]), opset_imports=[helper.make_opsetid("", 17)]
+    )
+    model.ir_version = 8
+    onnx.save_model(model, tmp_path / "u16.onnx")
+    made: list[list[str]] = []
+
+    class Counted(onnx_source.Runner):
+        def __init__(self, model, folder, outputs, arena=True):
+            made.append(list(outputs))
+            super().__init__(model, folder, outputs, arena)
+
+    monkeypatch.setattr(onnx_source, "Runner", Counted)
+    with open_path(tmp_path / "u16.onnx") as source, pytest.raises(InspectorError, match="Neg"):
+        trace_source(source)
+    assert made == [["n", "a", "y"], []]
