@@ -119,12 +119,19 @@ class ScriptSource(Source):
         return [arg.spec for arg in self._arguments if arg.spec is not None]
 
     def default_feeds(self, node_id: str | None = None) -> dict[str, np.ndarray]:
-        """Zeros, except where forward declares a default (``sr: int = 16000``)."""
+        """Zeros, except where forward declares a default (``sr: int = 16000``).
+
+        An argument whose default is None (``mask: Optional[Tensor] = None``) gets no feed:
+        the method then runs with None, as its callers usually do; a made-up mask of zeros
+        would fail the model's own shape checks.
+        """
         feeds = super().default_feeds(node_id)
         for arg in self._arguments:
             default = script_inputs.default_feed(arg)
             if default is not None:
                 feeds[arg.name] = default
+            elif arg.has_default and arg.default is None:
+                feeds.pop(arg.name, None)
         return feeds
 
     def _evaluate(self, node: Node, feeds: dict[str, np.ndarray]) -> np.ndarray:

@@ -251,3 +251,22 @@ def test_cli_json_names_the_producer(capsys, files):
     listed = {row["id"]: row for row in json.loads(capsys.readouterr()[0])}
     assert {n["id"] for n in doc["nodes"]} <= set(listed)
     assert [n["op"] for n in doc["nodes"] if n["id"] == producer] == ["aten::log"]
+
+
+def test_torch_transformer_layer_runs_with_its_optional_masks_left_none(session, tmp_path):
+    """torch's own TransformerEncoderLayer, scripted: masks default to None, not to fed zeros;
+    eval mode takes the fused fast path, so the slow path's hundreds of values are skipped."""
+    torch.manual_seed(0)
+    layer = torch.nn.TransformerEncoderLayer(16, 4, 32, batch_first=True).eval()
+    path = save_scripted(layer, tmp_path / "encoder_layer.pt")
+    src = np.random.default_rng(5).normal(size=(2, 5, 16)).astype(np.float32)
+    with torch.no_grad():
+        expected = layer(torch.from_numpy(src)).numpy()
+    info = session.open(path, trust=True)
+    report = session.trace(info.handle, feeds={"src": src})
+    assert set(report.feeds) == {"src", "is_causal"}  # src_mask, src_key_padding_mask: None
+    assert report.first_nonfinite is None
+    listed = [n for n in info.nodes if n.kind is NodeKind.COMPUTED]
+    assert 0 < len(report.nodes) < len(listed) / 4
+    assert report.nodes[-1].shape == expected.shape
+    _same(report.arrays[report.nodes[-1].id], expected)
