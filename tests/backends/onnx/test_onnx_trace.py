@@ -121,10 +121,15 @@ def test_exported_cnn_every_value_equals_onnxruntime(tmp_path, external):
     assert report.first_nonfinite is None
 
 
-def test_small_chunks_give_the_same_trace(tmp_path, monkeypatch):
+@pytest.mark.parametrize("model", ["cnn", "branch"])
+def test_small_chunks_give_the_same_trace(tmp_path, monkeypatch, model):
     """One session per chunk: chunks of one value each trace exactly what one run traces."""
-    path = onnx_fixtures.export_cnn(tmp_path / "cnn.onnx")
-    feeds = {"image": np.random.default_rng(2).standard_normal((1, 3, 16, 16)).astype(np.float32)}
+    if model == "cnn":
+        path = onnx_fixtures.export_cnn(tmp_path / "cnn.onnx")
+        feeds = {"image": np.random.default_rng(2).standard_normal((1, 3, 16, 16)).astype(np.float32)}
+    else:
+        path = fx.branch_model(tmp_path / "gated.onnx")
+        feeds = {"x": fx.BRANCH_FEEDS["nan"]}
     _info, whole = _traced(path, feeds)
     chunks: list[int] = []
     real = onnx_trace._chunks
@@ -246,3 +251,27 @@ def test_a_model_onnxruntime_refuses_fails_once_with_its_reason(tmp_path, monkey
     with open_path(tmp_path / "u16.onnx") as source, pytest.raises(InspectorError, match="Neg"):
         trace_source(source)
     assert made == [["n", "a", "y"], []]
+
+
+def test_a_trace_after_an_evaluation_reuses_its_session(tmp_path, monkeypatch):
+    """Values that fit one chunk come from the session evaluating nodes already built."""
+    from tensor_inspector.backends.onnx import source as onnx_source
+
+    path = fx.chain_model(tmp_path / "chain.onnx")
+    made: list[list[str]] = []
+
+    class Counted(onnx_source.Runner):
+        def __init__(self, model, folder, outputs, arena=True):
+            made.append(list(outputs))
+            super().__init__(model, folder, outputs, arena)
+
+    monkeypatch.setattr(onnx_source, "Runner", Counted)
+    feeds = {"x": fx.CHAIN_FEEDS[True]}
+    with open_path(path) as source:
+        fresh = trace_source(source, feeds=feeds)
+        assert len(made) == 1  # a session of its own, released
+        logged = source.get("logged", feeds=feeds)
+        assert len(made) == 2
+        again = trace_source(source, feeds=feeds)
+        assert len(made) == 2 and again.nodes == fresh.nodes
+        np.testing.assert_array_equal(again.arrays["logged"], logged)
