@@ -15,7 +15,6 @@ run still answers, as ``Cancelled``, and the window knows it is idle again.
 
 from __future__ import annotations
 
-import inspect
 import itertools
 import threading
 import time
@@ -47,6 +46,7 @@ class TraceSession(Protocol):
         keep_bytes: int | None = None,
         trust: bool = False,
         cancel: threading.Event | None = None,
+        progress: Progress | None = None,
     ) -> TraceReport: ...
 
     def value(
@@ -58,13 +58,6 @@ class TraceSession(Protocol):
         trust: bool = False,
         cancel: threading.Event | None = None,
     ) -> Value: ...
-
-
-def _takes_progress(fn: Callable[..., Any]) -> bool:
-    try:
-        return "progress" in inspect.signature(fn).parameters
-    except (TypeError, ValueError):
-        return False
 
 
 def _throttled(progress: Progress) -> Progress:
@@ -90,11 +83,10 @@ def run_trace(
     cancel: threading.Event,
 ) -> TraceReport:
     """Trace ``entry`` of ``handle`` (worker thread); ``Cancelled`` when ``cancel`` was set."""
-    extra: dict[str, Any] = {}
-    if _takes_progress(session.trace):  # a session without progress still traces, silently
-        extra["progress"] = _throttled(progress)
     try:
-        return session.trace(handle, entry, feeds=feeds, trust=trust, cancel=cancel, **extra)
+        return session.trace(
+            handle, entry, feeds=feeds, trust=trust, cancel=cancel, progress=_throttled(progress)
+        )
     except Exception:
         if cancel.is_set():  # whatever stopping the run looked like (a killed reader too)
             raise Cancelled() from None

@@ -39,6 +39,7 @@ SELECTED_COLOUR = "#ff8c00"
 NAN_ROW, INF_ROW = 0.68, 0.32  # heights of the NaN and Inf markers in their track
 AXIS_WIDTH = 64  # one left-axis width for the three plots, so their x positions line up
 SYMBOLS_UP_TO = 300  # nodes: beyond this the std line has no per-node dots
+LOG_SPREAD = 100.0  # a report whose largest |value| is this many times the typical one opens in log scale
 
 
 @dataclass(frozen=True)
@@ -88,9 +89,33 @@ class ValueAxis(pg.AxisItem):  # type: ignore[misc]  # pyqtgraph has no type hin
         super().__init__("left")
         self.log_scale = False
 
+    def tickValues(self, minVal: float, maxVal: float, size: float) -> list[tuple[float, list[float]]]:  # noqa: N802, N803
+        if not self.log_scale:
+            return list(super().tickValues(minVal, maxVal, size))
+        ticks = log_ticks(minVal, maxVal)
+        return [(1.0, ticks)] if len(ticks) >= 2 else list(super().tickValues(minVal, maxVal, size))
+
     def tickStrings(self, values: list[float], scale: float, spacing: float) -> list[str]:  # noqa: N802
         shown = [symexp(v) if self.log_scale else v for v in values]
         return [f"{v:.3g}" if abs(v) > 1e-300 else "0" for v in shown]
+
+
+def log_ticks(low: float, high: float, most: int = 7) -> list[float]:
+    """Ticks of a symmetric-log axis between ``low`` and ``high`` (drawn coordinates): 0 and
+    ±powers of ten far enough from 0 to be read apart, thinned to at most ``most``."""
+    top = symexp(max(abs(low), abs(high)))
+    if top <= 0:
+        return []
+    gap = (high - low) / 12  # closer to 0 than this, a tick's label would overlap 0's
+    powers = [
+        k for k in range(-6, int(math.floor(math.log10(top))) + 1) if float(symlog(np.array(10.0**k))) >= gap
+    ]
+    step = 1
+    while 1 + 2 * len(powers[::step]) > most and step < len(powers):
+        step += 1
+    chosen = powers[::-1][::step]  # thinned from the top: the largest decade stays labelled
+    values = [0.0] + [sign * 10.0**k for k in chosen for sign in (1.0, -1.0)]
+    return sorted(t for t in (float(symlog(np.array(v))) for v in values) if low <= t <= high)
 
 
 class OrderAxis(pg.AxisItem):  # type: ignore[misc]  # pyqtgraph has no type hints
@@ -297,6 +322,9 @@ class TraceView(QWidget):
             self.stack.setCurrentWidget(self.message)
             return
         self.stack.setCurrentWidget(self.graphics)
+        self.log_box.blockSignals(True)  # drawn once, below
+        self.log_box.setChecked(wide_spread(self._data))
+        self.log_box.blockSignals(False)
         self._draw()
         self.range_plot.enableAutoRange()
         self.std_plot.enableAutoRange()
@@ -349,6 +377,10 @@ class TraceView(QWidget):
             row = NAN_ROW if data.nan[first] > 0 else INF_ROW
             self.first_mark.setData([float(first)], [row])
             self.first_line.setPos(first)
+            # the label on the side with more room, so it is not cut at the plot's edge
+            side = 1 if first > len(data.ids) / 2 else 0
+            self.first_line.label.anchors = [(side, 0), (side, 0)]
+            self.first_line.label.updatePosition()
         else:
             self.first_mark.setData([], [])
         self.first_line.setVisible(first is not None)
@@ -427,6 +459,15 @@ class TraceView(QWidget):
         i = self.node_at(event.scenePos())  # type: ignore[attr-defined]
         if i is not None and self._data is not None:
             self.node_clicked.emit(self._data.ids[i])
+
+
+def wide_spread(data: ChartData) -> bool:
+    """Whether a few nodes' values dwarf the others' (then the symmetric log scale reads better)."""
+    sizes = np.fmax(np.abs(data.low), np.abs(data.high))
+    sizes = sizes[np.isfinite(sizes) & (sizes > 0)]
+    if sizes.size < 2:
+        return False
+    return bool(sizes.max() > LOG_SPREAD * float(np.median(sizes)))
 
 
 def summary_html(report: TraceReport, what: str) -> str:

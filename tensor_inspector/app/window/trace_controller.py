@@ -36,7 +36,7 @@ if TYPE_CHECKING:
     from tensor_inspector.app.views.trace_view import TraceView
 
 TRACE_TIP = "Run the selected graph or signature once: every node's range, and the first NaN/Inf"
-DOCK_HEIGHT = 330
+DOCK_HEIGHT = 300
 
 
 def entry_of(entries: list[str], node: Node | None) -> str | None:
