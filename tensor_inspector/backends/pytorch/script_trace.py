@@ -19,7 +19,8 @@ Control flow: a value in a ``prim::If`` branch that is not taken is never comput
 skipped. A value inside a ``prim::Loop`` body is computed once per iteration; like evaluating
 one node (``script_probe``), the trace shows the last iteration that ran: a clone of each loop
 value is buffered and handed over when the run leaves the outermost loop around it (memory:
-one iteration's values of that loop).
+one iteration's values of that loop). Work a model forks (``torch.jit.fork``) runs in a
+subgraph the tree does not list; its result (``aten::wait``) is traced like any value.
 """
 
 from __future__ import annotations
