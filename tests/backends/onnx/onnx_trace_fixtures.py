@@ -112,3 +112,33 @@ def branch_model(path: Path, inline: str | None = None) -> Path:
         ],
     )
     return _save(graph, path)
+
+
+def entropy_model(path: Path) -> tuple[Path, np.ndarray]:
+    """torch.onnx.export of a softmax entropy with confident logits, and its input.
+
+    float32's softmax rounds small probabilities to 0, log makes -inf and 0 * -inf is NaN:
+    the exporter's own value names (``/Log_output_0``), as users' exported files have them.
+    """
+    import warnings
+
+    import torch
+
+    class Entropy(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            generator = torch.Generator().manual_seed(3)
+            self.proj = torch.nn.Linear(16, 32)
+            with torch.no_grad():
+                self.proj.weight.copy_(torch.randn(32, 16, generator=generator) * 20)
+                self.proj.bias.zero_()
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            p = torch.softmax(self.proj(torch.tanh(x)), dim=-1)
+            return (-(p * torch.log(p)).sum(dim=-1)).mean()
+
+    example = torch.randn(8, 16, generator=torch.Generator().manual_seed(4))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(Entropy().eval(), (example,), str(path), dynamo=False, input_names=["x"])
+    return path, example.numpy()

@@ -275,3 +275,17 @@ def test_a_trace_after_an_evaluation_reuses_its_session(tmp_path, monkeypatch):
         again = trace_source(source, feeds=feeds)
         assert len(made) == 2 and again.nodes == fresh.nodes
         np.testing.assert_array_equal(again.arrays["logged"], logged)
+
+
+def test_exported_entropy_names_log_not_the_mul_where_nan_shows(tmp_path):
+    path, x = fx.entropy_model(tmp_path / "entropy.onnx")
+    _info, report = _traced(path, {"x": x})
+    assert report.first_nonfinite == "/Log_output_0"
+    log = report.node("/Log_output_0")
+    assert log.inf > 0 and log.nan == 0 and log.inputs == ("/Softmax_output_0",)
+    assert report.node("/Mul_output_0").nan > 0 and report.node("/Mul_output_0").inputs == (
+        "/Softmax_output_0",
+        "/Log_output_0",
+    )
+    ids = [n.id for n in report.nodes]
+    _assert_stats_equal(report, onnx_fixtures.ort_values(path, ids, {"x": x}))
