@@ -12,6 +12,7 @@ import math
 
 import numpy as np
 import pytest
+import tf_fixtures
 from PySide6.QtCore import Qt
 from trace_fixtures import TF2_FEEDS, TF2_PRODUCER, TORCH_PRODUCER, tf2_saved_model, torch_program
 from window_helpers import open_file, show, window  # noqa: F401  (window: fixture)
@@ -148,8 +149,13 @@ def test_the_chart_draws_the_report_and_a_click_on_a_node_selects_and_shows_it(q
 
 def test_a_finite_run_says_so_and_offers_no_nan_to_go_to(qtbot, window, files):
     handle = open_file(qtbot, window, files["finite"])
+    controller = window.trace_controller
     window.tree.select_file(handle)  # the file's root traces its default entry
-    report, _ = trace(qtbot, window, "graph/add", handle)
+    assert controller.trace_action.isEnabled() and controller.trace_action.text() == "&Trace graph"
+    assert window.tree.trace_entry(handle, None) == "graph"  # the tree's menu offers "Trace graph"
+    with qtbot.waitSignal(controller.traced, timeout=TRACE_TIMEOUT):
+        window.tree.trace_requested.emit(handle, None)  # what that menu entry does
+    report = window.documents[handle].trace
     assert report.first_nonfinite is None
     view = window.trace_controller.view
     assert "no NaN or Inf" in view.summary.text()
@@ -200,6 +206,18 @@ def test_cancel_during_the_run_stops_it_between_nodes(qtbot, window, files):
     assert progress and progress[0] < 402
     assert window.is_idle() and window.documents[handle].trace is None
     assert show(qtbot, window, "w", handle).shape == (400, 400)
+
+
+def test_the_tree_stays_browsable_while_a_trace_runs(qtbot, window, files):
+    handle = open_file(qtbot, window, files["slow"])
+    controller = window.trace_controller
+    assert window.select_node("graph", handle)
+    with qtbot.waitSignals([controller.traced, window.value_shown], timeout=TRACE_TIMEOUT):
+        controller.trace_action.trigger()
+        assert window.select_node("w", handle)  # read once the reader is free
+    assert window.shown() == (handle, "w") and window.view.array().shape == (400, 400)
+    assert len(window.documents[handle].trace.nodes) == 402
+    assert controller.view.selected() is None  # a stored tensor is not in the chart
 
 
 def test_export_writes_every_kept_activation_to_one_npz_with_sanitised_names(qtbot, window, files, tmp_path):
@@ -266,6 +284,27 @@ def test_a_signature_is_traced_with_the_files_inputs(qtbot, window, tmp_path):
     np.testing.assert_allclose(shown, TF2_FEEDS[True] @ np.array([[1.0, -2.0], [0.5, 3.0]], np.float32))
     assert float(shown.min()) == pytest.approx(report.node(node_id).min, rel=1e-7)
     assert controller.view.selected() == node_id
+
+
+def test_a_graph_that_would_write_files_is_traced_only_once_trusted(qtbot, window, tmp_path):
+    target = tmp_path / "printed.txt"
+    handle = open_file(qtbot, window, tf_fixtures.tf2_print_writer(tmp_path, target))
+    controller = window.trace_controller
+    asked = []
+    window.trust_prompt = lambda path, error: asked.append(error) or False
+    assert window.select_node("serving_default", handle)
+    with qtbot.waitSignal(controller.stopped, timeout=TRACE_TIMEOUT) as stopped:
+        controller.trace_action.trigger()
+    assert "PrintV2" in str(asked[0]) and "not trusted" in stopped.args[0]
+    assert not target.exists() and window.documents[handle].trace is None
+    assert "not trusted" in controller.view.summary.text() and window.is_idle()
+
+    window.trust_prompt = lambda path, error: True
+    with qtbot.waitSignal(controller.traced, timeout=TRACE_TIMEOUT):
+        controller.trace_action.trigger()
+    assert window.documents[handle].trusted
+    report = window.documents[handle].trace
+    assert report.first_nonfinite is None and report.nodes
 
 
 def test_files_that_cannot_trace_have_trace_disabled(qtbot, window, files):
