@@ -25,7 +25,7 @@ from PySide6.QtCore import QObject, Signal
 from tensor_inspector.app.background import BackgroundRunner
 from tensor_inspector.core.errors import InspectorError, TrustRequired, first_line
 from tensor_inspector.core.nodes import FeedSpec
-from tensor_inspector.session.answers import FileInfo, Saved, SessionFailure, Value
+from tensor_inspector.session.answers import FileInfo, Saved, SessionFailure, TraceReport, Value
 from tensor_inspector.session.isolated import IsolatedSession
 
 log = logging.getLogger(__name__)
@@ -52,6 +52,16 @@ class Session(Protocol):
         cancel: threading.Event | None = None,
     ) -> Value: ...
     def feed_specs(self, handle: int, node_id: str | None = None) -> list[FeedSpec]: ...
+    def trace(
+        self,
+        handle: int,
+        entry: str | None = None,
+        feeds: Mapping[str, np.ndarray] | None = None,
+        keep_bytes: int | None = None,
+        trust: bool = False,
+        cancel: threading.Event | None = None,
+        progress: Callable[[int, int], None] | None = None,
+    ) -> TraceReport: ...
     def save(self, handle: int, replacements: Mapping[str, np.ndarray], target: str | Path) -> Saved: ...
     def close(self, handle: int) -> None: ...
     def cancel(self, handle: int | None = None) -> None: ...

@@ -18,13 +18,13 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, cast
+from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QObject, Qt, Signal
 from PySide6.QtWidgets import QDockWidget, QFileDialog, QMainWindow, QStatusBar
 
 from tensor_inspector.app.documents import Documents
-from tensor_inspector.app.trace_worker import TraceSession, TraceWorker
+from tensor_inspector.app.trace_worker import TraceWorker
 from tensor_inspector.app.views.tree import NodeTree
 from tensor_inspector.app.window.actions import make_action
 from tensor_inspector.app.worker import Worker
@@ -79,7 +79,7 @@ class TraceController(QObject):
         super().__init__(window)
         self.window, self.documents, self.tree, self.select = window, documents, tree, select
         self.status, self.ask_trust = status, ask_trust
-        self.worker = TraceWorker(cast(TraceSession, worker.session), self)
+        self.worker = TraceWorker(worker.session, self)
         self.worker.progress.connect(self._on_progress)
         self.worker.traced.connect(self._on_traced)
         self.worker.exported.connect(self._on_exported)
