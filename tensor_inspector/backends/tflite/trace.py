@@ -9,8 +9,11 @@ what reading inner tensors of TFLite costs.
 
 Quantized outputs are handed over as the stored integers, followed by their
 ``<id>/dequantized`` view (float32 in real units), as the tree lists both. Subgraphs that
-control-flow operators call (``WHILE`` bodies, ``IF`` branches) are not traced: a body runs
-once per step and keeps only its last step's values; the calling operator's outputs are.
+control-flow operators call (``WHILE`` bodies, ``IF`` branches) are not traced; the calling
+operator's outputs are. A body runs once per step, and even an ``IF`` branch that ran once
+does not keep its values reliably: after two invokes of a model with ``tf.cond`` (TF 2.21),
+the branch not taken held the other run's values and the taken branch's output buffer
+held what the other branch wrote, so reading them could report a NaN that never happened.
 """
 
 from __future__ import annotations

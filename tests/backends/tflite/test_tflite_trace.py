@@ -247,3 +247,29 @@ def test_trace_entries_need_no_tensorflow(chain_path):
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert done.stdout.split() == ["['serving_default']", "False"], done.stderr
+
+
+def test_control_flow_subgraphs_are_not_traced_their_operators_are(tmp_path):
+    """tf.cond and tf.while_loop become IF and WHILE calling subgraphs of their own."""
+
+    class Flow(tf.Module):
+        @tf.function(input_signature=[tf.TensorSpec([3], tf.float32, name="x")])
+        def serve(self, x):
+            y = tf.cond(tf.reduce_sum(x) > 0, lambda: tf.sqrt(x) * 2.0, lambda: -x)
+            _, z = tf.while_loop(lambda i, v: i < 3, lambda i, v: (i + 1, v * 1.5), [tf.constant(0), y])
+            return {"out": tf.math.log(z + 1.0)}
+
+    flow = Flow()
+    converter = tf.lite.TFLiteConverter.from_concrete_functions([flow.serve.get_concrete_function()], flow)
+    path = _convert(converter, tmp_path / "flow.tflite")
+    with open_path(path) as source:
+        [spec] = source.feed_specs(source.trace_entries()[0])
+        for x, producer in [([4.0, -1.0, 9.0], "IF"), ([4.0, 1.0, 9.0], None), ([-4.0, -1.0, -9.0], None)]:
+            report = trace_source(source, feeds={spec.name: np.array(x, np.float32)})
+            assert all(n.id.startswith("subgraph 0 ") for n in report.nodes)
+            assert {"IF", "WHILE", "LOG"} <= {n.op for n in report.nodes}
+            found = report.first_nonfinite
+            assert (found and report.node(found).op) == producer
+            expected = np.log(np.where(np.sum(x) > 0, 2 * np.sqrt(np.abs(x)), -np.array(x)) * 1.5**3 + 1)
+            if producer is None:
+                np.testing.assert_allclose(report.arrays[report.nodes[-1].id], expected, rtol=1e-5)
