@@ -8,6 +8,7 @@ float8 input. Display levels come from a strided sample: a full percentile over
 
 from __future__ import annotations
 
+import functools
 import math
 import threading
 from collections.abc import Iterator
@@ -22,6 +23,10 @@ from tensor_inspector.core.errors import Cancelled
 CHUNK_ELEMENTS = 1 << 22  # ~4M elements per pass: bounded temporaries, vectorised speed
 SAMPLE_ELEMENTS = 1 << 20
 HIST_EXACT_ELEMENTS = 1 << 22  # beyond this the histogram comes from a strided sample
+SUM_BLOCK = 1024  # values summed in their own precision before the float64 total
+SQUARES_OVERFLOW = 1e17  # float32 beyond this: a row's sum of squares could overflow
+SQUARES_UNDERFLOW = 1e-15  # float32 below this: squares would lose digits to underflow
+_CANCELLATION = 1e6  # the one-pass variance is trusted while it keeps ~6 digits
 
 
 @dataclass
@@ -83,20 +88,9 @@ def _flat(array: np.ndarray) -> np.ndarray:
     return np.asarray(array).reshape(-1)
 
 
-def _finite_part(chunk: np.ndarray, stats: Stats, is_complex: bool) -> np.ndarray:
-    """Count NaN/Inf/zeros of one chunk into ``stats``; return its finite values (as numbers)."""
-    if chunk.dtype.kind in "iub":  # integers stay exact: no float view of int64
-        stats.zeros += int(np.count_nonzero(chunk == 0))
-        return chunk.astype(np.int64) if chunk.dtype.kind == "b" else chunk
-    if not is_complex:
-        chunk = display_float(chunk)  # bf16/fp8/f16 -> float32 copy of one chunk only
-    stats.zeros += int(np.count_nonzero(chunk == 0))
-    with np.errstate(all="ignore"):  # inf - inf in the probe sum is expected, not a problem
-        probe = chunk.sum()
-    if np.isfinite(probe):  # fast path: no NaN/Inf, no masked copy
-        return chunk
-    nan_mask = np.isnan(chunk)
-    stats.nan += int(np.count_nonzero(nan_mask))
+def _nonfinite_part(chunk: np.ndarray, stats: Stats, is_complex: bool) -> np.ndarray:
+    """Count NaN/Inf of a chunk known to hold some into ``stats``; return its finite values."""
+    stats.nan += int(np.count_nonzero(np.isnan(chunk)))
     if is_complex:
         stats.posinf += int(np.count_nonzero(np.isinf(chunk)))
     else:
@@ -106,18 +100,65 @@ def _finite_part(chunk: np.ndarray, stats: Stats, is_complex: bool) -> np.ndarra
     return finite
 
 
+def _row_sums(values: np.ndarray) -> tuple[float, float]:
+    """Σx and Σx² in float64, at float32 speed: BLAS sums of rows of SUM_BLOCK values in
+    their own precision (a few ulps of a row), row totals added in float64.
+
+    One float32 dot over millions of values drifts by ~1e-5; per row it stays near 1e-9
+    of the all-float64 result, without casting every value.
+    """
+    head = values.size - values.size % SUM_BLOCK
+    total = squares = 0.0
+    if head < values.size:
+        tail = values[head:].astype(np.float64)
+        total, squares = float(tail.sum()), float(np.dot(tail, tail))
+    if head:
+        rows = values[:head].reshape(-1, SUM_BLOCK)
+        total += float(_row_dots(rows, _ones(rows.dtype)).sum(dtype=np.float64))
+        squares += float(_row_dots(rows, rows).sum(dtype=np.float64))
+    return total, squares
+
+
+@functools.lru_cache(maxsize=8)
+def _ones(dtype: np.dtype) -> np.ndarray:
+    return np.ones(SUM_BLOCK, dtype)
+
+
+@functools.lru_cache(maxsize=64)
+def _trusted_m2(dtype: np.dtype) -> float:
+    """Below this share of Σx², Σx² - (Σx)²/k has lost more than ~6 digits in ``dtype``."""
+    return float(_CANCELLATION * np.finfo(dtype).eps)
+
+
+@functools.lru_cache(maxsize=64)
+def dtype_name(dtype: np.dtype) -> str:
+    """``dtype.name``, remembered: numpy builds the string anew at every access (~2 µs)."""
+    return np.dtype(dtype).name
+
+
+def _row_dots(rows: np.ndarray, other: np.ndarray) -> np.ndarray:
+    """One dot product per row: single-threaded, where ``rows @ v`` would start BLAS
+    threads that only lose time on a loaded machine."""
+    dots: np.ndarray = (
+        np.vecdot(rows, other) if hasattr(np, "vecdot") else np.einsum("ij,...j->i", rows, other)
+    )  # np.vecdot: numpy >= 2.0
+    return dots
+
+
 class StatsAccumulator:
     """Statistics merged part by part: a tensor too big to hold is streamed in bands.
 
-    Mean and variance are merged chunk by chunk (Chan et al.), which is as stable as
-    two passes; min/max and the NaN/Inf/zero counts simply add up.
+    Mean and variance are merged chunk by chunk (Chan et al.); within a chunk of floats
+    they come from Σx and Σx² (``_row_sums``), or from deviations from the mean where that
+    would lose digits, so they stay as accurate as two passes. Min/max and the
+    NaN/Inf/zero counts simply add up.
     """
 
     def __init__(self, shape: tuple[int, ...], dtype: np.dtype) -> None:
         self.dtype = np.dtype(dtype)
         count = math.prod(shape)
         self.stats = Stats(
-            shape=tuple(shape), dtype=self.dtype.name, nbytes=count * self.dtype.itemsize, count=count
+            shape=tuple(shape), dtype=dtype_name(self.dtype), nbytes=count * self.dtype.itemsize, count=count
         )
         self.is_complex = self.dtype.kind == "c"
         self.n = 0
@@ -127,28 +168,83 @@ class StatsAccumulator:
 
     def add(self, array: np.ndarray, cancel: threading.Event | None = None) -> None:
         """Count the values of ``array`` (any shape, this accumulator's dtype) in."""
-        stats, is_complex = self.stats, self.is_complex
-        for chunk in _chunks(_flat(array), cancel):
-            good = _finite_part(chunk, stats, is_complex)
-            if not good.size:
-                continue
-            mags = np.abs(good) if is_complex else good
-            self.lo, self.hi = min(self.lo, mags.min().item()), max(self.hi, mags.max().item())
-            k = good.size
-            chunk_mean = good.sum(dtype=np.complex128 if is_complex else np.float64) / k
-            # deviations in the chunk's own precision, squared in place, pairwise-summed:
-            # accurate to ~1e-8 relative where a float32 BLAS dot drifts to ~1e-5
-            dev = good - (good.dtype.type(chunk_mean) if good.dtype.kind in "fc" else chunk_mean)
-            if is_complex:
-                dev = dev.real * dev.real + dev.imag * dev.imag
+        exact = self.is_complex or self.dtype.kind in "iub"
+        flat = _flat(array)
+        # most arrays are one chunk: no generator for them (a trace summarises thousands)
+        if cancel is not None and cancel.is_set():
+            raise Cancelled()
+        for chunk in _chunks(flat, cancel) if flat.size > CHUNK_ELEMENTS else (flat,):
+            if exact:
+                self._add_exact(chunk)
             else:
-                np.square(dev, out=dev)
-            chunk_m2 = float(dev.sum(dtype=np.float64 if dev.dtype.itemsize >= 8 else None))
-            delta = chunk_mean - self.mean
-            total = self.n + k
-            self.mean = self.mean + delta * (k / total)
-            self.m2 += chunk_m2 + float(abs(delta) ** 2) * self.n * k / total
-            self.n = total
+                self._add_real(display_float(chunk))  # bf16/fp8/f16 -> float32 copy of one chunk
+
+    def _add_real(self, chunk: np.ndarray) -> None:
+        """Real floats: min and max first, since NaN makes both NaN and Inf shows in one of
+        them; only a chunk that holds NaN/Inf pays for masks and a copy of its finite part."""
+        stats = self.stats
+        lo, hi = chunk.min().item(), chunk.max().item()
+        good = chunk
+        if not (math.isfinite(lo) and math.isfinite(hi)):
+            good = _nonfinite_part(chunk, stats, False)
+            if not good.size:
+                return
+            lo, hi = good.min().item(), good.max().item()
+        if lo <= 0 <= hi:  # no zero can lie outside [lo, hi]: a positive tensor skips the count
+            stats.zeros += int(np.count_nonzero(good == 0))
+        self.lo, self.hi = min(self.lo, lo), max(self.hi, hi)
+        k = good.size
+        scale = max(-lo, hi)
+        if good.dtype.itemsize < 8 and not (scale == 0 or SQUARES_UNDERFLOW < scale < SQUARES_OVERFLOW):
+            good = good.astype(np.float64)  # squares in float32 would overflow or underflow
+        total, squares = _row_sums(good)
+        chunk_mean = total / k
+        chunk_m2 = squares - total * chunk_mean
+        # One pass (Σx² - (Σx)²/k) loses the digits of |mean|/std; past 1e-6 of M2, take
+        # deviations from the mean instead (corrected two-pass: Σd² - (Σd)²/k, d = x - c).
+        if chunk_m2 < squares * _trusted_m2(good.dtype):
+            center = good.dtype.type(chunk_mean)
+            with np.errstate(over="ignore", invalid="ignore"):
+                dev_total, dev_squares = _row_sums(good - center)
+            chunk_mean = float(center) + dev_total / k
+            chunk_m2 = dev_squares - dev_total * dev_total / k
+        self._merge(k, chunk_mean, max(chunk_m2, 0.0))
+
+    def _add_exact(self, chunk: np.ndarray) -> None:
+        """Integers (exact: no float view of int64) and complex values (|z| for the range)."""
+        stats, is_complex = self.stats, self.is_complex
+        good = chunk
+        if chunk.dtype.kind in "iub":
+            stats.zeros += int(np.count_nonzero(chunk == 0))
+            if chunk.dtype.kind == "b":
+                good = chunk.astype(np.int64)
+        else:
+            stats.zeros += int(np.count_nonzero(chunk == 0))
+            if not np.isfinite(chunk).all():
+                good = _nonfinite_part(chunk, stats, is_complex)
+        if not good.size:
+            return
+        mags = np.abs(good) if is_complex else good
+        self.lo, self.hi = min(self.lo, mags.min().item()), max(self.hi, mags.max().item())
+        k = good.size
+        chunk_mean = good.sum(dtype=np.complex128 if is_complex else np.float64) / k
+        # deviations in the chunk's own precision, squared in place, pairwise-summed:
+        # accurate to ~1e-8 relative where a float32 BLAS dot drifts to ~1e-5
+        dev = good - (good.dtype.type(chunk_mean) if good.dtype.kind == "c" else chunk_mean)
+        if is_complex:
+            dev = dev.real * dev.real + dev.imag * dev.imag
+        else:
+            np.square(dev, out=dev)
+        chunk_m2 = float(dev.sum(dtype=np.float64 if dev.dtype.itemsize >= 8 else None))
+        self._merge(k, chunk_mean, chunk_m2)
+
+    def _merge(self, k: int, chunk_mean: complex | float, chunk_m2: float) -> None:
+        """Chan et al.'s update of the running mean and sum of squared deviations."""
+        delta = chunk_mean - self.mean
+        total = self.n + k
+        self.mean = self.mean + delta * (k / total)
+        self.m2 += chunk_m2 + float(abs(delta) ** 2) * self.n * k / total
+        self.n = total
 
     def finish(self, hist_values: np.ndarray | None, bins: int = 64, notes: list[str] | None = None) -> Stats:
         """The statistics, with a histogram of ``hist_values`` (all values, or a sample of them)."""
@@ -161,8 +257,8 @@ class StatsAccumulator:
         stats.min, stats.max = lo, hi
         stats.mean = complex(self.mean) if is_complex else float(self.mean.real)
         stats.std = math.sqrt(max(self.m2, 0.0) / self.n)
-        edges = np.linspace(lo, hi if hi > lo else lo + 1.0, bins + 1)
         if hist_values is not None and hist_values.size:
+            edges = np.linspace(lo, hi if hi > lo else lo + 1.0, bins + 1)
             values = (
                 hist_values.astype(np.float64)
                 if hist_values.dtype.kind in "iub"

@@ -18,7 +18,7 @@ import numpy as np
 from tensor_inspector.backends import Source
 from tensor_inspector.core.dtypes import is_numeric
 from tensor_inspector.core.errors import Cancelled, InspectorError, NotEvaluable
-from tensor_inspector.core.stats import StatsAccumulator
+from tensor_inspector.core.stats import StatsAccumulator, dtype_name
 from tensor_inspector.session.answers import TracedNode, TraceReport
 
 DEFAULT_KEEP_BYTES = 1024 << 20  # the CLI's --keep-mb default
@@ -104,22 +104,24 @@ class _Collector:
 
 
 def summarise(node_id: str, op: str, inputs: tuple[str, ...], array: np.ndarray, kept: bool) -> TracedNode:
-    """Min/max/mean/std and NaN/Inf/zero counts of ``array`` in float64, in one chunked pass.
+    """Min/max/mean/std and NaN/Inf/zero counts of ``array``, accumulated in float64.
 
     No histogram (that is what makes ``compute_stats`` dearer); complex values give
-    min/max of |z| and the real part of the mean.
+    min/max of |z| and the real part of the mean. A trace calls this for every node, so
+    it stays lean: most of a small tensor's cost is Python, not arithmetic.
     """
-    shape = tuple(int(d) for d in array.shape)
-    if array.size == 0 or not is_numeric(array.dtype):
-        return TracedNode(node_id, op, array.dtype.name, shape, None, None, None, None, 0, 0, 0, inputs, kept)
-    accumulator = StatsAccumulator(shape, array.dtype)
+    dtype = array.dtype
+    name, shape = dtype_name(dtype), tuple(map(int, array.shape))
+    if array.size == 0 or not is_numeric(dtype):
+        return TracedNode(node_id, op, name, shape, None, None, None, None, 0, 0, 0, inputs, kept)
+    accumulator = StatsAccumulator(shape, dtype)
     accumulator.add(array)
     stats = accumulator.finish(None)
     mean = stats.mean.real if isinstance(stats.mean, complex) else stats.mean
     return TracedNode(
         node_id,
         op,
-        array.dtype.name,
+        name,
         shape,
         _number(stats.min),
         _number(stats.max),
