@@ -289,3 +289,36 @@ def test_exported_entropy_names_log_not_the_mul_where_nan_shows(tmp_path):
     )
     ids = [n.id for n in report.nodes]
     _assert_stats_equal(report, onnx_fixtures.ort_values(path, ids, {"x": x}))
+
+
+def test_custom_domain_ops_need_trust_to_trace(tmp_path):
+    """A trace runs the model as evaluation does: onnxruntime's contrib ops only when trusted."""
+    from onnx import TensorProto, helper
+
+    from tensor_inspector.backends.base import TrustRequired
+
+    nodes = [
+        helper.make_node("Relu", ["x"], ["r"]),
+        helper.make_node("Gelu", ["r"], ["g"], domain="com.microsoft"),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "custom",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2])],
+        [helper.make_tensor_value_info("g", TensorProto.FLOAT, [2])],
+    )
+    opsets = [helper.make_opsetid("", 17), helper.make_opsetid("com.microsoft", 1)]
+    model = helper.make_model(graph, opset_imports=opsets)
+    model.ir_version = 8
+    onnx.save_model(model, tmp_path / "custom.onnx")
+    feeds = {"x": np.array([-1.0, 2.0], np.float32)}
+    session = LocalSession()
+    try:
+        info = session.open(tmp_path / "custom.onnx")
+        with pytest.raises(TrustRequired):
+            session.trace(info.handle, feeds=feeds)
+        report = session.trace(info.handle, feeds=feeds, trust=True)
+    finally:
+        session.close_all()
+    assert [(n.id, n.op) for n in report.nodes] == [("r", "Relu"), ("g", "com.microsoft::Gelu")]
+    assert report.node("g").min == 0.0 and report.node("g").inputs == ("r",)
