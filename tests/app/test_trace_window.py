@@ -338,3 +338,22 @@ def test_closing_or_saving_the_file_drops_its_trace(qtbot, window, files):
     assert not window.tree.model.has_traces() and window.tree.view.isColumnHidden(TRACE_COLUMN)
     assert controller.view.message.text() == "The traced file was closed."
     assert controller.view.chart_data() is None
+
+
+def test_the_log_scale_is_labelled_in_values_and_chosen_when_a_few_nodes_dwarf_the_rest():
+    from tensor_inspector.app.views.trace_axes import ChartData, log_ticks, symexp, symlog, wide_spread
+
+    ticks = log_ticks(float(symlog(np.array(-2000.0))), float(symlog(np.array(2000.0))))
+    assert [round(symexp(t), 6) for t in ticks] == [-1000, -100, -10, 0, 10, 100, 1000]
+    assert symexp(float(symlog(np.array(-0.25)))) == pytest.approx(-0.25)
+
+    def chart(lows, highs):
+        n = len(lows)
+        zeros = np.zeros(n, np.int64)
+        return ChartData(
+            [str(i) for i in range(n)], np.array(lows), np.array(highs), *(np.zeros(n),) * 2, zeros, zeros
+        )
+
+    assert not wide_spread(chart([-1.0, -2.0, 0.0], [1.0, 3.0, 0.5]))
+    assert wide_spread(chart([-1.0, -2.0, -1989.0], [1.0, 3.0, 1989.0]))
+    assert not wide_spread(chart([np.nan, -1.0], [np.nan, 1.0]))

@@ -12,9 +12,6 @@ progress, and asks for Go to first NaN/Inf, Export and Cancel by signals.
 
 from __future__ import annotations
 
-import math
-from dataclasses import dataclass
-
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QPoint, QPointF, Qt, Signal
@@ -30,7 +27,8 @@ from PySide6.QtWidgets import (
 )
 
 from tensor_inspector.app.views.compare_table import number_text
-from tensor_inspector.session.answers import TracedNode, TraceReport
+from tensor_inspector.app.views.trace_axes import ChartData, OrderAxis, ValueAxis, symlog, wide_spread
+from tensor_inspector.session.answers import TraceReport
 
 RANGE_COLOUR, BAD_RANGE_COLOUR = "#6f9bd1", "#e0533d"
 MEAN_COLOUR, STD_COLOUR = "#1b3a66", "#2e8b57"
@@ -39,99 +37,6 @@ SELECTED_COLOUR = "#ff8c00"
 NAN_ROW, INF_ROW = 0.68, 0.32  # heights of the NaN and Inf markers in their track
 AXIS_WIDTH = 64  # one left-axis width for the three plots, so their x positions line up
 SYMBOLS_UP_TO = 300  # nodes: beyond this the std line has no per-node dots
-LOG_SPREAD = 100.0  # a report whose largest |value| is this many times the typical one opens in log scale
-
-
-@dataclass(frozen=True)
-class ChartData:
-    """What the plots draw, one entry per traced node in execution order (NaN: undefined)."""
-
-    ids: list[str]
-    low: np.ndarray
-    high: np.ndarray
-    mean: np.ndarray
-    std: np.ndarray
-    nan: np.ndarray  # NaN count per node
-    inf: np.ndarray  # Inf count per node
-
-    @classmethod
-    def of(cls, nodes: list[TracedNode]) -> ChartData:
-        def column(name: str) -> np.ndarray:
-            values = [getattr(n, name) for n in nodes]
-            return np.array([np.nan if v is None else v for v in values], dtype=np.float64)
-
-        return cls(
-            [n.id for n in nodes],
-            column("min"),
-            column("max"),
-            column("mean"),
-            column("std"),
-            np.array([n.nan for n in nodes], dtype=np.int64),
-            np.array([n.inf for n in nodes], dtype=np.int64),
-        )
-
-
-def symlog(values: np.ndarray) -> np.ndarray:
-    """sign(x) log10(1 + |x|): zero stays zero, sign kept, decades equally spaced."""
-    with np.errstate(invalid="ignore"):
-        return np.asarray(np.sign(values) * np.log10(1.0 + np.abs(values)))
-
-
-def symexp(y: float) -> float:
-    """The inverse of ``symlog`` for one value (tick labels)."""
-    return math.copysign(10.0 ** min(abs(y), 300.0) - 1.0, y)
-
-
-class ValueAxis(pg.AxisItem):  # type: ignore[misc]  # pyqtgraph has no type hints
-    """A left axis whose labels show values, also when the plot is drawn in symmetric log."""
-
-    def __init__(self) -> None:
-        super().__init__("left")
-        self.log_scale = False
-
-    def tickValues(self, minVal: float, maxVal: float, size: float) -> list[tuple[float, list[float]]]:  # noqa: N802, N803
-        if not self.log_scale:
-            return list(super().tickValues(minVal, maxVal, size))
-        ticks = log_ticks(minVal, maxVal)
-        return [(1.0, ticks)] if len(ticks) >= 2 else list(super().tickValues(minVal, maxVal, size))
-
-    def tickStrings(self, values: list[float], scale: float, spacing: float) -> list[str]:  # noqa: N802
-        shown = [symexp(v) if self.log_scale else v for v in values]
-        return [f"{v:.3g}" if abs(v) > 1e-300 else "0" for v in shown]
-
-
-def log_ticks(low: float, high: float, most: int = 7) -> list[float]:
-    """Ticks of a symmetric-log axis between ``low`` and ``high`` (drawn coordinates): 0 and
-    ±powers of ten far enough from 0 to be read apart, thinned to at most ``most``."""
-    top = symexp(max(abs(low), abs(high)))
-    if top <= 0:
-        return []
-    gap = (high - low) / 12  # closer to 0 than this, a tick's label would overlap 0's
-    powers = [
-        k for k in range(-6, int(math.floor(math.log10(top))) + 1) if float(symlog(np.array(10.0**k))) >= gap
-    ]
-    step = 1
-    while 1 + 2 * len(powers[::step]) > most and step < len(powers):
-        step += 1
-    chosen = powers[::-1][::step]  # thinned from the top: the largest decade stays labelled
-    values = [0.0] + [sign * 10.0**k for k in chosen for sign in (1.0, -1.0)]
-    return sorted(t for t in (float(symlog(np.array(v))) for v in values) if low <= t <= high)
-
-
-class OrderAxis(pg.AxisItem):  # type: ignore[misc]  # pyqtgraph has no type hints
-    """The bottom axis: node numbers, so whole numbers only."""
-
-    def __init__(self) -> None:
-        super().__init__("bottom")
-
-    def tickSpacing(self, minVal: float, maxVal: float, size: float) -> list[tuple[float, float]]:  # noqa: N802, N803
-        levels = super().tickSpacing(minVal, maxVal, size)
-        return [(float(max(1, round(spacing))), offset) for spacing, offset in levels if spacing >= 1] or [
-            (1.0, 0.0)
-        ]
-
-    def tickStrings(self, values: list[float], scale: float, spacing: float) -> list[str]:  # noqa: N802
-        return [str(int(round(v))) for v in values]
 
 
 class TraceView(QWidget):
@@ -149,6 +54,7 @@ class TraceView(QWidget):
         self._selected: int | None = None
         self.summary = QLabel()
         self.summary.setWordWrap(True)
+        self.summary.setTextFormat(Qt.TextFormat.RichText)  # node ids are escaped (summary_html)
         self.summary.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.progress_label = QLabel()
         self.progress = QProgressBar()
@@ -173,6 +79,7 @@ class TraceView(QWidget):
         self.log_box.setToolTip("sign(x)·log10(1+|x|): a few huge values no longer flatten the rest")
         self.log_box.toggled.connect(lambda _on: self._draw())
         self.readout = QLabel(" ")
+        self.readout.setTextFormat(Qt.TextFormat.PlainText)
         self.readout.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.readout.setStyleSheet("color: #333;")
         controls = QHBoxLayout()
@@ -185,6 +92,7 @@ class TraceView(QWidget):
         self.graphics.setBackground("w")
         self._build_plots()
         self.message = QLabel()
+        self.message.setTextFormat(Qt.TextFormat.PlainText)
         self.message.setAlignment(Qt.AlignmentFlag.AlignCenter)
         self.message.setWordWrap(True)
         self.message.setStyleSheet("color: #555; font-size: 13px;")
@@ -459,15 +367,6 @@ class TraceView(QWidget):
         i = self.node_at(event.scenePos())  # type: ignore[attr-defined]
         if i is not None and self._data is not None:
             self.node_clicked.emit(self._data.ids[i])
-
-
-def wide_spread(data: ChartData) -> bool:
-    """Whether a few nodes' values dwarf the others' (then the symmetric log scale reads better)."""
-    sizes = np.fmax(np.abs(data.low), np.abs(data.high))
-    sizes = sizes[np.isfinite(sizes) & (sizes > 0)]
-    if sizes.size < 2:
-        return False
-    return bool(sizes.max() > LOG_SPREAD * float(np.median(sizes)))
 
 
 def summary_html(report: TraceReport, what: str) -> str:
