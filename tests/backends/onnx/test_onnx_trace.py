@@ -121,15 +121,23 @@ def test_exported_cnn_every_value_equals_onnxruntime(tmp_path, external):
     assert report.first_nonfinite is None
 
 
-@pytest.mark.parametrize("model", ["cnn", "branch"])
+@pytest.mark.parametrize("model", ["cnn", "external", "branch", "nested", "loop"])
 def test_small_chunks_give_the_same_trace(tmp_path, monkeypatch, model):
-    """One session per chunk: chunks of one value each trace exactly what one run traces."""
-    if model == "cnn":
-        path = onnx_fixtures.export_cnn(tmp_path / "cnn.onnx")
+    """One session per chunk, each cut to its own nodes: chunks of one value each trace
+    exactly what one run traces (weights in external files, If branches, Loop bodies)."""
+    if model in ("cnn", "external"):
+        path = onnx_fixtures.export_cnn(tmp_path / "cnn.onnx", external=model == "external")
         feeds = {"image": np.random.default_rng(2).standard_normal((1, 3, 16, 16)).astype(np.float32)}
-    else:
+    elif model == "branch":
         path = fx.branch_model(tmp_path / "gated.onnx")
         feeds = {"x": fx.BRANCH_FEEDS["nan"]}
+    elif model == "nested":
+        path = onnx_fixtures.nested_if_model(tmp_path / "nested.onnx")
+        feeds = {"x": np.array([[1.0, -2.0, 3.0], [0.5, 0.0, -1.0]], np.float32)}
+    else:
+        path = onnx_fixtures.loop_model(tmp_path / "loop.onnx")
+        with open_path(path) as source:
+            feeds = source.default_feeds()
     _info, whole = _traced(path, feeds)
     chunks: list[int] = []
     real = onnx_trace._chunks
@@ -226,7 +234,8 @@ def test_trace_entries_need_no_onnxruntime(tmp_path):
 
 
 def test_a_model_onnxruntime_refuses_fails_once_with_its_reason(tmp_path, monkeypatch):
-    """Not value by value: one refused chunk, one check of the model as it is, one sentence."""
+    """Not value by value: one refused chunk (cut out, then from the whole model), one check
+    of the model as it is, one sentence."""
     from onnx import TensorProto, helper
 
     from tensor_inspector.backends.onnx import source as onnx_source
@@ -250,7 +259,7 @@ def test_a_model_onnxruntime_refuses_fails_once_with_its_reason(tmp_path, monkey
     monkeypatch.setattr(onnx_source, "Runner", Counted)
     with open_path(tmp_path / "u16.onnx") as source, pytest.raises(InspectorError, match="Neg"):
         trace_source(source)
-    assert made == [["n", "a", "y"], []]
+    assert made == [["n", "a", "y"], ["n", "a", "y"], []]  # the chunk's own model, the whole one
 
 
 def test_a_trace_after_an_evaluation_reuses_its_session(tmp_path, monkeypatch):
@@ -322,3 +331,39 @@ def test_custom_domain_ops_need_trust_to_trace(tmp_path):
         session.close_all()
     assert [(n.id, n.op) for n in report.nodes] == [("r", "Relu"), ("g", "com.microsoft::Gelu")]
     assert report.node("g").min == 0.0 and report.node("g").inputs == ("r",)
+
+
+def test_each_chunk_runs_only_its_own_nodes_fed_what_earlier_chunks_computed(tmp_path, monkeypatch):
+    """One-value chunks of a chain: each session holds one node and the weights it reads."""
+    from tensor_inspector.backends.onnx import source as onnx_source
+
+    path = fx.chain_model(tmp_path / "chain.onnx")
+    models: list[tuple[list[str], list[str], list[str]]] = []
+
+    class Recorded(onnx_source.Runner):
+        def __init__(self, model, folder, outputs, arena=True):
+            graph = model.graph
+            models.append(
+                (
+                    [n.op_type for n in graph.node],
+                    [i.name for i in graph.input],
+                    [t.name for t in graph.initializer],
+                )
+            )
+            super().__init__(model, folder, outputs, arena)
+
+    monkeypatch.setattr(onnx_source, "Runner", Recorded)
+    monkeypatch.setattr(onnx_trace, "CHUNK_BYTES", 1)
+    feeds = {"x": fx.CHAIN_FEEDS[True]}
+    _info, chunked = _traced(path, feeds)
+    assert models == [
+        (["MatMul"], ["x"], ["w"]),
+        (["Sub"], ["h"], ["offset"]),
+        (["Log"], ["shifted"], []),
+        (["Mul"], ["logged"], ["two"]),
+        (["Relu"], ["scaled"], []),
+        (["Add"], ["act"], ["one"]),
+    ]
+    expected = onnx_fixtures.ort_values(path, [n.id for n in chunked.nodes], feeds)
+    _assert_stats_equal(chunked, expected)
+    assert chunked.first_nonfinite == fx.CHAIN_PRODUCER
