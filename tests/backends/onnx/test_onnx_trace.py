@@ -15,6 +15,7 @@ import onnx_trace_fixtures as fx
 import pytest
 
 from tensor_inspector.backends.base import Cancelled, NodeKind
+from tensor_inspector.backends.onnx import cutting
 from tensor_inspector.backends.onnx import trace as onnx_trace
 from tensor_inspector.backends.registry import open_path
 from tensor_inspector.cli import main
@@ -352,10 +353,20 @@ def test_each_chunk_runs_only_its_own_nodes_fed_what_earlier_chunks_computed(tmp
             )
             super().__init__(model, folder, outputs, arena)
 
+    held: list[list[str]] = []  # values kept for later chunks, as each chunk starts
+    real_cut = cutting.Cutter.cut
+
+    def cut(self, start, stop):
+        found = real_cut(self, start, stop)
+        held.append(sorted(self.kept))
+        return found
+
     monkeypatch.setattr(onnx_source, "Runner", Recorded)
+    monkeypatch.setattr(cutting.Cutter, "cut", cut)
     monkeypatch.setattr(onnx_trace, "CHUNK_BYTES", 1)
     feeds = {"x": fx.CHAIN_FEEDS[True]}
     _info, chunked = _traced(path, feeds)
+    assert held == [[], ["h"], ["shifted"], ["logged"], ["scaled"], ["act"]]  # only what is still read
     assert models == [
         (["MatMul"], ["x"], ["w"]),
         (["Sub"], ["h"], ["offset"]),
