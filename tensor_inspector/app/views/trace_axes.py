@@ -68,30 +68,36 @@ class ValueAxis(pg.AxisItem):  # type: ignore[misc]  # pyqtgraph has no type hin
     def tickValues(self, minVal: float, maxVal: float, size: float) -> list[tuple[float, list[float]]]:  # noqa: N802, N803
         if not self.log_scale:
             return list(super().tickValues(minVal, maxVal, size))
-        ticks = log_ticks(minVal, maxVal)
-        return [(1.0, ticks)] if len(ticks) >= 2 else list(super().tickValues(minVal, maxVal, size))
+        ticks = log_ticks(minVal, maxVal, size)
+        if len(ticks) >= 2:
+            return [(1.0, ticks)]
+        # a narrow range near 0 (where the scale is almost linear): round values, placed in log
+        levels = super().tickValues(symexp(minVal), symexp(maxVal), size)
+        return [(spacing, [float(symlog(np.array(v))) for v in values]) for spacing, values in levels]
 
     def tickStrings(self, values: list[float], scale: float, spacing: float) -> list[str]:  # noqa: N802
         shown = [symexp(v) if self.log_scale else v for v in values]
         return [f"{v:.3g}" if abs(v) > 1e-300 else "0" for v in shown]
 
 
-def log_ticks(low: float, high: float, most: int = 7) -> list[float]:
+def log_ticks(low: float, high: float, pixels: float = 300.0, spacing_px: float = 18.0) -> list[float]:
     """Ticks of a symmetric-log axis between ``low`` and ``high`` (drawn coordinates): 0 and
-    ±powers of ten far enough from 0 to be read apart, thinned to at most ``most``."""
+    ±powers of ten, none closer than ``spacing_px`` on an axis ``pixels`` long, so labels
+    never overlap; 0 and the largest decades win."""
     top = symexp(max(abs(low), abs(high)))
-    if top <= 0:
+    if top <= 0 or high <= low:
         return []
-    gap = (high - low) / 12  # closer to 0 than this, a tick's label would overlap 0's
-    powers = [
-        k for k in range(-6, int(math.floor(math.log10(top))) + 1) if float(symlog(np.array(10.0**k))) >= gap
+    gap = spacing_px * (high - low) / max(pixels, 1.0)
+    candidates = [0.0] + [
+        sign * float(symlog(np.array(10.0**k)))
+        for k in range(int(math.floor(math.log10(top))), -7, -1)
+        for sign in (1.0, -1.0)
     ]
-    step = 1
-    while 1 + 2 * len(powers[::step]) > most and step < len(powers):
-        step += 1
-    chosen = powers[::-1][::step]  # thinned from the top: the largest decade stays labelled
-    values = [0.0] + [sign * 10.0**k for k in chosen for sign in (1.0, -1.0)]
-    return sorted(t for t in (float(symlog(np.array(v))) for v in values) if low <= t <= high)
+    kept: list[float] = []
+    for tick in candidates:  # in priority order: 0, then decades from the largest down
+        if low <= tick <= high and all(abs(tick - other) >= gap for other in kept):
+            kept.append(tick)
+    return sorted(kept)
 
 
 class OrderAxis(pg.AxisItem):  # type: ignore[misc]  # pyqtgraph has no type hints

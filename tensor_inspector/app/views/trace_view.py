@@ -57,7 +57,12 @@ class TraceView(QWidget):
         self.summary.setTextFormat(Qt.TextFormat.RichText)  # node ids are escaped (summary_html)
         self.summary.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.progress_label = QLabel()
+        self.progress_label.setAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+        # room for the longest count: the wrapping summary beside it would otherwise squeeze it
+        widest = "Exporting 888888 / 888888 values"
+        self.progress_label.setMinimumWidth(self.progress_label.fontMetrics().horizontalAdvance(widest) + 8)
         self.progress = QProgressBar()
+        self.progress.setMinimumWidth(160)
         self.progress.setMaximumWidth(220)
         self.progress.setTextVisible(False)
         self.cancel_button = QPushButton("Cancel")
