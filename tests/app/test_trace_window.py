@@ -58,7 +58,7 @@ def files(tmp_path_factory):
 
 
 def trace(qtbot, win, node_id, handle):
-    """Select ``node_id``, press Trace (Ctrl+T) and wait for the report; also returns the progress seen."""
+    """Select ``node_id``, press Trace (Ctrl+Shift+T) and wait for the report; also returns the progress seen."""
     controller = win.trace_controller
     seen: list[tuple[int, int]] = []
     controller.worker.progress.connect(lambda _rid, done, total: seen.append((done, total)))
@@ -357,3 +357,25 @@ def test_the_log_scale_is_labelled_in_values_and_chosen_when_a_few_nodes_dwarf_t
     assert not wide_spread(chart([-1.0, -2.0, 0.0], [1.0, 3.0, 0.5]))
     assert wide_spread(chart([-1.0, -2.0, -1989.0], [1.0, 3.0, 1989.0]))
     assert not wide_spread(chart([np.nan, -1.0], [np.nan, 1.0]))
+
+
+def test_the_trace_shortcut_is_the_windows_only_one_and_starts_a_trace(qtbot, window, files):
+    from PySide6.QtGui import QAction, QKeySequence
+    from PySide6.QtWidgets import QAbstractButton
+
+    handle = open_file(qtbot, window, files["nan"])
+    show(qtbot, window, "graph/x", handle)  # the array view (and its own shortcuts) exist now
+    key = window.trace_controller.trace_action.shortcut()
+    assert key == QKeySequence("Ctrl+Shift+T")
+    others = [
+        a.shortcut() for a in window.findChildren(QAction) if a is not window.trace_controller.trace_action
+    ]
+    others += [b.shortcut() for b in window.findChildren(QAbstractButton)]
+    assert key not in others  # an ambiguous shortcut would do nothing
+    with qtbot.waitSignal(window.trace_controller.traced, timeout=TRACE_TIMEOUT):
+        qtbot.keyClick(
+            window.tree.view,
+            Qt.Key.Key_T,
+            Qt.KeyboardModifier.ControlModifier | Qt.KeyboardModifier.ShiftModifier,
+        )
+    assert window.documents[handle].trace.first_nonfinite == TORCH_PRODUCER

@@ -110,7 +110,7 @@ class TraceView(QWidget):
         layout.addLayout(top)
         layout.addLayout(controls)
         layout.addWidget(self.stack, 1)
-        self.clear("Select a graph or signature and choose Tools › Trace (Ctrl+T).")
+        self.clear("Select a graph or signature and choose Tools › Trace (Ctrl+Shift+T).")
 
     def _build_plots(self) -> None:
         self.range_axis, self.std_axis = ValueAxis(), ValueAxis()

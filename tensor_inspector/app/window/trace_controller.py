@@ -86,7 +86,10 @@ class TraceController(QObject):
         self.worker.failed.connect(self._on_failed)
         self.worker.trust_needed.connect(self._on_trust_needed)
         self.worker.cancelled.connect(lambda rid: self._on_cancelled(rid))
-        self.trace_action = make_action(window, "&Trace", self.trace_selected, "Ctrl+T", None, TRACE_TIP)
+        # (Ctrl+T transposes the table)
+        self.trace_action = make_action(
+            window, "&Trace", self.trace_selected, "Ctrl+Shift+T", None, TRACE_TIP
+        )
         self.panel_action = make_action(
             window, "Trace &Results", self.show_panel, None, None, "Show the trace panel"
         )
@@ -154,7 +157,7 @@ class TraceController(QObject):
 
     # -- tracing -------------------------------------------------------------------------------------
     def trace_selected(self) -> None:
-        """Ctrl+T: trace what the selection belongs to."""
+        """Ctrl+Shift+T: trace what the selection belongs to."""
         target = self._target()
         if target is None:
             self.status.showMessage("Select a graph or signature (or a node of one) to trace it.", 8000)
@@ -358,7 +361,7 @@ class TraceController(QObject):
         if self._running is not None and self._running[1] == handle:
             self._forget_running()
         if self._shown == handle and self._view is not None:
-            self._view.clear("The file was saved since it was traced: trace it again (Ctrl+T).")
+            self._view.clear("The file was saved since it was traced: trace it again (Ctrl+Shift+T).")
         self.update_action()
 
     def shutdown(self) -> None:
