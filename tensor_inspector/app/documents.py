@@ -140,6 +140,7 @@ class Documents(QObject):
     document_changed = Signal(int)  # handle: its FileInfo was replaced (saved, saved as, reopened)
     edited = Signal(int, str)  # handle, node id: a value changed (edit, paste, replace, undo, redo)
     modified_changed = Signal(int)  # handle: unsaved state, undo position or saving changed
+    feeds_changed = Signal(int)  # handle: the inputs chosen for its graph changed
 
     def __init__(self, parent: QObject | None = None) -> None:
         super().__init__(parent)
@@ -226,6 +227,7 @@ class Documents(QObject):
         document = self._documents.get(handle)
         if document is not None:
             document.feeds = dict(feeds)
+            self.feeds_changed.emit(handle)
 
     def set_saving(self, handle: int, saving: bool) -> None:
         """While a save writes ``handle``'s copies, its edits and its Undo/Redo are refused."""

@@ -284,6 +284,12 @@ def test_a_signature_is_traced_with_the_files_inputs(qtbot, window, tmp_path):
     np.testing.assert_allclose(shown, TF2_FEEDS[True] @ np.array([[1.0, -2.0], [0.5, 3.0]], np.float32))
     assert float(shown.min()) == pytest.approx(report.node(node_id).min, rel=1e-7)
     assert controller.view.selected() == node_id
+    # other inputs: the marks describe the trace, and the panel says it no longer matches
+    window.documents.set_feeds(handle, {"x": TF2_FEEDS[False]})
+    assert not controller.view.note.isHidden() and "inputs changed" in controller.view.note.text()
+    assert mark(window, handle, TF2_PRODUCER).first
+    window.documents.set_feeds(handle, {"x": TF2_FEEDS[True].copy()})
+    assert controller.view.note.isHidden()
 
 
 def test_a_graph_that_would_write_files_is_traced_only_once_trusted(qtbot, window, tmp_path):

@@ -68,6 +68,10 @@ class TraceView(QWidget):
         self.cancel_button = QPushButton("Cancel")
         self.cancel_button.setToolTip("Stop (Esc)")
         self.cancel_button.clicked.connect(self.cancel_requested)
+        self.note = QLabel()  # why the marks may not match what is shown now
+        self.note.setWordWrap(True)
+        self.note.setStyleSheet("color: #8a5a00;")
+        self.note.setVisible(False)
         top = QHBoxLayout()
         top.addWidget(self.summary, 1)
         top.addWidget(self.progress_label)
@@ -108,6 +112,7 @@ class TraceView(QWidget):
         layout.setContentsMargins(6, 4, 6, 4)
         layout.setSpacing(4)
         layout.addLayout(top)
+        layout.addWidget(self.note)
         layout.addLayout(controls)
         layout.addWidget(self.stack, 1)
         self.clear("Select a graph or signature and choose Tools › Trace (Ctrl+Shift+T).")
@@ -177,6 +182,7 @@ class TraceView(QWidget):
         """No trace: a sentence in place of the plots, nothing to go to or export."""
         self._data, self._report, self._selected = None, None, None
         self.summary.setText("")
+        self.set_note("")
         self.message.setText(message)
         self.stack.setCurrentWidget(self.message)
         self.readout.setText(" ")
@@ -242,6 +248,11 @@ class TraceView(QWidget):
         self.range_plot.enableAutoRange()
         self.std_plot.enableAutoRange()
         self.marks_plot.setYRange(0, 1, padding=0)
+
+    def set_note(self, text: str) -> None:
+        """A sentence under the summary (empty: none), e.g. that the inputs changed since the trace."""
+        self.note.setText(text)
+        self.note.setVisible(bool(text))
 
     def _set_running(self, running: bool) -> None:
         for widget in (self.progress_label, self.progress, self.cancel_button):

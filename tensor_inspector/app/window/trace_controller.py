@@ -16,10 +16,11 @@ never block on a file dialog.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import numpy as np
 from PySide6.QtCore import QObject, Qt, Signal
 from PySide6.QtWidgets import QDockWidget, QFileDialog, QMainWindow, QStatusBar
 
@@ -35,6 +36,10 @@ from tensor_inspector.session.answers import TraceReport
 if TYPE_CHECKING:
     from tensor_inspector.app.views.trace_view import TraceView
 
+INPUTS_CHANGED = (
+    "The inputs changed since this trace: values shown now are computed with the new inputs; "
+    "trace again (Ctrl+Shift+T) to update the marks and the chart."
+)
 TRACE_TIP = "Run the selected graph or signature once: every node's range, and the first NaN/Inf"
 DOCK_HEIGHT = 300
 
@@ -46,6 +51,20 @@ def entry_of(entries: list[str], node: Node | None) -> str | None:
     if node is None:
         return entries[0]
     return next((e for e in entries if node.id == e or node.id.startswith(e + "/")), None)
+
+
+def same_inputs(traced: Mapping[str, np.ndarray], chosen: Mapping[str, np.ndarray]) -> bool:
+    """Whether the inputs chosen now are the ones the trace ran with (others do not take part)."""
+    for name, value in chosen.items():
+        used = traced.get(name)
+        if used is None:
+            continue
+        given = np.asarray(value)
+        if used.shape != given.shape or used.dtype != given.dtype:
+            return False
+        if not np.array_equal(used, given, equal_nan=given.dtype.kind in "fc"):
+            return False
+    return True
 
 
 def trace_summary(report: TraceReport) -> str:
@@ -106,6 +125,7 @@ class TraceController(QObject):
         documents.document_added.connect(lambda _handle: self.update_action())
         documents.document_removed.connect(self._on_removed)
         documents.document_changed.connect(self._on_changed)
+        documents.feeds_changed.connect(self._on_feeds_changed)
         self.update_action()
 
     # -- the panel -------------------------------------------------------------------------------
@@ -363,6 +383,13 @@ class TraceController(QObject):
         if self._shown == handle and self._view is not None:
             self._view.clear("The file was saved since it was traced: trace it again (Ctrl+Shift+T).")
         self.update_action()
+
+    def _on_feeds_changed(self, handle: int) -> None:
+        """New inputs: the marks still describe the trace, which no longer matches the values shown."""
+        document = self.documents.get(handle)
+        if document is None or document.trace is None or handle != self._shown or self._view is None:
+            return
+        self._view.set_note("" if same_inputs(document.trace.feeds, document.feeds) else INPUTS_CHANGED)
 
     def shutdown(self) -> None:
         """The window closes: stop the running job (the session's shutdown frees its thread)."""
