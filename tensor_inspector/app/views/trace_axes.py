@@ -80,10 +80,11 @@ class ValueAxis(pg.AxisItem):  # type: ignore[misc]  # pyqtgraph has no type hin
         return [f"{v:.3g}" if abs(v) > 1e-300 else "0" for v in shown]
 
 
-def log_ticks(low: float, high: float, pixels: float = 300.0, spacing_px: float = 18.0) -> list[float]:
+def log_ticks(low: float, high: float, pixels: float = 300.0, spacing_px: float = 15.0) -> list[float]:
     """Ticks of a symmetric-log axis between ``low`` and ``high`` (drawn coordinates): 0 and
     ±powers of ten, none closer than ``spacing_px`` on an axis ``pixels`` long, so labels
-    never overlap; 0 and the largest decades win."""
+    never overlap and none sits where the edge would cut its label; 0 and the largest
+    decades win."""
     top = symexp(max(abs(low), abs(high)))
     if top <= 0 or high <= low:
         return []
@@ -95,7 +96,8 @@ def log_ticks(low: float, high: float, pixels: float = 300.0, spacing_px: float 
     ]
     kept: list[float] = []
     for tick in candidates:  # in priority order: 0, then decades from the largest down
-        if low <= tick <= high and all(abs(tick - other) >= gap for other in kept):
+        inside = low + gap / 2 <= tick <= high - gap / 2  # a label cut by the edge is not drawn
+        if inside and all(abs(tick - other) >= gap for other in kept):
             kept.append(tick)
     return sorted(kept)
 
