@@ -188,6 +188,18 @@ class Source:
         """Node ids of what one run can trace (signatures, programs), the default first."""
         return []
 
+    def trace_size(self, entry: str) -> int:
+        """About how many outputs one trace of ``entry`` reports: its progress total.
+
+        The graph nodes listed under ``entry``, else every graph node of the file (formats
+        whose entry is not the parent of its nodes). An estimate: branches not taken and
+        values a format cannot fetch are counted too.
+        """
+        prefix = entry + "/"
+        computed = [node_id for node_id, node in self.nodes.items() if node.kind is NodeKind.COMPUTED]
+        inside = sum(1 for node_id in computed if node_id.startswith(prefix))
+        return inside or len(computed)
+
     def trace(
         self,
         entry: str,

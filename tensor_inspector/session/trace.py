@@ -55,7 +55,7 @@ def trace_source(
     used = dict(source.default_feeds(entry))
     names = {spec.name for spec in specs}
     used.update({k: np.asarray(v) for k, v in (feeds or {}).items() if not names or k in names})
-    total = sum(1 for node_id in source.nodes if node_id.startswith(entry + "/"))
+    total = source.trace_size(entry)
     collector = _Collector(keep_bytes, total, progress, cancel)
     source.trace(entry, used, collector.on_node, cancel)
     if cancel is not None and cancel.is_set():

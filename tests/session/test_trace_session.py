@@ -62,3 +62,15 @@ def test_a_report_crosses_the_process_boundary_unchanged(files):
         received = wire.receive(right)
     assert isinstance(received, TraceReport)
     assert received.as_json() == report.as_json() and received.nodes == report.nodes
+
+
+def test_the_progress_total_is_known_from_the_first_node_where_ids_do_not_nest_under_the_entry():
+    """An ONNX graph's values are not listed under its entry: every graph value counts."""
+    from tensor_inspector.demo.make_demo import DEMO_DIR
+
+    calls: list[tuple[int, int]] = []
+    report = _trace(
+        LocalSession(), DEMO_DIR / "tiny_classifier.onnx", progress=lambda d, t: calls.append((d, t))
+    )
+    assert calls[0] == (1, 13)  # 13 listed graph values; the If branch not taken has 1 of them
+    assert len(report.nodes) == 12 and calls[-1] == (12, 13)
