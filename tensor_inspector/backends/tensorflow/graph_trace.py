@@ -4,8 +4,12 @@ A Session run computes everything its fetches depend on, so one run fetching all
 listed ops costs about one forward pass. What one run returns must fit in memory at
 once, though: the ops are fetched in chunks of about ``CHUNK_BYTES`` of outputs (sizes
 from the listed shapes, else from what earlier chunks measured), each value handed
-over and released before the next run. Execution order is the graph's own operation
-order, which TensorFlow builds topologically when it imports a GraphDef.
+over and released before the next run. A later run would compute the earlier chunks
+again to reach its own ops; instead the values it reads from them are carried over and
+fed (a Session prunes the graph at fed tensors), so a run of many chunks costs about one
+forward pass too, and holds what a forward pass holds between two ops. Execution order
+is the graph's own operation order, which TensorFlow builds topologically when it
+imports a GraphDef.
 """
 
 from __future__ import annotations
@@ -21,10 +25,12 @@ from tensor_inspector.backends.tensorflow.common import HANDLE_DTYPES, tf_error_
 from tensor_inspector.backends.tensorflow.graph import OpOutput, SignatureGraph
 from tensor_inspector.backends.tensorflow.runtime import GraphRunner
 
-CHUNK_BYTES = 256 << 20
+CHUNK_BYTES = 64 << 20  # outputs one Session run returns at once (and the reader must hold)
 FIRST_GUESS_BYTES = 1 << 20  # an output of unknown shape, before anything was measured
 _DEAD_BRANCH = ("does not have value",)  # a fetch inside a tf.cond branch the inputs skip
 _ANCESTOR_LIMIT = 256  # how far to look through unlisted ops for a node's traced inputs
+# Ops that cost nothing to run again: their outputs are recomputed, not carried between runs
+_FREE_OPS = frozenset({"Const", "Identity", "Placeholder", "PlaceholderWithDefault", "NoOp"})
 
 
 class _Fetch:
@@ -50,19 +56,29 @@ def trace_signature(
         if key not in feed_names:
             raise InspectorError(f"Signature {sig.key!r} has no input named {key!r}.")
         feed_dict[graph.get_tensor_by_name(feed_names[key])] = value
-    fetches = _fetches(graph, listed, tensor_of)
+    position = {operation.name: i for i, operation in enumerate(graph.get_operations())}
+    fetches = _fetches(listed, tensor_of, position)
+    needed_until = _needed_until(graph, fetches, position)
+    carried: dict[Any, Any] = {}  # graph tensor -> its value, fed to the runs that read it
     measured: list[int] = []
     for chunk in _chunks(fetches, measured):
         if cancel is not None and cancel.is_set():
             raise Cancelled()
-        for fetch, value in _run(sess, chunk, feed_dict, sig):
+        done = position.get(chunk[-1].tensor.op.name, -1)  # every op up to here has run
+        for fetch, value in _run(sess, chunk, {**feed_dict, **carried}, sig):
+            if needed_until.get(fetch.tensor.name, -1) > done:
+                carried[fetch.tensor] = value
             array = to_numpy(value, fetch.node.framework_dtype)
             measured.append(int(array.nbytes))
             on_node(fetch.node_id, fetch.op.op_type, fetch.inputs, array)
             del array, value  # released before the next value is summarised
+        for tensor in [t for t in carried if needed_until[t.name] <= done]:
+            del carried[tensor]  # no later op reads it
 
 
-def _fetches(graph: Any, listed: list[tuple[str, OpOutput, Node]], tensor_of: Any) -> list[_Fetch]:
+def _fetches(
+    listed: list[tuple[str, OpOutput, Node]], tensor_of: Any, position: dict[str, int]
+) -> list[_Fetch]:
     """The listed ops the prepared graph can fetch, in its operation order, with their inputs."""
     by_tensor: dict[str, _Fetch] = {}
     for node_id, op, node in listed:
@@ -73,13 +89,37 @@ def _fetches(graph: Any, listed: list[tuple[str, OpOutput, Node]], tensor_of: An
         except (KeyError, ValueError, IndexError):
             continue  # dropped by freezing: nothing the signature returns depends on it
         by_tensor.setdefault(tensor.name, _Fetch(node_id, op, node, tensor))
-    position = {operation.name: i for i, operation in enumerate(graph.get_operations())}
     ordered = sorted(
         by_tensor.values(), key=lambda f: (position.get(f.tensor.op.name, -1), f.tensor.value_index)
     )
     for fetch in ordered:
         fetch.inputs = _traced_inputs(fetch.tensor.op, by_tensor)
     return ordered
+
+
+def _needed_until(graph: Any, fetches: list[_Fetch], position: dict[str, int]) -> dict[str, int]:
+    """For each fetched tensor worth carrying: the position of the last op that reads it.
+
+    An op reads a tensor directly, or through ops whose outputs are not carried (not
+    fetched, not feedable, or free to recompute), which a later run recomputes from it.
+    A wrong answer costs time or memory, never correctness: a tensor carried too long is
+    fed although nothing needs it, one dropped too early is computed again.
+    """
+    carriable = {
+        f.tensor.name for f in fetches if f.tensor.op.type not in _FREE_OPS and graph.is_feedable(f.tensor)
+    }
+    reach: dict[str, int] = {}  # tensor -> last position that needs it
+    for operation in reversed(graph.get_operations()):
+        at = position[operation.name]
+        for tensor in operation.outputs:
+            last = at
+            for consumer in tensor.consumers():
+                last = max(last, position.get(consumer.name, at))
+                for output in consumer.outputs:
+                    if output.name not in carriable:  # recomputed from its inputs when needed
+                        last = max(last, reach.get(output.name, position.get(consumer.name, at)))
+            reach[tensor.name] = last
+    return {name: reach.get(name, -1) for name in carriable}
 
 
 def _traced_inputs(operation: Any, by_tensor: dict[str, _Fetch]) -> list[str]:
