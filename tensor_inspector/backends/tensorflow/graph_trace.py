@@ -7,13 +7,16 @@ from the listed shapes, else from what earlier chunks measured), each value hand
 over and released before the next run. A later run would compute the earlier chunks
 again to reach its own ops; instead the values it reads from them are carried over and
 fed (a Session prunes the graph at fed tensors), so a run of many chunks costs about one
-forward pass too, and holds what a forward pass holds between two ops. Execution order
-is the graph's own operation order, which TensorFlow builds topologically when it
-imports a GraphDef.
+forward pass too, and holds what a forward pass holds between two ops. Constants (a
+frozen signature's variables) are read from the graph one at a time, not fetched: they
+would fill the chunks, and every distinct run makes TensorFlow copy the whole graph,
+constants included. Execution order is the graph's own operation order, which
+TensorFlow builds topologically when it imports a GraphDef.
 """
 
 from __future__ import annotations
 
+import sys
 import threading
 from collections.abc import Iterator
 from typing import Any
@@ -34,11 +37,12 @@ _FREE_OPS = frozenset({"Const", "Identity", "Placeholder", "PlaceholderWithDefau
 
 
 class _Fetch:
-    __slots__ = ("node_id", "op", "node", "tensor", "inputs")
+    __slots__ = ("node_id", "op", "node", "tensor", "inputs", "constant")
 
     def __init__(self, node_id: str, op: OpOutput, node: Node, tensor: Any):
         self.node_id, self.op, self.node, self.tensor = node_id, op, node, tensor
         self.inputs: list[str] = []
+        self.constant = _constant_op(tensor) is not None  # read from the graph, not fetched
 
 
 def trace_signature(
@@ -65,11 +69,12 @@ def trace_signature(
         if cancel is not None and cancel.is_set():
             raise Cancelled()
         done = position.get(chunk[-1].tensor.op.name, -1)  # every op up to here has run
-        for fetch, value in _run(sess, chunk, {**feed_dict, **carried}, sig):
+        for fetch, value in _values(sess, chunk, {**feed_dict, **carried}, sig):
             if needed_until.get(fetch.tensor.name, -1) > done:
                 carried[fetch.tensor] = value
             array = to_numpy(value, fetch.node.framework_dtype)
-            measured.append(int(array.nbytes))
+            if not fetch.constant:
+                measured.append(int(array.nbytes))
             on_node(fetch.node_id, fetch.op.op_type, fetch.inputs, array)
             del array, value  # released before the next value is summarised
         for tensor in [t for t in carried if needed_until[t.name] <= done]:
@@ -143,23 +148,74 @@ def _traced_inputs(operation: Any, by_tensor: dict[str, _Fetch]) -> list[str]:
 
 
 def _chunks(fetches: list[_Fetch], measured: list[int]) -> Iterator[list[_Fetch]]:
-    """Consecutive fetches whose outputs add up to about CHUNK_BYTES (at least one each)."""
+    """Consecutive fetches whose outputs add up to about CHUNK_BYTES (at least one each).
+
+    Constants count for nothing: each is read on its own when its turn comes.
+    """
     start = 0
     while start < len(fetches):
         guess = sum(measured) // len(measured) if measured else FIRST_GUESS_BYTES
         total, stop = 0, start
         while stop < len(fetches) and (stop == start or total < CHUNK_BYTES):
             nbytes = fetches[stop].node.nbytes
-            total += nbytes if nbytes is not None else guess
+            if not fetches[stop].constant:
+                total += nbytes if nbytes is not None else guess
             stop += 1
         yield fetches[start:stop]
         start = stop
+
+
+def _values(
+    sess: Any, chunk: list[_Fetch], feed_dict: dict[Any, Any], sig: SignatureGraph
+) -> Iterator[tuple[_Fetch, Any]]:
+    """The values of ``chunk`` in its order: constants read from the graph, the others
+    from one run (those in a branch these inputs skip are left out)."""
+    ran = _run(sess, [f for f in chunk if not f.constant], feed_dict, sig)
+    pending = next(ran, None)
+    for fetch in chunk:
+        if fetch.constant:
+            yield fetch, _constant_value(fetch.tensor)
+        elif pending is not None and pending[0] is fetch:
+            yield pending
+            pending = next(ran, None)
+
+
+def _constant_op(tensor: Any) -> Any | None:
+    """The Const op whose value ``tensor`` is (itself, or through Identity ops), if any.
+
+    A frozen signature holds its variables as Const ops: their values are in the graph,
+    and reading them there spares the runs hundreds of MB of outputs (and TensorFlow a
+    copy of the whole graph for each distinct run).
+    """
+    seen = 0
+    while tensor.op.type == "Identity" and tensor.op.inputs and seen < _ANCESTOR_LIMIT:
+        tensor, seen = tensor.op.inputs[0], seen + 1
+    dtype = tensor.dtype
+    plain = (
+        dtype.is_floating or dtype.is_integer or dtype.is_bool or dtype.is_complex
+    ) and not dtype.is_quantized
+    return tensor.op if tensor.op.type == "Const" and plain else None
+
+
+def _constant_value(tensor: Any) -> np.ndarray:
+    """The Const's value; a packed one viewed in place (read-only: keeping it copies it)."""
+    import tensorflow as tf
+
+    proto = _constant_op(tensor).get_attr("value")
+    content = proto.tensor_content  # a new bytes object at each access: taken once
+    if content and sys.byteorder == "little":  # what tf.make_ndarray would copy once more
+        dtype = np.dtype(tf.as_dtype(proto.dtype).as_numpy_dtype)
+        shape = [d.size for d in proto.tensor_shape.dim]
+        return np.frombuffer(content, dtype=dtype).reshape(shape)
+    return np.asarray(tf.make_ndarray(proto))
 
 
 def _run(
     sess: Any, chunk: list[_Fetch], feed_dict: dict[Any, Any], sig: SignatureGraph
 ) -> Iterator[tuple[_Fetch, Any]]:
     """The values of ``chunk``; ops in a branch these inputs skip are left out."""
+    if not chunk:
+        return
     try:
         values = sess.run([f.tensor for f in chunk], feed_dict=feed_dict)
     except Exception as exc:
