@@ -201,7 +201,9 @@ def _constant_value(tensor: Any) -> np.ndarray:
     """The Const's value; a packed one viewed in place (read-only: keeping it copies it)."""
     import tensorflow as tf
 
-    proto = _constant_op(tensor).get_attr("value")
+    op = _constant_op(tensor)
+    assert op is not None  # only called for fetches marked constant
+    proto = op.get_attr("value")
     content = proto.tensor_content  # a new bytes object at each access: taken once
     if content and sys.byteorder == "little":  # what tf.make_ndarray would copy once more
         dtype = np.dtype(tf.as_dtype(proto.dtype).as_numpy_dtype)
