@@ -125,7 +125,9 @@ class ModelRunner:
                     f"Importing {module}, which {self.path.name} needs, failed: {exc}."
                 ) from None
         try:
-            return keras.saving.load_model(self.path, safe_mode=not self.problems, compile=False)
+            return keras.saving.load_model(
+                self.path, safe_mode=not self.problems, compile=False, custom_objects=_keras2_compatible()
+            )
         except Exception as exc:  # Keras' own words, shortened to one sentence
             raise NotEvaluable(
                 f"Keras cannot rebuild the model in {self.path.name}: {_first_line(exc)}"
@@ -177,6 +179,26 @@ class ModelRunner:
         if not arrays:
             raise NotEvaluable(f"The model in {self.path.name} declares no inputs to feed.")
         return arrays
+
+
+def _keras2_compatible() -> dict[str, Any]:
+    """Keras 3 layers that also accept what Keras 2 wrote into their configs.
+
+    Keras 2 saved ``groups: 1`` in every DepthwiseConv2D config (MobileNet, EfficientNet),
+    an argument Keras 3 refuses, so those models would not rebuild at all. Our own classes,
+    chosen here: nothing the file names is imported.
+    """
+    import keras
+
+    class DepthwiseConv2D(keras.layers.DepthwiseConv2D):  # type: ignore[misc]
+        @classmethod
+        def from_config(cls, config: dict[str, Any]) -> Any:
+            config = dict(config)
+            if config.get("groups", 1) == 1:
+                config.pop("groups", None)
+            return super().from_config(config)
+
+    return {"DepthwiseConv2D": DepthwiseConv2D}
 
 
 def _first_line(exc: BaseException) -> str:

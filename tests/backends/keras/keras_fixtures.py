@@ -185,3 +185,23 @@ def keras2_h5(directory: Path) -> Built:
     probe = tf_keras.Model(model.inputs, [la.output for la in layers])
     values = probe(feeds["x"], training=False)
     return Built(path, feeds, {la.name: [np.asarray(v)] for la, v in zip(layers, values)})
+
+
+def keras2_depthwise_h5(directory: Path) -> Built:
+    """A Keras 2 MobileNet-style block (DepthwiseConv2D, whose config Keras 2 wrote with ``groups``)."""
+    import tf_keras
+
+    tf_keras.utils.set_random_seed(7)
+    image = tf_keras.Input((8, 8, 3), name="image")
+    x = tf_keras.layers.DepthwiseConv2D(3, padding="same", name="dw")(image)
+    x = tf_keras.layers.BatchNormalization(name="dw_bn")(x)
+    x = tf_keras.layers.ReLU(6.0, name="dw_relu")(x)
+    x = tf_keras.layers.Conv2D(4, 1, name="pw")(x)
+    model = tf_keras.Model(image, x, name="mbblock")
+    path = directory / "keras2_depthwise.h5"
+    model.save(path)
+    feeds = {"image": _random((2, 8, 8, 3), 8)}
+    layers = [la for la in model.layers if la.__class__.__name__ != "InputLayer"]
+    probe = tf_keras.Model(model.inputs, [la.output for la in layers])
+    values = probe(feeds["image"], training=False)
+    return Built(path, feeds, {la.name: [np.asarray(v)] for la, v in zip(layers, values)})

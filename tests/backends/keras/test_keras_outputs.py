@@ -174,6 +174,14 @@ def test_keras2_h5_outputs_and_weights(tmp_path):
         assert (spec.name, spec.shape) == ("x", (None, 4))
 
 
+def test_keras2_depthwise_convolutions_rebuild(tmp_path):
+    """Keras 2 wrote ``groups: 1`` into DepthwiseConv2D configs, which Keras 3 refuses by itself."""
+    reference = keras_fixtures.keras2_depthwise_h5(tmp_path)
+    assert b'"groups": 1' in reference.path.read_bytes()  # the file holds what Keras 3 rejects
+    with BACKEND.open(reference.path) as source:
+        _check_all_outputs(source, reference)
+
+
 # -- what the config check refuses before Keras sees it ---------------------------------------
 
 
