@@ -50,6 +50,7 @@ class ExportSource(Source):
         self._program = program
         self._stored: dict[str, Any] = {}  # node id -> tensor (state dict and constants)
         self._inputs: list[FeedSpec] = []
+        self._inside: set[str] = set()  # node ids inside the subgraphs of higher-order ops
         self._build()
 
     def _build(self) -> None:
@@ -67,25 +68,50 @@ class ExportSource(Source):
         user_inputs = set(program.graph_signature.user_inputs)
         self._add(Node(id=GRAPH_GROUP, name="graph", kind=NodeKind.GROUP))
         for fx_node in program.graph.nodes:
-            if fx_node.op == "output":
-                continue
-            dtype, shape = _meta_of(fx_node)
             if fx_node.op == "placeholder" and fx_node.name in user_inputs:
+                dtype, shape = _meta_of(fx_node)
                 self._inputs.append(
                     FeedSpec(
                         name=fx_node.name, dtype=dtype or "float32", shape=shape, description="program input"
                     )
                 )
+        self._add_graph(program.graph_module, GRAPH_GROUP, aliased=False)
+
+    def _add_graph(self, graph_module: Any, group: str, aliased: bool) -> None:
+        """The nodes of ``graph_module`` under ``group``, and those of the subgraphs its
+        higher-order ops run (``export_subgraphs``) under a group each."""
+        from tensor_inspector.backends.pytorch import export_subgraphs
+
+        holders = {}  # get_attr node -> the op that runs its subgraph
+        for fx_node in graph_module.graph.nodes:
+            for call in export_subgraphs.subgraph_calls(graph_module, fx_node):
+                holders[call.holder] = (fx_node, call)
+        for fx_node in graph_module.graph.nodes:
+            if fx_node.op == "output" or fx_node.op == "placeholder" and aliased:
+                continue  # the placeholders of a branch are its op's operands, listed outside
+            node_id = f"{group}/{fx_node.name}"
+            metadata = {"op": fx_node.op, "target": str(fx_node.target)}
+            if group != GRAPH_GROUP:
+                self._inside.add(node_id)
+            if fx_node in holders:
+                op_node, call = holders[fx_node]
+                metadata["run by"] = f"{group}/{op_node.name}"
+                self._add(
+                    Node(id=node_id, name=fx_node.name, kind=NodeKind.GROUP, parent=group, metadata=metadata)
+                )
+                self._add_graph(call.module, node_id, aliased=not call.repeated)
+                continue
+            dtype, shape = _meta_of(fx_node)
             self._add(
                 Node(
-                    id=f"{GRAPH_GROUP}/{fx_node.name}",
+                    id=node_id,
                     name=fx_node.name,
                     kind=NodeKind.COMPUTED,
-                    parent=GRAPH_GROUP,
+                    parent=group,
                     dtype=dtype,
                     framework_dtype=None,
                     shape=shape,
-                    metadata={"op": fx_node.op, "target": str(fx_node.target)},
+                    metadata=metadata,
                 )
             )
 
@@ -141,6 +167,8 @@ class ExportSource(Source):
         from tensor_inspector.backends.pytorch import convert as torch_convert
 
         args = self._program_args(feeds, self.default_feeds(node.id))
+        if node.id in self._inside:
+            return self._evaluate_inside(node, args)
         wanted = node.name
 
         class Probe(torch.fx.Interpreter):
@@ -166,6 +194,18 @@ class ExportSource(Source):
                 return np.asarray(value)
             raise NotEvaluable(f"{wanted!r} produces a {type(value).__name__}, not a tensor.")
         return torch_convert.to_numpy(value)
+
+    def _evaluate_inside(self, node: Node, args: list[Any]) -> np.ndarray:
+        """A node inside a branch or loop body: the value it reports in one traced run (the
+        interpreter cannot stop inside a subgraph; a loop body gives the run a trace shows)."""
+        from tensor_inspector.backends.pytorch.export_trace import value_in_run
+
+        value = value_in_run(self._program.graph_module, args, GRAPH_GROUP, node.id)
+        if value is None and node.dtype is None:
+            raise NotEvaluable(f"{node.id!r} does not produce a tensor.")
+        if value is None:
+            raise NotEvaluable(f"{node.id!r} does not run with these inputs (its branch is not taken).")
+        return value
 
     def _program_args(self, feeds: dict[str, np.ndarray], defaults: dict[str, np.ndarray]) -> list[Any]:
         """The graph's placeholders in order: user inputs from ``feeds`` (else ``defaults``),

@@ -7,6 +7,12 @@ costs about what the program's own forward costs, where ``torch.fx.Interpreter``
 the forward does, and the numpy view handed over is released when the callback returns,
 so the run holds no more activations than a plain forward. The copy is made once per
 loaded program and kept beside it.
+
+Subgraphs of higher-order ops (``export_subgraphs``) are copied the same way and put in
+the copy in place of the originals, so torch's own ``cond``/``while_loop``/... run them
+and only what runs reports: a branch not taken reports nothing. A subgraph run
+repeatedly (a loop body, a map or scan body) reports one of its runs
+(``export_repeated``): the first whose outputs hold NaN/Inf, else the last one.
 """
 
 from __future__ import annotations
@@ -14,16 +20,39 @@ from __future__ import annotations
 import threading
 import weakref
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any
 
-from tensor_inspector.backends.base import Cancelled, InspectorError, OnNode
+import numpy as np
 
-# (node id, op, input node ids) of each reported node, by the index the copy passes
+from tensor_inspector.backends.base import Cancelled, InspectorError, OnNode
+from tensor_inspector.backends.pytorch import export_subgraphs
+
 _Listed = list[tuple[str, str, list[str]]]
 
-_instrumented: weakref.WeakKeyDictionary[Any, dict[str, tuple[Any, _Listed]]] = weakref.WeakKeyDictionary()
+
+@dataclass
+class _Instrumented:
+    """The reporting copy of a program and what each report index stands for."""
+
+    module: Any = None
+    listed: _Listed = field(default_factory=list)  # (node id, op, input ids) by report index
+    # report index -> (subgraph id, input id): a result of a higher-order op whose input is
+    # the output of whichever of its subgraphs ran
+    choices: dict[int, list[tuple[str, str]]] = field(default_factory=dict)
+    repeated: list[Any] = field(default_factory=list)  # the loop-body wrappers of the copy
+
+
+_instrumented: weakref.WeakKeyDictionary[Any, dict[str, _Instrumented]] = weakref.WeakKeyDictionary()
 _instrumenting = threading.Lock()
-_running = threading.local()  # the report callback of the run on this thread
+_running = threading.local()  # the report callbacks of the run on this thread
+
+
+class _Found(Exception):
+    """Stops a run once the wanted node has reported."""
+
+    def __init__(self, value: np.ndarray):
+        self.value = value
 
 
 def op_name(fx_node: Any) -> str:
@@ -41,28 +70,55 @@ def trace_program(
 
     from tensor_inspector.backends.pytorch import convert as torch_convert
 
-    module, listed = _instrumented_copy(graph_module, group)
+    copy = _instrumented_copy(graph_module, group)
+    listed, choices = copy.listed, copy.choices
+    entered: set[str] = set()  # the subgraphs that ran in this run
 
     def report(index: int, value: Any) -> None:
         if cancel is not None and cancel.is_set():
             raise Cancelled()
         if isinstance(value, torch.Tensor):
             node_id, op, inputs = listed[index]
+            if choices and index in choices:
+                inputs = [i for sub, i in choices[index] if sub in entered] or inputs
             on_node(node_id, op, inputs, torch_convert.to_numpy(value))
 
-    previous = getattr(_running, "report", None)
-    _running.report = report
+    saved = (
+        getattr(_running, "report", None),
+        getattr(_running, "entered", None),
+        getattr(_running, "cancel", None),
+    )
+    _running.report, _running.entered, _running.cancel = report, entered.add, cancel
+    for repeated in copy.repeated:
+        repeated.reset()  # a run stopped inside a loop leaves its state behind
     try:
         with torch.no_grad():
-            module(*args)
-    except Cancelled:  # a fresh one: torch may have added its own notes to the message
-        raise Cancelled() from None
+            copy.module(*args)
+    except (Cancelled, _Found) as stop:  # a fresh Cancelled: torch may have added notes to the message
+        raise (Cancelled() if isinstance(stop, Cancelled) else stop) from None
     except Exception as exc:
         lines = [line for line in str(exc).strip().splitlines() if line.strip()]
         text = (lines[0][:200] if lines else type(exc).__name__).rstrip(".")
         raise InspectorError(f"Running the program failed: {text}.") from None
     finally:
-        _running.report = previous
+        _running.report, _running.entered, _running.cancel = saved
+        for repeated in copy.repeated:
+            repeated.reset()
+
+
+def value_in_run(graph_module: Any, args: list[Any], group: str, node_id: str) -> np.ndarray | None:
+    """The value ``node_id`` reports when the program runs on ``args`` (None: it did not run),
+    for nodes only a run reaches: those inside the subgraphs of higher-order ops."""
+
+    def on_node(reported: str, op: str, inputs: list[str], array: np.ndarray) -> None:
+        if reported == node_id:
+            raise _Found(np.array(array, copy=True))
+
+    try:
+        trace_program(graph_module, args, group, on_node, None)
+    except _Found as found:
+        return found.value
+    return None
 
 
 def _report(index: int, value: Any) -> None:
@@ -71,37 +127,109 @@ def _report(index: int, value: Any) -> None:
     report(index, value)
 
 
-def _instrumented_copy(graph_module: Any, group: str) -> tuple[Any, _Listed]:
+def _enter(subgraph_id: str) -> None:
+    """Called by an instrumented subgraph when it runs: a result of its op then comes from it."""
+    _running.entered(subgraph_id)
+
+
+def cancel_requested() -> bool:
+    cancel = getattr(_running, "cancel", None)
+    return cancel is not None and cancel.is_set()
+
+
+def _instrumented_copy(graph_module: Any, group: str) -> _Instrumented:
     """``graph_module`` with a ``_report(i, value)`` after every node, and what each ``i`` is."""
     with _instrumenting:
         copies = _instrumented.setdefault(graph_module, {})
         if group not in copies:
-            copies[group] = _instrument(graph_module, group)
+            copy = _Instrumented()
+            copy.module, _ = _instrument(graph_module, group, None, False, copy)
+            copies[group] = copy
         return copies[group]
 
 
-def _instrument(graph_module: Any, group: str) -> tuple[Any, _Listed]:
+def _instrument(
+    graph_module: Any, group: str, operand_ids: list[str | None] | None, aliased: bool, copy: _Instrumented
+) -> tuple[Any, list[str | None]]:
+    """A reporting copy of ``graph_module`` whose node ids start with ``group``, and the ids of
+    what it returns.
+
+    ``operand_ids`` (None for the program itself): the ids of the values a subgraph's
+    placeholders receive. ``aliased``: the subgraph runs once per call of its op, so its
+    placeholders are those values and are not reported; otherwise they are reported, with
+    the operand as their input.
+    """
     import torch
+
+    from tensor_inspector.backends.pytorch.export_repeated import RepeatedSubgraph, finish_repeated
 
     graph = torch.fx.Graph()
     graph.set_codegen(graph_module.graph._codegen)  # the same calling convention
     copied: dict[Any, Any] = {}
-    listed: _Listed = []
-    waiting: list[Any] = []  # placeholders stay first: theirs are reported after the last one
+    ids: dict[Any, str | None] = {}
+    # op node -> (subgraph id, ids of what it returns) for each subgraph giving the op's result
+    results: dict[Any, list[tuple[str, list[str | None]]]] = {}
+    waiting: list[tuple[Any, list[str]]] = []  # placeholders stay first: reported after the last one
+    replacements: dict[str, Any] = {}
+    listed = copy.listed
+    returned: list[str | None] = []
 
-    def report(fx_node: Any) -> None:
-        inputs = [f"{group}/{n.name}" for n in fx_node.all_input_nodes]
-        listed.append((f"{group}/{fx_node.name}", op_name(fx_node), inputs))
+    def report(fx_node: Any, inputs: list[str]) -> None:
+        listed.append((str(ids[fx_node]), op_name(fx_node), inputs))
         graph.call_function(_report, (len(listed) - 1, copied[fx_node]))
 
+    placeholders = 0
     for fx_node in graph_module.graph.nodes:
         if fx_node.op != "placeholder":
-            for placeholder in waiting:
-                report(placeholder)
+            for placeholder, inputs in waiting:
+                report(placeholder, inputs)
             waiting = []
+        if fx_node.op == "output":
+            if operand_ids is not None:
+                graph.call_function(_enter, (group,))
+            returned = [ids.get(n) for n in export_subgraphs.output_nodes(graph_module)]
         copied[fx_node] = graph.node_copy(fx_node, lambda n: copied[n])
+        if fx_node.op == "output":
+            continue
         if fx_node.op == "placeholder":
-            waiting.append(fx_node)
-        elif fx_node.op != "output":
-            report(fx_node)
-    return torch.fx.GraphModule(graph_module, graph), listed
+            operand = operand_ids[placeholders] if operand_ids and placeholders < len(operand_ids) else None
+            placeholders += 1
+            if aliased:
+                ids[fx_node] = operand
+            else:
+                ids[fx_node] = f"{group}/{fx_node.name}"
+                waiting.append((fx_node, [operand] if operand else []))
+            continue
+        ids[fx_node] = f"{group}/{fx_node.name}"
+        inputs = [i for i in (ids.get(n) for n in fx_node.all_input_nodes) if i is not None]
+        repeated_holders = []
+        for call in export_subgraphs.subgraph_calls(graph_module, fx_node):
+            sub_group = f"{group}/{call.holder.name}"
+            operands = [ids.get(o) if isinstance(o, torch.fx.Node) else None for o in call.operands]
+            sub_module, sub_returned = _instrument(call.module, sub_group, operands, not call.repeated, copy)
+            if call.repeated:
+                wrapper = RepeatedSubgraph(call.module, sub_module)
+                copy.repeated.append(wrapper)
+                replacements[call.holder.target] = wrapper
+                repeated_holders.append(call.holder)
+            else:
+                replacements[call.holder.target] = sub_module
+            if call.gives_result:
+                results.setdefault(fx_node, []).append((sub_group, sub_returned))
+        for holder in repeated_holders:  # a body that reported none of its runs reports its last
+            graph.call_function(finish_repeated, (copied[holder],))
+        found = export_subgraphs.result_index(fx_node)
+        if found is not None and found[0] in results:
+            op_node, position = found
+            options = [
+                (sub_group, str(sub_returned[position]))
+                for sub_group, sub_returned in results[op_node]
+                if position < len(sub_returned) and sub_returned[position] is not None
+            ]
+            if options:
+                copy.choices[len(listed)] = options  # the index report() is about to take
+        report(fx_node, inputs)
+    module = torch.fx.GraphModule(graph_module, graph)
+    for target, replacement in replacements.items():
+        module.add_submodule(target, replacement)
+    return module, returned
