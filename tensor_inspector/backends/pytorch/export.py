@@ -79,28 +79,35 @@ class ExportSource(Source):
 
     def _add_graph(self, graph_module: Any, group: str, aliased: bool) -> None:
         """The nodes of ``graph_module`` under ``group``, and those of the subgraphs its
-        higher-order ops run (``export_subgraphs``) under a group each."""
+        higher-order ops run (``export_subgraphs``) under a group each, just before the op:
+        the order a trace reports them in."""
         from tensor_inspector.backends.pytorch import export_subgraphs
 
-        holders = {}  # get_attr node -> the op that runs its subgraph
-        for fx_node in graph_module.graph.nodes:
-            for call in export_subgraphs.subgraph_calls(graph_module, fx_node):
-                holders[call.holder] = (fx_node, call)
-        for fx_node in graph_module.graph.nodes:
-            if fx_node.op == "output" or fx_node.op == "placeholder" and aliased:
+        calls_of = {n: export_subgraphs.subgraph_calls(graph_module, n) for n in graph_module.graph.nodes}
+        holders = {call.holder for calls in calls_of.values() for call in calls}  # listed as groups
+        for fx_node, calls in calls_of.items():
+            if fx_node.op == "output" or fx_node.op == "placeholder" and aliased or fx_node in holders:
                 continue  # the placeholders of a branch are its op's operands, listed outside
+            for call in calls:
+                sub_group = f"{group}/{call.holder.name}"
+                metadata = {
+                    "op": "get_attr",
+                    "target": str(call.holder.target),
+                    "run by": f"{group}/{fx_node.name}",
+                }
+                self._add(
+                    Node(
+                        id=sub_group,
+                        name=call.holder.name,
+                        kind=NodeKind.GROUP,
+                        parent=group,
+                        metadata=metadata,
+                    )
+                )
+                self._add_graph(call.module, sub_group, aliased=not call.repeated)
             node_id = f"{group}/{fx_node.name}"
-            metadata = {"op": fx_node.op, "target": str(fx_node.target)}
             if group != GRAPH_GROUP:
                 self._inside.add(node_id)
-            if fx_node in holders:
-                op_node, call = holders[fx_node]
-                metadata["run by"] = f"{group}/{op_node.name}"
-                self._add(
-                    Node(id=node_id, name=fx_node.name, kind=NodeKind.GROUP, parent=group, metadata=metadata)
-                )
-                self._add_graph(call.module, node_id, aliased=not call.repeated)
-                continue
             dtype, shape = _meta_of(fx_node)
             self._add(
                 Node(
@@ -111,7 +118,7 @@ class ExportSource(Source):
                     dtype=dtype,
                     framework_dtype=None,
                     shape=shape,
-                    metadata=metadata,
+                    metadata={"op": fx_node.op, "target": str(fx_node.target)},
                 )
             )
 

@@ -32,6 +32,7 @@ class SubgraphCall:
     operands: list[Any]  # what its placeholders receive, in order (nodes or constants)
     repeated: bool  # run once per iteration rather than once per call
     gives_result: bool  # its outputs are the op's outputs (a branch or body, not a condition)
+    carried: int = 0  # leading operands that later runs take from the result subgraph's outputs
 
 
 def hop_name(fx_node: Any) -> str | None:
@@ -45,20 +46,23 @@ def hop_name(fx_node: Any) -> str | None:
 
 def subgraph_calls(graph_module: Any, fx_node: Any) -> list[SubgraphCall]:
     """The subgraphs ``fx_node`` runs, when it is a higher-order op whose arguments we know;
-    empty for anything else (the op then runs as one opaque node)."""
+    empty for anything else (the op then runs as one opaque node). Subgraphs giving the op's
+    result come first: a loop's condition reads what its body returns."""
     name = hop_name(fx_node)
     if name not in ONCE and name not in REPEATED:
         return []
     args = list(fx_node.args)
     try:
+        carried = 0
         if name == "cond":  # (pred, true_fn, false_fn, operands)
             roles = [(args[1], list(args[3]), True), (args[2], list(args[3]), True)]
         elif name == "while_loop":  # (cond_fn, body_fn, carried, additional)
-            operands = list(args[2]) + list(args[3])
-            roles = [(args[0], operands, False), (args[1], operands, True)]
+            operands, carried = list(args[2]) + list(args[3]), len(args[2])
+            roles = [(args[1], operands, True), (args[0], operands, False)]
         elif name == "map_impl":  # (body, xs, additional)
             roles = [(args[0], list(args[1]) + list(args[2]), True)]
         elif name == "scan":  # (combine_fn, init, xs, additional)
+            carried = len(args[1])
             roles = [(args[0], list(args[1]) + list(args[2]) + list(args[3]), True)]
         elif name == "wrap_with_set_grad_enabled":  # (enabled, body, *args)
             roles = [(args[1], args[2:], True)]
@@ -71,7 +75,7 @@ def subgraph_calls(graph_module: Any, fx_node: Any) -> list[SubgraphCall]:
         module = _submodule(graph_module, holder)
         if module is None:
             return []
-        calls.append(SubgraphCall(holder, module, operands, name in REPEATED, gives_result))
+        calls.append(SubgraphCall(holder, module, operands, name in REPEATED, gives_result, carried))
     return calls
 
 

@@ -149,13 +149,13 @@ def _instrumented_copy(graph_module: Any, group: str) -> _Instrumented:
 
 
 def _instrument(
-    graph_module: Any, group: str, operand_ids: list[str | None] | None, aliased: bool, copy: _Instrumented
+    graph_module: Any, group: str, operand_ids: list[list[str]] | None, aliased: bool, copy: _Instrumented
 ) -> tuple[Any, list[str | None]]:
     """A reporting copy of ``graph_module`` whose node ids start with ``group``, and the ids of
     what it returns.
 
-    ``operand_ids`` (None for the program itself): the ids of the values a subgraph's
-    placeholders receive. ``aliased``: the subgraph runs once per call of its op, so its
+    ``operand_ids`` (None for the program itself): per placeholder of a subgraph, the ids of
+    the values it receives (a loop's carried value: the operand, then what the body returns). ``aliased``: the subgraph runs once per call of its op, so its
     placeholders are those values and are not reported; otherwise they are reported, with
     the operand as their input.
     """
@@ -192,20 +192,26 @@ def _instrument(
         if fx_node.op == "output":
             continue
         if fx_node.op == "placeholder":
-            operand = operand_ids[placeholders] if operand_ids and placeholders < len(operand_ids) else None
+            received = operand_ids[placeholders] if operand_ids and placeholders < len(operand_ids) else []
             placeholders += 1
             if aliased:
-                ids[fx_node] = operand
+                ids[fx_node] = received[0] if received else None
             else:
                 ids[fx_node] = f"{group}/{fx_node.name}"
-                waiting.append((fx_node, [operand] if operand else []))
+                waiting.append((fx_node, received))
             continue
         ids[fx_node] = f"{group}/{fx_node.name}"
         inputs = [i for i in (ids.get(n) for n in fx_node.all_input_nodes) if i is not None]
         repeated_holders = []
-        for call in export_subgraphs.subgraph_calls(graph_module, fx_node):
+        calls = export_subgraphs.subgraph_calls(graph_module, fx_node)
+        for call in calls:
             sub_group = f"{group}/{call.holder.name}"
-            operands = [ids.get(o) if isinstance(o, torch.fx.Node) else None for o in call.operands]
+            operands: list[list[str]] = [
+                [str(ids[o])] if isinstance(o, torch.fx.Node) and ids.get(o) else [] for o in call.operands
+            ]
+            for position, carried in enumerate(_carried_back(calls, group)[: call.carried]):
+                if carried is not None and position < len(operands):
+                    operands[position].append(carried)  # a later iteration gets what the body returned
             sub_module, sub_returned = _instrument(call.module, sub_group, operands, not call.repeated, copy)
             if call.repeated:
                 wrapper = RepeatedSubgraph(call.module, sub_module)
@@ -233,3 +239,18 @@ def _instrument(
     for target, replacement in replacements.items():
         module.add_submodule(target, replacement)
     return module, returned
+
+
+def _carried_back(calls: list[Any], group: str) -> list[str | None]:
+    """The ids of what a loop or scan body returns: its placeholders are not aliased, so they
+    are ``<subgraph>/<name>`` like its other nodes, known before the body is copied."""
+    import torch
+
+    body = next((call for call in calls if call.repeated and call.gives_result), None)
+    if body is None:
+        return []
+    prefix = f"{group}/{body.holder.name}"
+    return [
+        f"{prefix}/{n.name}" if isinstance(n, torch.fx.Node) else None
+        for n in export_subgraphs.output_nodes(body.module)
+    ]
