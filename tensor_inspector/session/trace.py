@@ -25,6 +25,13 @@ DEFAULT_KEEP_BYTES = 1024 << 20  # the CLI's --keep-mb default
 
 Progress = Callable[[int, int], None]
 
+# Ops whose output is a weight, a constant or an input: read back at once when selected,
+# so the keep budget goes to computed activations (a program's parameters come first in
+# its graph and would otherwise fill the budget of a large model before any activation).
+SOURCE_OPS = frozenset(
+    {"placeholder", "get_attr", "Const", "Placeholder", "PlaceholderWithDefault", "ReadVariableOp"}
+)
+
 
 def entries(source: Source) -> list[str]:
     """What the file can trace, the default first; NotEvaluable when nothing."""
@@ -87,7 +94,11 @@ class _Collector:
         if node_id in self.finite:  # a node reported twice (a backend retry) counts once
             return
         array = np.asarray(array)
-        keep = self.kept_bytes + array.nbytes <= self.keep_bytes and array.dtype.kind != "O"
+        keep = (
+            op not in SOURCE_OPS
+            and array.dtype.kind != "O"
+            and self.kept_bytes + array.nbytes <= self.keep_bytes
+        )
         node = summarise(node_id, op, tuple(inputs), array, keep)
         if keep:  # a copy: the backend may reuse or release its buffer
             self.arrays[node_id] = np.array(array, copy=True)

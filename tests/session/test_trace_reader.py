@@ -86,9 +86,12 @@ def test_a_traced_node_is_served_from_the_kept_values(session, files):
     local_info = local.open(files["nan"])
     expected = local.trace(local_info.handle).arrays
     for node in report.nodes:
-        assert node.kept
+        assert node.kept == (node.op != "placeholder")  # weights and inputs read back at once
         value = session.value(info.handle, node.id, feeds=report.feeds)
-        np.testing.assert_array_equal(value.array, expected[node.id])
+        if node.kept:
+            np.testing.assert_array_equal(value.array, expected[node.id])
+        else:  # evaluated again, with the trace's inputs
+            assert (value.array.min(), value.array.max()) == pytest.approx((node.min, node.max))
     sliced = session.value(info.handle, TORCH_PRODUCER, index=(0,), feeds=report.feeds)
     np.testing.assert_array_equal(sliced.array, expected[TORCH_PRODUCER][0])
 

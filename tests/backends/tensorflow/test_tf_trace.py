@@ -52,7 +52,9 @@ def test_order_ids_and_values_match_evaluating_each_op(models, kind):
         value = own[node.id].astype(np.float64)
         assert node.min == pytest.approx(value.min()) and node.max == pytest.approx(value.max())
         assert node.mean == pytest.approx(value.mean())
-        np.testing.assert_array_equal(report.arrays[node.id], own[node.id])
+        if node.kept:  # weights, constants and inputs are not kept: they read back at once
+            np.testing.assert_array_equal(report.arrays[node.id], own[node.id])
+    assert sum(node.kept for node in report.nodes) >= 3
 
 
 def test_tf2_output_equals_the_signature_run_by_tensorflow(models):
