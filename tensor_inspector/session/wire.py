@@ -25,7 +25,7 @@ from tensor_inspector.core.dtypes import ML_DTYPES
 
 INLINE_BYTES = 64 << 10  # smaller arrays travel inside the pickle
 _HEADER = struct.Struct("!QI")  # payload length, number of descriptors
-MAX_FDS = 256
+MAX_FDS = 253  # Linux's SCM_MAX_FD: one sendmsg passes at most this many descriptors
 
 # (module, name) pairs a message may name. Everything else is refused.
 _ALLOWED: set[tuple[str, str]] = {
@@ -101,7 +101,9 @@ class _Pickler(pickle.Pickler):
             return NotImplemented
         obj = plain_array(obj)
         spec = _dtype_spec(obj.dtype)
-        if obj.nbytes <= INLINE_BYTES or not hasattr(os, "memfd_create"):
+        # past MAX_FDS shared arrays a message carries the rest inline (a copy, but it arrives)
+        inline = obj.nbytes <= INLINE_BYTES or len(self._fds) >= MAX_FDS
+        if inline or not hasattr(os, "memfd_create"):
             ref = ArrayRef(spec, tuple(obj.shape), np.ascontiguousarray(obj).tobytes())
         else:
             ref = ArrayRef(spec, tuple(obj.shape), fd_index=len(self._fds))
