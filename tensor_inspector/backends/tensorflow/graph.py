@@ -39,6 +39,8 @@ BRANCHES = {
 CASE_OPS = {"Case", "StatelessCase"}
 LOOP_OPS = {"While", "StatelessWhile"}
 CONTROL_FLOW_OPS = set(BRANCHES) | CASE_OPS
+# Lowered into ops the runner can find for each output (Exit per loop variable, Merge per If output).
+LOWERED_BY_NAME = set(BRANCHES)
 
 
 @dataclass
@@ -56,6 +58,9 @@ class OpOutput:
     owner: str | None = None  # first output of the control-flow op whose function holds it
     unfetchable: str | None = None  # why a Session cannot fetch it (inside a loop, ...), else None
     via: tuple[str, int] | None = None  # a control-flow output: (op reading it, input index)
+    # A While/If output no plain op reads: (the op's input names, its number of outputs),
+    # from which the runner finds the Exit or Merge op lowering made for it (see runtime).
+    lowered_from: tuple[tuple[str, ...], int] | None = None
 
 
 @dataclass
@@ -134,7 +139,10 @@ class _Flattener:
                 )
                 if op.type in CONTROL_FLOW_OPS:
                     output.via, why = _reader_of(tensor, prefix)
-                    output.unfetchable = output.unfetchable or why
+                    if output.via is None and op.type in LOWERED_BY_NAME:
+                        output.lowered_from = (tuple(name for name, _ in inputs), len(op.outputs))
+                    else:
+                        output.unfetchable = output.unfetchable or why
                 self.out.append(output)
             if depth < 64 and op.outputs:
                 self.walk_branches(op, prefix, inputs, feeds, depth, loop)
@@ -185,7 +193,9 @@ def _reader_of(tensor: Any, prefix: str) -> tuple[tuple[str, int] | None, str | 
     for consumer in tensor.consumers():
         if consumer.type in CALL_OPS or consumer.type in CONTROL_FLOW_OPS:
             continue  # inlined or lowered too: their names change as well
-        return (prefix + consumer.name, list(consumer.inputs).index(tensor)), None
+        # By name: ``==`` on graph tensors builds an Equal op (and fails across function graphs).
+        index = [t.name for t in consumer.inputs].index(tensor.name)
+        return (prefix + consumer.name, index), None
     return None, (
         f"it is an output of {tensor.op.type} '{prefix}{tensor.op.name}', which TensorFlow rewrites into "
         "Switch/Merge ops when it freezes the graph, and no op reads it (evaluate the op that uses it instead)"

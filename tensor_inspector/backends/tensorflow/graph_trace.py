@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from tensor_inspector.backends.base import Cancelled, InspectorError, Node, OnNode
+from tensor_inspector.backends.base import Cancelled, InspectorError, Node, NotEvaluable, OnNode
 from tensor_inspector.backends.tensorflow.common import HANDLE_DTYPES, tf_error_sentence, to_numpy
 from tensor_inspector.backends.tensorflow.graph import OpOutput, SignatureGraph
 from tensor_inspector.backends.tensorflow.runtime import GraphRunner
@@ -61,7 +61,7 @@ def trace_signature(
             raise InspectorError(f"Signature {sig.key!r} has no input named {key!r}.")
         feed_dict[graph.get_tensor_by_name(feed_names[key])] = value
     position = {operation.name: i for i, operation in enumerate(graph.get_operations())}
-    fetches = _fetches(listed, tensor_of, position)
+    fetches = _fetches(graph, listed, tensor_of, position)
     needed_until = _needed_until(graph, fetches, position)
     carried: dict[Any, Any] = {}  # graph tensor -> its value, fed to the runs that read it
     measured: list[int] = []
@@ -82,7 +82,7 @@ def trace_signature(
 
 
 def _fetches(
-    listed: list[tuple[str, OpOutput, Node]], tensor_of: Any, position: dict[str, int]
+    graph: Any, listed: list[tuple[str, OpOutput, Node]], tensor_of: Any, position: dict[str, int]
 ) -> list[_Fetch]:
     """The listed ops the prepared graph can fetch, in its operation order, with their inputs."""
     by_tensor: dict[str, _Fetch] = {}
@@ -91,14 +91,15 @@ def _fetches(
             continue
         try:
             tensor = tensor_of(op)
-        except (KeyError, ValueError, IndexError):
+        except (KeyError, ValueError, IndexError, NotEvaluable):
             continue  # dropped by freezing: nothing the signature returns depends on it
         by_tensor.setdefault(tensor.name, _Fetch(node_id, op, node, tensor))
     ordered = sorted(
         by_tensor.values(), key=lambda f: (position.get(f.tensor.op.name, -1), f.tensor.value_index)
     )
+    loops = _LoopInputs(graph)
     for fetch in ordered:
-        fetch.inputs = _traced_inputs(fetch.tensor.op, by_tensor)
+        fetch.inputs = _traced_inputs(fetch.tensor.op, by_tensor, loops)
     return ordered
 
 
@@ -127,11 +128,11 @@ def _needed_until(graph: Any, fetches: list[_Fetch], position: dict[str, int]) -
     return {name: reach.get(name, -1) for name in carriable}
 
 
-def _traced_inputs(operation: Any, by_tensor: dict[str, _Fetch]) -> list[str]:
+def _traced_inputs(operation: Any, by_tensor: dict[str, _Fetch], loops: _LoopInputs) -> list[str]:
     """Node ids of the nearest traced tensors ``operation`` reads, looking through unlisted
     ops (Identity, lowered Switch/Merge), so a NaN passed along them is still an input."""
     found: list[str] = []
-    queue: list[Any] = list(operation.inputs)
+    queue: list[Any] = loops.inputs(operation)
     seen: set[str] = set()
     while queue and len(seen) < _ANCESTOR_LIMIT:
         tensor = queue.pop(0)
@@ -143,8 +144,62 @@ def _traced_inputs(operation: Any, by_tensor: dict[str, _Fetch]) -> list[str]:
             if fetch.node_id not in found:
                 found.append(fetch.node_id)
         else:
-            queue.extend(tensor.op.inputs)
+            queue.extend(loops.inputs(tensor.op))
     return found
+
+
+class _LoopInputs:
+    """What an op reads, with a loop's Exit reading what the loop reads.
+
+    A while loop (TF1's ``while_loop`` or a lowered While) runs between Enter ops, which
+    take the loop's inputs into its frame, and Exit ops, which hand its outputs on. Walking
+    back from an Exit through Switch, Merge and the NextIteration back edge would cross the
+    whole body (its ops are not traced: they run once per iteration) and the condition's
+    chain, and could use up the walk's limit inside a big body; the loop's output is made
+    from the loop's inputs, so an Exit's inputs are the tensors its frame's Enter ops read.
+    This is also what an Exit the trace cannot name is walked through (a lowered loop output
+    TensorFlow's names do not tell apart): its consumer then reads the loop's inputs, as
+    through any op outside the trace, and is named if the NaN was made inside the loop:
+    nothing traced between them says otherwise.
+    """
+
+    def __init__(self, graph: Any) -> None:
+        self._graph = graph
+        self._enters: dict[tuple[str, str], list[Any]] | None = None
+
+    def inputs(self, operation: Any) -> list[Any]:
+        if operation.type not in ("Exit", "RefExit"):
+            return list(operation.inputs)
+        frame = self._frame(operation)
+        enters = self._frames().get(frame, []) if frame is not None else []
+        return [enter.inputs[0] for enter in enters] or list(operation.inputs)
+
+    @staticmethod
+    def _frame(exit_op: Any) -> tuple[str, str] | None:
+        """(top name scope, frame name) of an Exit: Exit <- Switch <- Merge <- Enter."""
+        operation = exit_op
+        for _ in range(8):
+            if not operation.inputs:
+                return None
+            operation = operation.inputs[0].op
+            if operation.type in ("Enter", "RefEnter"):
+                return _frame_key(operation)
+        return None
+
+    def _frames(self) -> dict[tuple[str, str], list[Any]]:
+        if self._enters is None:  # built at the first Exit: most graphs have none
+            self._enters = {}
+            for operation in self._graph.get_operations():
+                if operation.type in ("Enter", "RefEnter"):
+                    self._enters.setdefault(_frame_key(operation), []).append(operation)
+        return self._enters
+
+
+def _frame_key(enter: Any) -> tuple[str, str]:
+    """Frame names are not scoped when a GraphDef is imported: two signatures' loops may share
+    one, so the signature's scope (the top name scope) is part of the key."""
+    name = enter.get_attr("frame_name")
+    return enter.name.split("/", 1)[0], name.decode() if isinstance(name, bytes) else str(name)
 
 
 def _chunks(fetches: list[_Fetch], measured: list[int]) -> Iterator[list[_Fetch]]:
