@@ -385,3 +385,17 @@ def test_the_trace_shortcut_is_the_windows_only_one_and_starts_a_trace(qtbot, wi
             Qt.KeyboardModifier.ControlModifier | Qt.KeyboardModifier.ShiftModifier,
         )
     assert window.documents[handle].trace.first_nonfinite == TORCH_PRODUCER
+
+
+def test_a_value_of_a_format_that_lists_values_at_the_top_traces_its_graph(qtbot, window):
+    """ONNX lists its values beside the graph's entry, not under it: they trace the graph."""
+    from tensor_inspector.demo.make_demo import DEMO_DIR
+
+    handle = open_file(qtbot, window, DEMO_DIR / "tiny_classifier.onnx")
+    controller = window.trace_controller
+    show(qtbot, window, "conv.weight", handle)  # a stored weight is not part of a run
+    assert not controller.trace_action.isEnabled()
+    report, _seen = trace(qtbot, window, "probs", handle)
+    assert report.entry == "tiny_classifier" and report.first_nonfinite is None
+    assert "probs" in {n.id for n in report.nodes}
+    assert trace_text(window, handle, "probs").endswith(f" … {report.node('probs').max:.4g}")

@@ -30,7 +30,7 @@ from tensor_inspector.app.views.tree import NodeTree
 from tensor_inspector.app.window.actions import make_action
 from tensor_inspector.app.worker import Worker
 from tensor_inspector.core.errors import TrustRequired
-from tensor_inspector.core.nodes import Node
+from tensor_inspector.core.nodes import Node, NodeKind
 from tensor_inspector.session.answers import TraceReport
 
 if TYPE_CHECKING:
@@ -44,13 +44,21 @@ TRACE_TIP = "Run the selected graph or signature once: every node's range, and t
 DOCK_HEIGHT = 300
 
 
-def entry_of(entries: list[str], node: Node | None) -> str | None:
-    """The trace entry ``node`` is or belongs to (a file root: the default entry), or None."""
+def entry_of(entries: list[str], node: Node | None, nested: bool = True) -> str | None:
+    """The trace entry ``node`` is or belongs to (a file root: the default entry), or None.
+
+    ``nested``: the file lists its graph nodes under their entry (SavedModel signatures,
+    programs). Where it does not (ONNX, Keras, TFLite list values at the top), every
+    graph node belongs to the default entry.
+    """
     if not entries:
         return None
     if node is None:
         return entries[0]
-    return next((e for e in entries if node.id == e or node.id.startswith(e + "/")), None)
+    found = next((e for e in entries if node.id == e or node.id.startswith(e + "/")), None)
+    if found is None and not nested and node.kind is NodeKind.COMPUTED:
+        return entries[0]
+    return found
 
 
 def same_inputs(traced: Mapping[str, np.ndarray], chosen: Mapping[str, np.ndarray]) -> bool:
@@ -119,6 +127,8 @@ class TraceController(QObject):
         self._rid: int | None = None
         self._running: tuple[str, int, str] | None = None  # ("trace" | "export", handle, entry or path)
         self._shown: int | None = None  # the handle whose trace is in the panel
+        # per file: whether its graph nodes are listed under their trace entry (see entry_of)
+        self._nested: dict[int, tuple[object, bool]] = {}
         tree.trace_entry = lambda handle, node: self.entry_for(handle, node)
         tree.trace_requested.connect(lambda handle, node: self.trace(handle, self.entry_for(handle, node)))
         tree.node_selected.connect(self._on_node_selected)
@@ -158,7 +168,14 @@ class TraceController(QObject):
     # -- what can be traced ------------------------------------------------------------------------
     def entry_for(self, handle: int | None, node: Node | None) -> str | None:
         document = self.documents.get(handle)
-        return entry_of(list(document.info.trace_entries), node) if document is not None else None
+        if document is None:
+            return None
+        entries = list(document.info.trace_entries)
+        known = self._nested.get(handle)
+        if known is None or known[0] is not document.info:  # once per (re)opened file
+            nested = any(n.id.startswith(e + "/") for n in document.info.nodes for e in entries)
+            known = self._nested[handle] = (document.info, nested)
+        return entry_of(entries, node, known[1])
 
     def _target(self) -> tuple[int, str] | None:
         """(handle, entry) that Trace runs for the current selection (or the only open file)."""
@@ -367,6 +384,7 @@ class TraceController(QObject):
 
     def _on_removed(self, handle: int) -> None:
         self.tree.clear_trace(handle)
+        self._nested.pop(handle, None)
         if self._running is not None and self._running[1] == handle:
             self._forget_running()
         if self._shown == handle:
