@@ -168,7 +168,7 @@ class TraceController(QObject):
     # -- what can be traced ------------------------------------------------------------------------
     def entry_for(self, handle: int | None, node: Node | None) -> str | None:
         document = self.documents.get(handle)
-        if document is None:
+        if handle is None or document is None:
             return None
         entries = list(document.info.trace_entries)
         known = self._nested.get(handle)
