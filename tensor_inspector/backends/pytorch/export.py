@@ -3,6 +3,9 @@
 Evaluating a node interprets the program's graph with ``torch.fx.Interpreter`` until
 that node, feeding parameters/buffers/constants from the file and user inputs from
 the feeds (default: the program's example inputs, else zeros of declared shapes).
+The nodes inside subgraphs of higher-order ops (cond branches, loop bodies, no_grad and
+autocast regions; ``export_subgraphs``) are listed under a group per subgraph; the
+interpreter cannot stop inside one, so such a node's value is taken from a traced run.
 An untrusted archive is loaded only after ``torch_export_check`` finds nothing in it
 that could run code.
 """
