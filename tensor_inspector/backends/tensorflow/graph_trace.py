@@ -26,7 +26,7 @@ import numpy as np
 from tensor_inspector.backends.base import Cancelled, InspectorError, Node, NotEvaluable, OnNode
 from tensor_inspector.backends.tensorflow.common import HANDLE_DTYPES, tf_error_sentence, to_numpy
 from tensor_inspector.backends.tensorflow.graph import OpOutput, SignatureGraph
-from tensor_inspector.backends.tensorflow.runtime import GraphRunner
+from tensor_inspector.backends.tensorflow.runtime import GraphRunner, Prepared
 
 CHUNK_BYTES = 64 << 20  # outputs one Session run returns at once (and the reader must hold)
 FIRST_GUESS_BYTES = 1 << 20  # an output of unknown shape, before anything was measured
@@ -34,15 +34,26 @@ _DEAD_BRANCH = ("does not have value",)  # a fetch inside a tf.cond branch the i
 _ANCESTOR_LIMIT = 256  # how far to look through unlisted ops for a node's traced inputs
 # Ops that cost nothing to run again: their outputs are recomputed, not carried between runs
 _FREE_OPS = frozenset({"Const", "Identity", "Placeholder", "PlaceholderWithDefault", "NoOp"})
+_CALLABLES_KEPT = 16  # Session callables kept per signature (one per distinct chunk of fetches)
 
 
 class _Fetch:
-    __slots__ = ("node_id", "op", "node", "tensor", "inputs", "constant")
+    __slots__ = ("node_id", "op", "node", "tensor", "inputs", "constant", "at")
 
     def __init__(self, node_id: str, op: OpOutput, node: Node, tensor: Any):
         self.node_id, self.op, self.node, self.tensor = node_id, op, node, tensor
         self.inputs: list[str] = []
-        self.constant = _constant_op(tensor) is not None  # read from the graph, not fetched
+        const = _constant_op(tensor)
+        # The Const op whose value this is, read from the graph instead of fetched.
+        self.constant: str | None = const.name if const is not None else None
+        self.at = -1  # its place in the graph's operation order
+
+
+class _Plan:
+    """What to fetch and carry: the same for every trace of one signature, so built once."""
+
+    def __init__(self, key: tuple[str, ...], fetches: list[_Fetch], needed_until: dict[str, int]):
+        self.key, self.fetches, self.needed_until = key, fetches, needed_until
 
 
 def trace_signature(
@@ -54,26 +65,30 @@ def trace_signature(
     cancel: threading.Event | None,
 ) -> None:
     """Fetch every fetchable op of ``sig`` with ``feeds`` (by input key), chunk by chunk."""
-    graph, sess, tensor_of, feed_names = runner.prepared(sig)
+    prepared = runner.prepared(sig)
+    graph = prepared.graph
     feed_dict = {}
     for key, value in feeds.items():
-        if key not in feed_names:
+        if key not in prepared.feeds:
             raise InspectorError(f"Signature {sig.key!r} has no input named {key!r}.")
-        feed_dict[graph.get_tensor_by_name(feed_names[key])] = value
-    position = {operation.name: i for i, operation in enumerate(graph.get_operations())}
-    fetches = _fetches(graph, listed, tensor_of, position)
-    needed_until = _needed_until(graph, fetches, position)
+        feed_dict[graph.get_tensor_by_name(prepared.feeds[key])] = value
+    plan = _plan(prepared, listed)
+    needed_until = plan.needed_until
     carried: dict[Any, Any] = {}  # graph tensor -> its value, fed to the runs that read it
-    measured: list[int] = []
-    for chunk in _chunks(fetches, measured):
+    # Output sizes measured by the last trace guess those of unknown shape: the chunks (and
+    # the Session callables made for them) come out the same from one trace to the next.
+    measured: list[int] = prepared.cache.setdefault("measured", [])
+    last_sizes = list(measured)
+    measured.clear()
+    for chunk in _chunks(plan.fetches, measured, last_sizes):
         if cancel is not None and cancel.is_set():
             raise Cancelled()
-        done = position.get(chunk[-1].tensor.op.name, -1)  # every op up to here has run
-        for fetch, value in _values(sess, chunk, {**feed_dict, **carried}, sig):
+        done = chunk[-1].at  # every op up to here has run
+        for fetch, value in _values(prepared, chunk, {**feed_dict, **carried}, sig):
             if needed_until.get(fetch.tensor.name, -1) > done:
                 carried[fetch.tensor] = value
             array = to_numpy(value, fetch.node.framework_dtype)
-            if not fetch.constant:
+            if fetch.constant is None:
                 measured.append(int(array.nbytes))
             on_node(fetch.node_id, fetch.op.op_type, fetch.inputs, array)
             del array, value  # released before the next value is summarised
@@ -81,10 +96,26 @@ def trace_signature(
             del carried[tensor]  # no later op reads it
 
 
+def _plan(prepared: Prepared, listed: list[tuple[str, OpOutput, Node]]) -> _Plan:
+    key = tuple(node_id for node_id, _op, _node in listed)
+    plan = prepared.cache.get("plan")
+    if plan is None or plan.key != key:
+        graph = prepared.graph
+        position = {operation.name: i for i, operation in enumerate(graph.get_operations())}
+        fetches = _fetches(graph, listed, prepared.tensor_of, position)
+        plan = _Plan(key, fetches, _needed_until(graph, fetches, position))
+        prepared.cache["plan"] = plan
+    return plan
+
+
 def _fetches(
     graph: Any, listed: list[tuple[str, OpOutput, Node]], tensor_of: Any, position: dict[str, int]
 ) -> list[_Fetch]:
-    """The listed ops the prepared graph can fetch, in its operation order, with their inputs."""
+    """The listed ops the prepared graph can fetch, in its operation order, with their inputs.
+
+    A constant read through Identity ops (a frozen variable's ReadVariableOp) comes right
+    after its Const: the same value, read once and handed over twice while it is at hand.
+    """
     by_tensor: dict[str, _Fetch] = {}
     for node_id, op, node in listed:
         if node.metadata.get("not_evaluable") or op.unfetchable or node.framework_dtype in HANDLE_DTYPES:
@@ -94,11 +125,17 @@ def _fetches(
         except (KeyError, ValueError, IndexError, NotEvaluable):
             continue  # dropped by freezing: nothing the signature returns depends on it
         by_tensor.setdefault(tensor.name, _Fetch(node_id, op, node, tensor))
-    ordered = sorted(
-        by_tensor.values(), key=lambda f: (position.get(f.tensor.op.name, -1), f.tensor.value_index)
-    )
+
+    def order(fetch: _Fetch) -> tuple[int, int, int]:
+        own = position.get(fetch.tensor.op.name, -1)
+        if fetch.constant is not None and fetch.constant != fetch.tensor.op.name:
+            return position.get(fetch.constant, own), 1, own
+        return own, 0, fetch.tensor.value_index
+
+    ordered = sorted(by_tensor.values(), key=order)
     loops = _LoopInputs(graph)
     for fetch in ordered:
+        fetch.at = order(fetch)[0]
         fetch.inputs = _traced_inputs(fetch.tensor.op, by_tensor, loops)
     return ordered
 
@@ -202,18 +239,20 @@ def _frame_key(enter: Any) -> tuple[str, str]:
     return enter.name.split("/", 1)[0], name.decode() if isinstance(name, bytes) else str(name)
 
 
-def _chunks(fetches: list[_Fetch], measured: list[int]) -> Iterator[list[_Fetch]]:
+def _chunks(fetches: list[_Fetch], measured: list[int], earlier: list[int]) -> Iterator[list[_Fetch]]:
     """Consecutive fetches whose outputs add up to about CHUNK_BYTES (at least one each).
 
-    Constants count for nothing: each is read on its own when its turn comes.
+    Constants count for nothing: each is read on its own when its turn comes. An output of
+    unknown shape counts as the mean of those measured so far (else by an earlier trace).
     """
     start = 0
     while start < len(fetches):
-        guess = sum(measured) // len(measured) if measured else FIRST_GUESS_BYTES
+        sizes = measured or earlier
+        guess = sum(sizes) // len(sizes) if sizes else FIRST_GUESS_BYTES
         total, stop = 0, start
         while stop < len(fetches) and (stop == start or total < CHUNK_BYTES):
             nbytes = fetches[stop].node.nbytes
-            if not fetches[stop].constant:
+            if fetches[stop].constant is None:
                 total += nbytes if nbytes is not None else guess
             stop += 1
         yield fetches[start:stop]
@@ -221,15 +260,19 @@ def _chunks(fetches: list[_Fetch], measured: list[int]) -> Iterator[list[_Fetch]
 
 
 def _values(
-    sess: Any, chunk: list[_Fetch], feed_dict: dict[Any, Any], sig: SignatureGraph
+    prepared: Prepared, chunk: list[_Fetch], feed_dict: dict[Any, Any], sig: SignatureGraph
 ) -> Iterator[tuple[_Fetch, Any]]:
     """The values of ``chunk`` in its order: constants read from the graph, the others
     from one run (those in a branch these inputs skip are left out)."""
-    ran = _run(sess, [f for f in chunk if not f.constant], feed_dict, sig)
+    ran = _run(prepared, [f for f in chunk if f.constant is None], feed_dict, sig)
     pending = next(ran, None)
+    last: tuple[str, np.ndarray] | None = None  # the constant read last: its aliases follow it
     for fetch in chunk:
-        if fetch.constant:
-            yield fetch, _constant_value(fetch.tensor)
+        if fetch.constant is not None:
+            if last is None or last[0] != fetch.constant:
+                last = None  # released before the next one is read
+                last = (fetch.constant, _constant_value(prepared, fetch))
+            yield fetch, last[1]
         elif pending is not None and pending[0] is fetch:
             yield pending
             pending = next(ran, None)
@@ -252,13 +295,14 @@ def _constant_op(tensor: Any) -> Any | None:
     return tensor.op if tensor.op.type == "Const" and plain else None
 
 
-def _constant_value(tensor: Any) -> np.ndarray:
+def _constant_value(prepared: Prepared, fetch: _Fetch) -> np.ndarray:
     """The Const's value; a packed one viewed in place (read-only: keeping it copies it)."""
     import tensorflow as tf
 
-    op = _constant_op(tensor)
-    assert op is not None  # only called for fetches marked constant
-    proto = op.get_attr("value")
+    assert fetch.constant is not None  # only called for fetches marked constant
+    proto = prepared.constant(fetch.constant)
+    if proto is None:
+        proto = prepared.graph.get_operation_by_name(fetch.constant).get_attr("value")
     content = proto.tensor_content  # a new bytes object at each access: taken once
     if content and sys.byteorder == "little":  # what tf.make_ndarray would copy once more
         dtype = np.dtype(tf.as_dtype(proto.dtype).as_numpy_dtype)
@@ -268,17 +312,19 @@ def _constant_value(tensor: Any) -> np.ndarray:
 
 
 def _run(
-    sess: Any, chunk: list[_Fetch], feed_dict: dict[Any, Any], sig: SignatureGraph
+    prepared: Prepared, chunk: list[_Fetch], feed_dict: dict[Any, Any], sig: SignatureGraph
 ) -> Iterator[tuple[_Fetch, Any]]:
     """The values of ``chunk``; ops in a branch these inputs skip are left out."""
     if not chunk:
         return
     try:
-        values = sess.run([f.tensor for f in chunk], feed_dict=feed_dict)
+        run = _callable(prepared, [f.tensor for f in chunk], list(feed_dict))
+        # What Session.run does to a fed value: the callable takes arrays of the tensor's dtype.
+        values = run(*(np.asarray(v, dtype=t.dtype.as_numpy_dtype) for t, v in feed_dict.items()))
     except Exception as exc:
         if len(chunk) > 1:  # one dead branch fails the whole run: fetch one by one
             for fetch in chunk:
-                yield from _run(sess, [fetch], feed_dict, sig)
+                yield from _run(prepared, [fetch], feed_dict, sig)
             return
         reason = tf_error_sentence(exc)
         if any(marker in reason for marker in _DEAD_BRANCH):
@@ -289,3 +335,25 @@ def _run(
     for i, fetch in enumerate(chunk):
         value, values[i] = values[i], None  # the run's list lets go of each value once handed over
         yield fetch, value
+
+
+def _callable(prepared: Prepared, fetches: list[Any], feeds: list[Any]) -> Any:
+    """A Session callable for these fetches and feeds, made once: ``Session.run`` checks and
+    sorts its fetches and feeds again at every call, a large share of a run of ~1,000 small
+    fetches. (``Session.make_callable`` hands any feeds back to ``run``; the options API
+    under it, which Keras 2 used, does not.) Each callable keeps an executor (a copy of the
+    graph), so only the latest few are kept."""
+    key = (tuple(t.name for t in fetches), tuple(t.name for t in feeds))
+    made: dict[Any, Any] = prepared.cache.setdefault("callables", {})
+    if key not in made:
+        while len(made) >= _CALLABLES_KEPT:
+            del made[next(iter(made))]  # the oldest
+        session = prepared.session
+        try:
+            from tensorflow.core.protobuf import config_pb2
+
+            options = config_pb2.CallableOptions(feed=key[1], fetch=key[0])
+            made[key] = session._make_callable_from_options(options)
+        except AttributeError:  # a TensorFlow without it: run() with the same arguments
+            made[key] = lambda *values: session.run(fetches, feed_dict=dict(zip(feeds, values)))
+    return made[key]

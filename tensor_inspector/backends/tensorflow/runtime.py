@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -185,6 +186,16 @@ class _Imported:
             if op.name.startswith(scope + "/") and _INLINED_SEGMENT.search(op.name):
                 self.lowered.setdefault(_listed(op.name), op.name)
         self.control_flow = _LoweredControlFlow(graph, scope, frozen.prefix)
+        # Const values by graph op name, read from the frozen GraphDef the runner keeps: a
+        # graph op's attribute is serialised and parsed again at each read (~0.2 ms/MB).
+        self.constants: dict[str, Any] = {
+            f"{scope}/{node.name}": node for node in frozen.graph_def.node if node.op == "Const"
+        }
+
+    def constant(self, op_name: str) -> Any | None:
+        """The TensorProto of the Const op ``op_name`` of this graph, if it is one."""
+        node = self.constants.get(op_name)
+        return node.attr["value"].tensor if node is not None else None
 
     def tensor(self, graph: Any, op: OpOutput) -> Any:
         if op.via is not None:  # a lowered control-flow output: read where an op consumes it
@@ -205,8 +216,26 @@ class _Imported:
         return graph.get_operation_by_name(self.lowered.get(name, name))
 
 
+def _no_proto(op_name: str) -> None:
+    return None
+
+
+@dataclass
+class Prepared:
+    """What tracing a signature needs from the runner."""
+
+    graph: Any
+    session: Any
+    # listed op -> graph tensor; KeyError, ValueError, IndexError or NotEvaluable when absent
+    tensor_of: Callable[[OpOutput], Any]
+    feeds: dict[str, str]  # input key -> placeholder tensor name
+    constant: Callable[[str], Any | None]  # graph op name -> its TensorProto if a kept Const
+    cache: dict[str, Any]  # kept by the runner between traces of this signature
+
+
 class GraphRunner:
     def __init__(self, export_dir: Path, tags: list[str], objects: Any = None):
+        self._trace_caches: dict[str, dict[str, Any]] = {}  # signature key -> Prepared.cache
         self.export_dir = export_dir
         self.tags = tags
         self._v1: tuple[Any, Any] | None = None  # (graph, session) of the loaded SavedModel
@@ -253,19 +282,20 @@ class GraphRunner:
             self._imported[sig.key] = _Imported(frozen, scope, graph)
         return graph, sess, self._imported[sig.key]
 
-    def prepared(self, sig: SignatureGraph) -> tuple[Any, Any, Callable[[OpOutput], Any], dict[str, str]]:
-        """(graph, session, listed op -> graph tensor, input key -> placeholder name) of ``sig``.
-
-        For tracing, which fetches many ops in one run; the tensor lookup raises KeyError,
-        ValueError or IndexError for an op the prepared graph does not hold.
-        """
+    def prepared(self, sig: SignatureGraph) -> Prepared:
+        """The graph and session of ``sig``, and how listed ops are found in them (tracing)."""
+        cache = self._trace_caches.setdefault(sig.key, {})
         if sig.mode == "tf2":
             graph, sess, imported = self._scope_v2(sig)
             scope = imported.scope + "/"
             feeds = {key: scope + name for key, name in imported.frozen.feeds.items()}
-            return graph, sess, lambda op: imported.tensor(graph, op), feeds
+            return Prepared(
+                graph, sess, lambda op: imported.tensor(graph, op), feeds, imported.constant, cache
+            )
         graph, sess = self._session_v1()
-        return graph, sess, lambda op: graph.get_tensor_by_name(op.name), dict(sig.feed_names)
+        return Prepared(
+            graph, sess, lambda op: graph.get_tensor_by_name(op.name), dict(sig.feed_names), _no_proto, cache
+        )
 
     # -- running --------------------------------------------------------------
     def run(self, sig: SignatureGraph, op: OpOutput, feeds: dict[str, np.ndarray]) -> Any:
@@ -310,4 +340,5 @@ class GraphRunner:
                 pair[1].close()
         self._v1 = self._v2 = None
         self._imported.clear()
+        self._trace_caches.clear()
         self.freezer.release()
