@@ -246,3 +246,30 @@ def test_a_no_grad_region_is_traced_inside(files):
     assert report.node("graph/getitem").inputs == (linear,)
     producer_expected = "graph/log" if (expected <= 0).any() else None
     assert report.first_nonfinite == producer_expected
+
+
+class LongBranchModel(torch.nn.Module):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        def long(x: torch.Tensor) -> torch.Tensor:
+            for _ in range(20):
+                x = torch.sin(x) + 1
+            return x
+
+        return torch.cond(x.sum() > 0, long, lambda v: v * 2, (x,)) + 1
+
+
+def test_values_inside_a_branch_are_dropped_after_their_last_use(tmp_path):
+    import gc
+
+    shape = (1000, 7)  # a shape nothing else in the process has
+    path = _save(LongBranchModel(), torch.ones(shape), tmp_path / "long.pt2")
+    live: list[int] = []
+
+    def on_node(node_id, op, inputs, array):
+        # real tensors only: the program's fake values of the same shape stay in its node metadata
+        live.append(sum(1 for o in gc.get_objects() if type(o) is torch.Tensor and tuple(o.shape) == shape))
+
+    with open_path(path) as source:
+        source.trace("graph", source.default_feeds(), on_node, None)
+    assert len(live) == 1 + 40 + 2 + 2  # x, 20 x (sin, add) in the branch, getitem, add
+    assert max(live) <= 6  # the example input, the feed, the operand and one or two values in flight
