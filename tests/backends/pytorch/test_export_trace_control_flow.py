@@ -271,5 +271,5 @@ def test_values_inside_a_branch_are_dropped_after_their_last_use(tmp_path):
 
     with open_path(path) as source:
         source.trace("graph", source.default_feeds(), on_node, None)
-    assert len(live) == 1 + 40 + 2 + 2  # x, 20 x (sin, add) in the branch, getitem, add
+    assert len(live) == 45  # x, sum_1, gt, 20 x (sin, add) in the branch, getitem, add
     assert max(live) <= 6  # the example input, the feed, the operand and one or two values in flight
