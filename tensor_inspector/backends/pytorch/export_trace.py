@@ -94,8 +94,10 @@ def trace_program(
     try:
         with torch.no_grad():
             copy.module(*args)
-    except (Cancelled, _Found) as stop:  # a fresh Cancelled: torch may have added notes to the message
-        raise (Cancelled() if isinstance(stop, Cancelled) else stop) from None
+    except Cancelled:  # a fresh one: torch may have added its own notes to the message
+        raise Cancelled() from None
+    except _Found:
+        raise
     except Exception as exc:
         lines = [line for line in str(exc).strip().splitlines() if line.strip()]
         text = (lines[0][:200] if lines else type(exc).__name__).rstrip(".")
@@ -133,6 +135,7 @@ def _enter(subgraph_id: str) -> None:
 
 
 def cancel_requested() -> bool:
+    """Whether the run on this thread is cancelled: loop iterations run without reports check it."""
     cancel = getattr(_running, "cancel", None)
     return cancel is not None and cancel.is_set()
 
