@@ -273,3 +273,22 @@ def test_values_inside_a_branch_are_dropped_after_their_last_use(tmp_path):
         source.trace("graph", source.default_feeds(), on_node, None)
     assert len(live) == 45  # x, sum_1, gt, 20 x (sin, add) in the branch, getitem, add
     assert max(live) <= 6  # the example input, the feed, the operand and one or two values in flight
+
+
+class MapModel(torch.nn.Module):
+    def forward(self, xs: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        return torch._higher_order_ops.map(lambda x, y: torch.log(x) + y, xs, y)
+
+
+def test_a_map_body_reports_the_slice_that_makes_nan(tmp_path):
+    path = tmp_path / "map.pt2"
+    torch.export.save(torch.export.export(MapModel(), (torch.ones(3, 2), torch.ones(2))), str(path))
+    xs = np.array([[1.0, 2.0], [3.0, -1.0], [-2.0, 4.0]], np.float32)
+    with open_path(path) as source:
+        report = trace_source(source, feeds={"xs": xs})
+    body = next(n.id.rsplit("/", 1)[0] for n in report.nodes if n.op == "aten.log.default")
+    assert report.first_nonfinite == f"{body}/log"
+    sliced = report.node(f"{body}/xs")  # the second slice: the first to make NaN
+    assert (sliced.min, sliced.max) == (-1.0, 3.0) and sliced.inputs == ("graph/xs",)
+    assert report.node(f"{body}/log").nan == 1
+    assert report.node("graph/getitem").inputs == (f"{body}/add",) and report.node("graph/getitem").nan == 2
