@@ -8,10 +8,12 @@ over and released before the next run. A later run would compute the earlier chu
 again to reach its own ops; instead the values it reads from them are carried over and
 fed (a Session prunes the graph at fed tensors), so a run of many chunks costs about one
 forward pass too, and holds what a forward pass holds between two ops. Constants (a
-frozen signature's variables) are read from the graph one at a time, not fetched: they
-would fill the chunks, and every distinct run makes TensorFlow copy the whole graph,
-constants included. Execution order is the graph's own operation order, which
-TensorFlow builds topologically when it imports a GraphDef.
+frozen signature's variables) are read from the frozen GraphDef one at a time, not
+fetched: they would fill the chunks, and every distinct run makes TensorFlow copy the
+whole graph, constants included; a variable's ReadVariableOp, frozen into an Identity of
+its Const, is handed the Const's array. Execution order is the graph's own operation
+order, which TensorFlow builds topologically when it imports a GraphDef. What to fetch,
+and the Session callables that fetch it, are made by the first trace and reused.
 """
 
 from __future__ import annotations

@@ -185,3 +185,15 @@ def test_a_nan_made_in_a_tf1_loop_is_named_at_its_exit(models):
     np.testing.assert_array_equal(report.arrays[producer.id], _three_steps(NAN_X))
     assert finite.first_nonfinite is None
     np.testing.assert_allclose(finite.arrays[producer.id], _three_steps(FINITE_X), rtol=1e-6)
+
+
+def test_a_second_trace_with_another_batch_reuses_nothing_stale(models):
+    """The fetch plan and Session callables are kept between traces: a new batch size (other
+    shapes, other chunk sizes) and new values still give this trace's values."""
+    bigger = np.concatenate([FINITE_X, NAN_X, FINITE_X * 2.0])
+    with open_path(models["loop"]) as source:
+        first = trace_source(source, "serving_default", {"x": FINITE_X})
+        second = trace_source(source, "serving_default", {"x": bigger})
+    assert first.first_nonfinite is None and second.first_nonfinite == f"{LOOP}:3"
+    np.testing.assert_array_equal(second.arrays[f"{LOOP}:3"], _three_steps(bigger))
+    assert [n.id for n in first.nodes] == [n.id for n in second.nodes]
