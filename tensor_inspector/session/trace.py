@@ -9,8 +9,10 @@ calls it in-process, the window through the reader (``LocalSession.trace``).
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import threading
+import weakref
 from collections.abc import Callable, Mapping
 
 import numpy as np
@@ -87,6 +89,7 @@ class _Collector:
         self.arrays: dict[str, np.ndarray] = {}
         self.finite: dict[str, bool] = {}
         self.producer: str | None = None
+        self._last: tuple[weakref.ref[np.ndarray], TracedNode] | None = None
 
     def on_node(self, node_id: str, op: str, inputs: list[str], array: np.ndarray) -> None:
         if self.cancel is not None and self.cancel.is_set():
@@ -99,7 +102,13 @@ class _Collector:
             and array.dtype.kind != "O"
             and self.kept_bytes + array.nbytes <= self.keep_bytes
         )
-        node = summarise(node_id, op, tuple(inputs), array, keep)
+        if self._last is not None and self._last[0]() is array:
+            # the same array handed over again (a TF weight's Const, then its ReadVariableOp):
+            # its statistics are those just taken
+            node = dataclasses.replace(self._last[1], id=node_id, op=op, inputs=tuple(inputs), kept=keep)
+        else:
+            node = summarise(node_id, op, tuple(inputs), array, keep)
+        self._last = (weakref.ref(array), node)  # weak: the backend's buffer is released on time
         if keep:  # a copy: the backend may reuse or release its buffer
             self.arrays[node_id] = np.array(array, copy=True)
             self.kept_bytes += array.nbytes

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 from trace_fixtures import TF1_FEEDS, TF1_PRODUCER, TORCH_PRODUCER, tf1_saved_model, torch_program
 
@@ -74,3 +75,18 @@ def test_the_progress_total_is_known_from_the_first_node_where_ids_do_not_nest_u
     )
     assert calls[0] == (1, 13)  # 13 listed graph values; the If branch not taken has 1 of them
     assert len(report.nodes) == 12 and calls[-1] == (12, 13)
+
+
+def test_an_array_handed_over_twice_is_summarised_once_under_each_name():
+    from tensor_inspector.session.trace import _Collector
+
+    collector = _Collector(keep_bytes=1 << 20, total=3, progress=None, cancel=None)
+    weight = np.array([[1.0, -2.0], [np.nan, 4.0]], np.float32)
+    collector.on_node("w", "Const", [], weight)
+    collector.on_node("w/read", "ReadVariableOp", ["w"], weight)  # the same array again
+    collector.on_node("y", "Relu", ["w/read"], np.maximum(weight, 0))
+    first, second, third = collector.nodes
+    assert (second.id, second.op, second.inputs) == ("w/read", "ReadVariableOp", ("w",))
+    assert (second.min, second.max, second.mean, second.nan) == (first.min, first.max, first.mean, 1)
+    assert (third.min, third.max, third.nan) == (0.0, 4.0, 1)
+    assert collector.producer == "w"
