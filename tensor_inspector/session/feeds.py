@@ -13,6 +13,16 @@ from tensor_inspector.core.errors import InspectorError
 from tensor_inspector.core.nodes import FeedSpec
 
 
+def same_feed(used: np.ndarray | None, given: np.ndarray) -> bool:
+    """Whether ``given`` is the input ``used`` was: same dtype, shape and values (NaN equals NaN).
+
+    None (an input that was not used) is never the same.
+    """
+    if used is None or used.dtype != given.dtype or used.shape != given.shape:
+        return False
+    return bool(np.array_equal(used, given, equal_nan=given.dtype.kind in "fc"))
+
+
 def load_npy(path: Path) -> np.ndarray:
     """Read a user's .npy fully, never unpickling (bf16/fp8 names understood).
 

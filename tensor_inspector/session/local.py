@@ -20,6 +20,7 @@ from tensor_inspector.backends import Source
 from tensor_inspector.core.errors import InspectorError
 from tensor_inspector.core.nodes import FeedSpec, Node, NodeKind
 from tensor_inspector.session.answers import Compared, FileInfo, Saved, TraceReport, Value
+from tensor_inspector.session.feeds import same_feed
 from tensor_inspector.session.opening import open_source
 
 log = logging.getLogger(__name__)
@@ -123,7 +124,7 @@ class LocalSession:
         kept = report.arrays.get(node_id) if report is not None else None
         if report is None or kept is None:
             return None
-        if all(_same_input(report.feeds.get(name), array) for name, array in feeds.items()):
+        if all(same_feed(report.feeds.get(name), array) for name, array in feeds.items()):
             return kept
         return None
 
@@ -233,12 +234,6 @@ class LocalSession:
         if source is None:
             raise InspectorError("This file has been closed.")
         return source
-
-
-def _same_input(traced: np.ndarray | None, given: np.ndarray) -> bool:
-    if traced is None or traced.dtype != given.dtype or traced.shape != given.shape:
-        return False
-    return bool(np.array_equal(traced, given, equal_nan=given.dtype.kind in "fc"))
 
 
 def describe(handle: int, source: Source) -> FileInfo:

@@ -32,6 +32,7 @@ from tensor_inspector.app.worker import Worker
 from tensor_inspector.core.errors import TrustRequired
 from tensor_inspector.core.nodes import Node, NodeKind
 from tensor_inspector.session.answers import TraceReport
+from tensor_inspector.session.feeds import same_feed
 
 if TYPE_CHECKING:
     from tensor_inspector.app.views.trace_view import TraceView
@@ -63,16 +64,7 @@ def entry_of(entries: list[str], node: Node | None, nested: bool = True) -> str 
 
 def same_inputs(traced: Mapping[str, np.ndarray], chosen: Mapping[str, np.ndarray]) -> bool:
     """Whether the inputs chosen now are the ones the trace ran with (others do not take part)."""
-    for name, value in chosen.items():
-        used = traced.get(name)
-        if used is None:
-            continue
-        given = np.asarray(value)
-        if used.shape != given.shape or used.dtype != given.dtype:
-            return False
-        if not np.array_equal(used, given, equal_nan=given.dtype.kind in "fc"):
-            return False
-    return True
+    return all(same_feed(traced[name], np.asarray(value)) for name, value in chosen.items() if name in traced)
 
 
 def trace_summary(report: TraceReport) -> str:
