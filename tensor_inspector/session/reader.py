@@ -15,8 +15,11 @@ from __future__ import annotations
 
 import logging
 import os
+import select
 import socket
 import sys
+import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -44,17 +47,12 @@ class CallLink:
     """
 
     def __init__(self, sock: socket.socket, rid: int) -> None:
-        import threading
-
         self.sock, self.rid = sock, rid
         self.cancel = threading.Event()
         self._sent_at = 0.0
 
     def progress(self, done: int, total: int) -> None:
-        import select
-        import time
-
-        from tensor_inspector.session import wire
+        from tensor_inspector.session import wire  # numpy: not before the sandbox (see above)
 
         readable, _, _ = select.select([self.sock], [], [], 0)
         if readable:
