@@ -124,6 +124,11 @@ class TracedNode:
         return self.nan == 0 and self.inf == 0
 
 
+# Bytes of values a trace keeps unless told otherwise (the CLI's --keep-mb default). Here,
+# not in session.trace, so the window's session reads it without importing the backends.
+DEFAULT_KEEP_BYTES = 1024 << 20
+
+
 @dataclass(frozen=True)
 class TraceReport:
     """One run of a graph: every node in execution order, and the first NaN/Inf producer.

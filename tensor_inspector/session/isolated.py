@@ -25,6 +25,7 @@ from tensor_inspector.session.answers import (
     CANCELLED,
     CLOSED,
     CRASH,
+    DEFAULT_KEEP_BYTES,
     Compared,
     Failure,
     FileInfo,
@@ -149,8 +150,6 @@ class IsolatedSession:
         gets the reader stopped. ``cancel`` stops the trace between two nodes; a reader
         that does not stop within ``CANCEL_GRACE_S`` is killed.
         """
-        from tensor_inspector.session.trace import DEFAULT_KEEP_BYTES
-
         if trust:
             self._trust(handle)
         given = dict(feeds) if feeds else None

@@ -19,7 +19,14 @@ import numpy as np
 from tensor_inspector.backends import Source
 from tensor_inspector.core.errors import InspectorError
 from tensor_inspector.core.nodes import FeedSpec, Node, NodeKind
-from tensor_inspector.session.answers import Compared, FileInfo, Saved, TraceReport, Value
+from tensor_inspector.session.answers import (
+    DEFAULT_KEEP_BYTES,
+    Compared,
+    FileInfo,
+    Saved,
+    TraceReport,
+    Value,
+)
 from tensor_inspector.session.feeds import same_feed
 from tensor_inspector.session.opening import open_source
 
@@ -178,7 +185,7 @@ class LocalSession:
     ) -> TraceReport:
         """One run of ``entry`` (a signature or program; default the first): every node's
         statistics in execution order, values kept up to ``keep_bytes`` (``session.trace``)."""
-        from tensor_inspector.session.trace import DEFAULT_KEEP_BYTES, trace_source
+        from tensor_inspector.session.trace import trace_source
 
         source = self._source(handle)
         if trust and not source.trusted:

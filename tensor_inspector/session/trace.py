@@ -21,9 +21,7 @@ from tensor_inspector.backends import Source
 from tensor_inspector.core.dtypes import is_numeric
 from tensor_inspector.core.errors import Cancelled, InspectorError, NotEvaluable
 from tensor_inspector.core.stats import StatsAccumulator, dtype_name
-from tensor_inspector.session.answers import TracedNode, TraceReport
-
-DEFAULT_KEEP_BYTES = 1024 << 20  # the CLI's --keep-mb default
+from tensor_inspector.session.answers import DEFAULT_KEEP_BYTES, TracedNode, TraceReport
 
 Progress = Callable[[int, int], None]
 
